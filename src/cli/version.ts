@@ -1,0 +1,21 @@
+/** `switchyard version`: what this binary is and what it can use on this host. */
+import { nativeStatus } from "../native/index.ts";
+
+declare const SWITCHYARD_VERSION: string;
+declare const SWITCHYARD_COMMIT: string;
+
+export const VERSION = typeof SWITCHYARD_VERSION === "string" ? SWITCHYARD_VERSION : "dev";
+const COMMIT = typeof SWITCHYARD_COMMIT === "string" ? SWITCHYARD_COMMIT : "unknown";
+
+export function versionText(): string {
+  const native = nativeStatus();
+  return [
+    `switchyard ${VERSION} (${COMMIT})`,
+    `bun ${Bun.version} (${Bun.revision.slice(0, 9)}), ${process.platform}/${process.arch}`,
+    native.loaded ? `native library: loaded (ABI ${native.abi})` : `native library: not loaded (${native.reason})`,
+    "relay engines:",
+    "  userspace: usable",
+    "  splice: not built yet in this version",
+    "  sockmap: not built yet in this version",
+  ].join("\n");
+}

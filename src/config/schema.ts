@@ -1,0 +1,252 @@
+/**
+ * The configuration schema: turns a parsed JSONC value into a {@link Config} with defaults filled in,
+ * or a list of issues located by path. Keys follow ../shared/SPEC.md. Keys of features this version
+ * does not have yet are accepted by the grammar but reported as "not built yet", so a file never
+ * silently loses a setting the operator relies on (a blocklist that is ignored is worse than an error).
+ * @module
+ */
+import { parseSocketAddress, type SocketAddress } from "../net/address.ts";
+import { parseCidr, type Cidr } from "../net/ip.ts";
+import type { JsonPath } from "./jsonc.ts";
+import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
+import {
+  BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
+  type Config, type ListenerConfig, type RespondConfig, type RouteConfig, type RouteMatch, type UpstreamConfig,
+} from "./types.ts";
+
+const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
+const LISTENER_KEYS = [
+  "name", "listen", "protocol", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
+  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes",
+];
+const ROUTE_KEYS = [
+  "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
+  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs",
+];
+const MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn", "clientCidr"];
+const UNBUILT_LISTENER_KEYS = ["defaultCert", "certDir", "mtls", "protection"];
+const UNBUILT_ROUTE_KEYS = ["ipAffinity", "terminateTls", "cert", "upstreamTls", "maxConnectionsPerSecond", "burst", "suspendTimeoutMs"];
+const UNBUILT_MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn"];
+const BUILT_PROTOCOLS = ["tcp"];
+const DAY_MS = 86_400_000;
+
+export const DEFAULTS = {
+  idleTimeoutMs: 60_000,
+  connectTimeoutMs: 5_000,
+  resolveTimeoutMs: 5_000,
+  routeCacheTtlMs: 60_000,
+  routeCacheMaxEntries: 10_000,
+  drainTimeoutMs: 30_000,
+} as const;
+
+/** Validate a parsed config. `env` expands `${NAME}` in secrets (admin.token). */
+export function readConfig(value: unknown, source: string, env: Record<string, string | undefined>):
+  { config: Config; issues: readonly ConfigIssue[] } | { config: null; issues: readonly ConfigIssue[] } {
+  const r = new ConfigReader();
+  const top = r.object(value, [], TOP_KEYS) ?? {};
+
+  const workers = readWorkers(r, top);
+  if (workers !== 1) notBuilt(r, ["workers"], `workers ${JSON.stringify(workers)} (more than one worker process)`);
+  const relay = r.oneOf(top, "relay", [], RELAY_ENGINES, "auto");
+  if (relay === "splice" || relay === "sockmap") notBuilt(r, ["relay"], `the ${relay} relay engine`);
+  const resolver = r.string(top, "resolver", []) ?? null;
+  const admin = readAdmin(r, top.admin, env);
+  const log = readLog(r, top.log);
+  const cache = top.routeCache === undefined ? {} : (r.object(top.routeCache, ["routeCache"], ["ttlMs", "maxEntries"]) ?? {});
+  const routeCache = {
+    ttlMs: r.integer(cache, "ttlMs", ["routeCache"], DEFAULTS.routeCacheTtlMs, 0, DAY_MS),
+    maxEntries: r.integer(cache, "maxEntries", ["routeCache"], DEFAULTS.routeCacheMaxEntries, 0, 10_000_000),
+  };
+
+  const listeners: ListenerConfig[] = [];
+  const list = top.listeners === undefined ? r.fail(["listeners"], "listeners is required") : r.array(top.listeners, ["listeners"]);
+  if (list?.length === 0) r.fail(["listeners"], "listeners must name at least one listener");
+  list?.forEach((item, i) => {
+    const l = readListener(r, item, ["listeners", i], i, resolver !== null);
+    if (l) listeners.push(l);
+  });
+  checkUnique(r, listeners.map((l) => l.name), (i) => ["listeners", i, "name"], "listener name");
+  checkDuplicateAddresses(r, listeners);
+
+  const drainTimeoutMs = r.integer(top, "drainTimeoutMs", [], DEFAULTS.drainTimeoutMs, 0, DAY_MS);
+  if (r.issues.length > 0) return { config: null, issues: r.issues };
+  return { config: { source, workers, relay, resolver, admin, log, routeCache, drainTimeoutMs, listeners }, issues: [] };
+}
+
+function readWorkers(r: ConfigReader, top: Obj): number | "auto" {
+  const v = top.workers;
+  if (v === undefined) return 1;
+  if (v === "auto") return "auto";
+  return r.integer(top, "workers", [], 1, 1, 1024);
+}
+
+function readAdmin(r: ConfigReader, value: unknown, env: Record<string, string | undefined>): Config["admin"] {
+  if (value === undefined) return null;
+  const o = r.object(value, ["admin"], ["listen", "token"]);
+  if (!o) return null;
+  const listen = readAddress(r, o.listen ?? "127.0.0.1:9901", ["admin", "listen"], true);
+  const raw = r.string(o, "token", ["admin"]);
+  const token = raw === undefined ? null : raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => env[n] ?? "");
+  if (raw !== undefined && token === "") r.fail(["admin", "token"], "admin.token is empty (is its ${VARIABLE} set?)");
+  return listen ? { listen, token: token || null } : null;
+}
+
+function readLog(r: ConfigReader, value: unknown): Config["log"] {
+  const o = value === undefined ? {} : (r.object(value, ["log"], ["level", "format", "access"]) ?? {});
+  return {
+    level: r.oneOf(o, "level", ["log"], LOG_LEVELS, "info"),
+    format: o.format === undefined ? null : r.oneOf(o, "format", ["log"], ["text", "json"] as const, "text"),
+    access: r.string(o, "access", ["log"]) ?? null,
+  };
+}
+
+function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: number, hasResolver: boolean): ListenerConfig | undefined {
+  const o = r.object(value, path, LISTENER_KEYS);
+  if (!o) return undefined;
+  for (const key of UNBUILT_LISTENER_KEYS) if (key in o) notBuilt(r, [...path, key], key);
+  const protocol = r.oneOf(o, "protocol", path, PROTOCOLS, "tcp");
+  if (!BUILT_PROTOCOLS.includes(protocol)) notBuilt(r, [...path, "protocol"], `protocol "${protocol}"`);
+
+  const listenValue = typeof o.listen === "string" ? [o.listen] : o.listen;
+  const listen: SocketAddress[] = [];
+  if (listenValue === undefined) r.fail([...path, "listen"], "listen is required (host:port, [v6]:port or unix:/path)");
+  else r.array(listenValue, [...path, "listen"])?.forEach((a, i) => {
+    const at = typeof o.listen === "string" ? [...path, "listen"] : [...path, "listen", i];
+    const parsed = readAddress(r, a, at, true);
+    if (parsed) listen.push(parsed);
+  });
+
+  const routes: RouteConfig[] = [];
+  // Without routes, every connection is the resolver module's to place.
+  const routeList = o.routes === undefined
+    ? (hasResolver ? [] : r.fail(path, "routes is required (or set a resolver module)"))
+    : r.array(o.routes, [...path, "routes"]);
+  if (routeList?.length === 0 && !hasResolver) r.fail([...path, "routes"], "routes must hold at least one route");
+  routeList?.forEach((item, i) => {
+    const route = readRoute(r, item, [...path, "routes", i], i);
+    if (route) routes.push(route);
+  });
+  checkUnique(r, routes.map((x) => x.name), (i) => [...path, "routes", i, "name"], "route name");
+  const defaults = routes.filter((x) => x.match === null).length;
+  if (defaults > 1) r.fail([...path, "routes"], "more than one route without match (only one default route per listener)");
+
+  return {
+    name: r.string(o, "name", path, `listener${index}`),
+    listen,
+    protocol,
+    maxConnections: r.integer(o, "maxConnections", path, 0, 0, 10_000_000),
+    idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, DEFAULTS.idleTimeoutMs, 0, DAY_MS),
+    connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
+    resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
+    skipValidation: r.boolean(o, "skipValidation", path, false),
+    routes,
+  };
+}
+
+function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: number): RouteConfig | undefined {
+  const o = r.object(value, path, ROUTE_KEYS);
+  if (!o) return undefined;
+  for (const key of UNBUILT_ROUTE_KEYS) if (key in o) notBuilt(r, [...path, key], key);
+  if (o.suspended === true) notBuilt(r, [...path, "suspended"], "suspended routes");
+  else r.boolean(o, "suspended", path, false);
+  const proxyProtocol = r.oneOf(o, "proxyProtocol", path, ["v1", "v2", "none"] as const, "none");
+  if (proxyProtocol !== "none") notBuilt(r, [...path, "proxyProtocol"], "PROXY protocol");
+  const balance = r.oneOf(o, "balance", path, BALANCE_POLICIES, "round-robin");
+  if (balance === "least-cpu") notBuilt(r, [...path, "balance"], "least-cpu balancing");
+
+  const upstreams: UpstreamConfig[] = [];
+  if (o.upstreams !== undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
+    const up = readUpstream(r, u, [...path, "upstreams", i]);
+    if (up) upstreams.push(up);
+  });
+  const respond = o.respond === undefined ? null : readRespond(r, o.respond, [...path, "respond"]);
+  if (upstreams.length === 0 && !respond) r.fail(path, "a route needs upstreams (or respond)");
+  if (upstreams.length > 0 && respond) r.fail([...path, "respond"], "a route has either upstreams or respond, not both");
+
+  return {
+    name: r.string(o, "name", path, `route${index}`),
+    match: o.match === undefined ? null : readMatch(r, o.match, [...path, "match"]),
+    upstreams,
+    balance,
+    respond,
+  };
+}
+
+function readMatch(r: ConfigReader, value: unknown, path: JsonPath): RouteMatch | null {
+  const o = r.object(value, path, MATCH_KEYS);
+  if (!o) return null;
+  for (const key of UNBUILT_MATCH_KEYS) if (key in o) notBuilt(r, [...path, key], `match.${key}`);
+  const clientCidr: Cidr[] = [];
+  const list = o.clientCidr === undefined ? [] : typeof o.clientCidr === "string" ? [o.clientCidr] : r.array(o.clientCidr, [...path, "clientCidr"]);
+  list?.forEach((c, i) => {
+    const at = typeof o.clientCidr === "string" ? [...path, "clientCidr"] : [...path, "clientCidr", i];
+    const cidr = typeof c === "string" ? parseCidr(c) : null;
+    if (!cidr) r.fail(at, `not an address range: ${JSON.stringify(c)} (expected e.g. "10.0.0.0/8")`);
+    else clientCidr.push(cidr);
+  });
+  // An empty match ({}) would silently act as a default route; require the operator to say so.
+  if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
+  return { clientCidr };
+}
+
+function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {
+  if (typeof value === "string") value = { address: value };
+  const o = r.object(value, path, ["address", "unix", "pid", "tid"]);
+  if (!o) return undefined;
+  if ((o.address === undefined) === (o.unix === undefined)) return r.fail(path, "an upstream needs exactly one of address or unix");
+  if (o.address !== undefined) {
+    const a = readAddress(r, o.address, [...path, "address"], false);
+    if (a?.kind === "unix") return { kind: "unix", path: a.path, text: `unix:${a.path}` };
+    return a ? { kind: "address", address: a, text: String(o.address) } : undefined;
+  }
+  const p = r.string(o, "unix", path);
+  if (p === undefined) return undefined;
+  if (!p.startsWith("/")) return r.fail([...path, "unix"], `unix socket path must be absolute: "${p}"`);
+  const pid = o.pid === undefined ? undefined : r.integer(o, "pid", path, 0, 1, 2 ** 22);
+  const tid = o.tid === undefined ? undefined : r.integer(o, "tid", path, 0, 1, 2 ** 22);
+  return { kind: "unix", path: p, pid, tid, text: `unix:${p}` };
+}
+
+function readRespond(r: ConfigReader, value: unknown, path: JsonPath): RespondConfig | null {
+  const o = r.object(value, path, ["status", "contentType", "body"]);
+  if (!o) return null;
+  return {
+    status: r.integer(o, "status", path, 200, 100, 599),
+    contentType: r.string(o, "contentType", path, "text/plain; charset=utf-8"),
+    body: r.string(o, "body", path, ""),
+  };
+}
+
+function readAddress(r: ConfigReader, value: unknown, path: JsonPath, listening: boolean): SocketAddress | undefined {
+  if (typeof value !== "string") return r.fail(path, `an address must be a string like "127.0.0.1:7000", got ${JSON.stringify(value)}`);
+  // Port 0 (the kernel picks) is allowed for listening: tests and ad-hoc runs read the bound port from the log.
+  const a = parseSocketAddress(value, { allowPortZero: listening });
+  if (typeof a === "string") return r.fail(path, a);
+  if (listening && a.kind === "inet" && !a.literal && a.host !== "localhost") {
+    return r.fail(path, `listen on an IP address, not a host name: "${a.host}"`);
+  }
+  return a;
+}
+
+function checkUnique(r: ConfigReader, names: readonly string[], at: (i: number) => JsonPath, what: string): void {
+  const seen = new Set<string>();
+  names.forEach((n, i) => {
+    if (seen.has(n)) r.fail(at(i), `duplicate ${what} "${n}"`);
+    seen.add(n);
+  });
+}
+
+function checkDuplicateAddresses(r: ConfigReader, listeners: readonly ListenerConfig[]): void {
+  const seen = new Map<string, string>();
+  listeners.forEach((l, li) => l.listen.forEach((a, ai) => {
+    const key = a.kind === "unix" ? `unix:${a.path}` : `${a.host === "localhost" ? "127.0.0.1" : a.host}:${a.port}`;
+    if (a.kind === "inet" && a.port === 0) return;
+    const other = seen.get(key);
+    if (other) r.fail(["listeners", li, "listen", ai], `duplicate listen address ${key} (already used by listener "${other}")`);
+    else seen.set(key, l.name);
+  }));
+}
+
+function notBuilt(r: ConfigReader, path: JsonPath, what: string): void {
+  r.fail(path, `${what} is not built yet in this version (see the status table in README.md)`);
+}

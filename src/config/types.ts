@@ -1,0 +1,76 @@
+/**
+ * The validated, normalised configuration. Every field has its default filled in, so the rest of
+ * the program never asks "was this set?". Field names follow ../shared/SPEC.md.
+ * @module
+ */
+import type { SocketAddress } from "../net/address.ts";
+import type { Cidr } from "../net/ip.ts";
+
+export const PROTOCOLS = ["tcp", "tls", "http", "postgres", "mysql", "smtp"] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export const RELAY_ENGINES = ["auto", "userspace", "splice", "sockmap"] as const;
+export type RelayEngine = (typeof RELAY_ENGINES)[number];
+
+export const BALANCE_POLICIES = ["round-robin", "random", "least-conn", "least-cpu"] as const;
+export type BalancePolicy = (typeof BALANCE_POLICIES)[number];
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFormat = "text" | "json";
+
+/** One place a route can send a connection. */
+export type UpstreamConfig =
+  | { readonly kind: "address"; readonly address: SocketAddress & { kind: "inet" }; readonly text: string }
+  | { readonly kind: "unix"; readonly path: string; readonly pid?: number; readonly tid?: number; readonly text: string };
+
+/** A canned HTTP answer, for the embedded default and for health-check ports. */
+export interface RespondConfig {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+export interface RouteMatch {
+  /** Client address ranges; empty = any client. */
+  readonly clientCidr: readonly Cidr[];
+}
+
+export interface RouteConfig {
+  readonly name: string;
+  /** null: the listener's default route (a route written without `match`). */
+  readonly match: RouteMatch | null;
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly balance: BalancePolicy;
+  readonly respond: RespondConfig | null;
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly listen: readonly SocketAddress[];
+  readonly protocol: Protocol;
+  /** 0 = unlimited. */
+  readonly maxConnections: number;
+  /** Close a connection when neither side has sent a byte for this long; 0 = never. */
+  readonly idleTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** Bound on the resolver's answer for one connection. */
+  readonly resolveTimeoutMs: number;
+  /** Trust run-time endpoints without the SSRF check (the reference proxy's *_SKIP_VALIDATION). */
+  readonly skipValidation: boolean;
+  readonly routes: readonly RouteConfig[];
+}
+
+export interface Config {
+  /** Where the config came from: a path, "<embedded default>" or "<flags>". */
+  readonly source: string;
+  readonly workers: number | "auto";
+  readonly relay: RelayEngine;
+  readonly resolver: string | null;
+  readonly admin: { readonly listen: SocketAddress; readonly token: string | null } | null;
+  readonly log: { readonly level: LogLevel; readonly format: LogFormat | null; readonly access: string | null };  // access: a path, "stdout" or "off"
+  readonly routeCache: { readonly ttlMs: number; readonly maxEntries: number };
+  /** On SIGTERM/SIGINT, how long open connections may finish before they are closed. */
+  readonly drainTimeoutMs: number;
+  readonly listeners: readonly ListenerConfig[];
+}

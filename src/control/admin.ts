@@ -1,0 +1,47 @@
+/**
+ * The admin API (SPEC.md). Built so far: GET /health, /metrics (Prometheus text), /metrics.json,
+ * /config (secrets redacted). The rest answers 501 and says it is not built yet. Loopback by default;
+ * a token (Authorization: Bearer …) is required when it listens anywhere else.
+ * @module
+ */
+import type { Server } from "bun";
+import type { Config } from "../config/types.ts";
+import type { Metrics } from "./metrics.ts";
+import { formatSocketAddress } from "../net/address.ts";
+import { parseIp } from "../net/ip.ts";
+
+const NOT_BUILT = ["/connections", "/reload", "/blocked"];
+
+export function startAdmin(config: Config, metrics: Metrics): Server<undefined> | null {
+  const admin = config.admin;
+  if (!admin) return null;
+  const a = admin.listen;
+  if (a.kind === "inet" && !isLoopback(a.host) && !admin.token) {
+    throw new Error(`admin API on ${formatSocketAddress(a)} is not loopback: set admin.token`);
+  }
+  const token = admin.token;
+  const target = a.kind === "unix" ? { unix: a.path } : { hostname: a.host, port: a.port };
+  return Bun.serve({
+    ...target,
+    fetch(req) {
+      if (token && req.headers.get("authorization") !== `Bearer ${token}`) return new Response("unauthorized\n", { status: 401 });
+      const path = new URL(req.url).pathname;
+      if (req.method === "GET" && path === "/health") return Response.json({ status: "ok" });
+      if (req.method === "GET" && path === "/metrics") return new Response(metrics.toPrometheus(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+      if (req.method === "GET" && path === "/metrics.json") return Response.json(metrics);
+      if (req.method === "GET" && path === "/config") return Response.json(redact(config));
+      if (NOT_BUILT.some((p) => path.startsWith(p))) return Response.json({ error: `${path} is not built yet in this version` }, { status: 501 });
+      return Response.json({ error: "not found" }, { status: 404 });
+    },
+  });
+}
+
+function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  const ip = parseIp(host);
+  return ip !== null && (ip.family === 4 ? ip.bytes[0] === 127 : ip.bytes.every((b, i) => b === (i === 15 ? 1 : 0)));
+}
+
+function redact(config: Config): unknown {
+  return { ...config, admin: config.admin && { ...config.admin, token: config.admin.token ? "<redacted>" : null } };
+}

@@ -1,0 +1,48 @@
+/**
+ * Listening sockets: one Bun listener per address of every listener (IPv4, IPv6, unix). Each gets
+ * the shared client handlers plus an `open` that knows its listener.
+ * @module
+ */
+import { unlinkSync, existsSync, statSync } from "node:fs";
+import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
+import type { SocketAddress } from "../net/address.ts";
+import { formatSocketAddress } from "../net/address.ts";
+import type { Conn } from "../proxy/conn.ts";
+import type { ListenerRuntime } from "../proxy/runtime.ts";
+import { accept } from "../proxy/pipeline.ts";
+import { CLIENT_HANDLERS } from "../relay/userspace.ts";
+
+export type BoundListener = { readonly address: string; readonly server: TCPSocketListener<Conn> | UnixSocketListener<Conn> };
+
+/** Bind every address of `listener`; throws with the address in the message if one cannot be bound. */
+export function bindListener(listener: ListenerRuntime): BoundListener[] {
+  const socket = { ...CLIENT_HANDLERS, open: (client: Socket<Conn>) => accept(listener, client) };
+  const bound: BoundListener[] = [];
+  try {
+    for (const address of listener.config.listen) bound.push({ address: formatSocketAddress(address), server: listen(address, socket) });
+  } catch (e) {
+    for (const b of bound) b.server.stop(true);
+    throw e;
+  }
+  return bound;
+}
+
+function listen(address: SocketAddress, socket: typeof CLIENT_HANDLERS & { open(client: Socket<Conn>): void }) {
+  const text = formatSocketAddress(address);
+  try {
+    if (address.kind === "unix") {
+      removeStaleSocket(address.path);
+      return Bun.listen<Conn>({ unix: address.path, socket, allowHalfOpen: true });
+    }
+    return Bun.listen<Conn>({ hostname: address.host, port: address.port, socket, allowHalfOpen: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "EADDRINUSE" ? "address already in use" : code === "EACCES" ? "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)" : (e as Error).message;
+    throw new Error(`cannot listen on ${text}: ${why}`);
+  }
+}
+
+/** A socket file left by a previous run would make bind fail; remove it, but never a regular file. */
+function removeStaleSocket(path: string): void {
+  if (existsSync(path) && statSync(path).isSocket()) unlinkSync(path);
+}

@@ -1,0 +1,58 @@
+/**
+ * The state of one proxied connection. One flat object per connection, referenced from both
+ * sockets' `data`, so the relay's handlers are shared by every socket and allocate nothing per read.
+ * @module
+ */
+import type { Socket } from "bun";
+import type { Counters } from "../control/metrics.ts";
+import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
+
+/** Bit flags of {@link Conn.flags}. */
+export const CLIENT_EOF = 1; // the client sent FIN
+export const UPSTREAM_EOF = 2; // the upstream sent FIN
+export const UPSTREAM_SHUT = 4; // we sent FIN to the upstream
+export const CLIENT_SHUT = 8; // we sent FIN to the client
+export const UPSTREAM_OPEN = 16; // connected, relaying
+export const RESPONDING = 32; // a static responder owns the connection
+export const FINISHED = 64; // counted and logged; any further event is ignored
+
+export class Conn {
+  flags = 0;
+  route: RouteRuntime | null = null;
+  routeCounters: Counters;
+  upstream: Socket<Conn> | null = null;
+  /** Index of the upstream in its route's balancer, to release it at the end; -1 when none. */
+  upstreamIndex = -1;
+  upstreamText: string | null = null;
+  /** Bytes from the client that the upstream has not taken yet (at most one read's worth). */
+  pendingUp: Uint8Array | null = null;
+  /** Bytes from the upstream that the client has not taken yet (at most one read's worth). */
+  pendingDown: Uint8Array | null = null;
+  bytesIn = 0;
+  bytesOut = 0;
+  readonly startedAt = performance.now();
+  lastActive = this.startedAt;
+  /** The connect timer, the only timer a connection owns, and only while connecting. */
+  timer: ReturnType<typeof setTimeout> | null = null;
+  /** First reason wins: later events of a closing connection do not overwrite why it closed. */
+  reason: string | null = null;
+
+  /** Read at accept: Bun cannot tell a closed socket's peer any more. */
+  readonly clientIp: string;
+  readonly clientPort: number;
+
+  constructor(
+    readonly id: number,
+    readonly listener: ListenerRuntime,
+    readonly client: Socket<Conn>,
+  ) {
+    this.routeCounters = listener.unrouted;
+    this.clientIp = client.remoteAddress;
+    this.clientPort = client.remotePort;
+  }
+
+  /** Note why the connection is ending, unless a reason is already known. */
+  because(reason: string): void {
+    this.reason ??= reason;
+  }
+}

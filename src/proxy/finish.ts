@@ -1,0 +1,70 @@
+/**
+ * The last stage: whatever ended the connection, count it once, release its upstream slot, write the
+ * access-log record and tell the resolver module. `abort` is how every failure path gets here.
+ * @module
+ */
+import { log } from "../log/logger.ts";
+import { OK_REASONS } from "../control/metrics.ts";
+import { Conn, FINISHED } from "./conn.ts";
+
+/** Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. */
+export function abort(conn: Conn, reason: string, detail?: string): void {
+  if (conn.flags & FINISHED) return;
+  conn.because(reason);
+  if (detail !== undefined) log.warn(`connection closed: ${reason}`, { id: conn.id, listener: conn.listener.config.name, client: conn.clientIp, upstream: conn.upstreamText, detail });
+  conn.client.end();
+  conn.upstream?.end();
+  finish(conn);
+}
+
+/** Reset both sides (RST): used when a peer reset, so the other peer learns of it the same way. */
+export function reset(conn: Conn, reason: string): void {
+  if (conn.flags & FINISHED) return;
+  conn.because(reason);
+  conn.client.terminate();
+  conn.upstream?.terminate();
+  finish(conn);
+}
+
+export function finish(conn: Conn): void {
+  if (conn.flags & FINISHED) return;
+  conn.flags |= FINISHED;
+  if (conn.timer) clearTimeout(conn.timer);
+  conn.timer = null;
+  conn.pendingUp = conn.pendingDown = null;
+  const state = conn.listener.state;
+  state.live.delete(conn);
+  const reason = conn.reason ?? "done";
+  const lc = conn.listener.counters;
+  const rc = conn.routeCounters;
+  lc.active--;
+  rc.active--;
+  lc.bytesIn += conn.bytesIn;
+  lc.bytesOut += conn.bytesOut;
+  rc.bytesIn += conn.bytesIn;
+  rc.bytesOut += conn.bytesOut;
+  lc.countClose(reason);
+  rc.countClose(reason);
+  if (conn.upstreamIndex >= 0) conn.route?.balancer.release(conn.upstreamIndex);
+  if (!OK_REASONS.has(reason) && log.enabled("debug")) log.debug(`connection ${conn.id} ended: ${reason}`);
+
+  const durationMs = Math.round(performance.now() - conn.startedAt);
+  const client = `${conn.clientIp}:${conn.clientPort}`;
+  state.accessLog?.write({
+    ts: new Date().toISOString(), id: conn.id, listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
+    client, upstream: conn.upstreamText, protocol: conn.listener.config.protocol, sni: null, alpn: null, ja3: null, ja4: null,
+    tls: "none", relay: conn.upstream ? "userspace" : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
+  });
+  const hook = state.resolver?.onDisconnect;
+  if (hook) {
+    try {
+      hook.call(state.resolver, {
+        id: conn.id, listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
+        client: { ip: conn.clientIp, port: conn.clientPort }, upstream: conn.upstreamText,
+        bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
+      });
+    } catch (e) {
+      log.warn("resolver onDisconnect threw", { error: String(e) });
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The way a TCP connection travels, one named function per stage of DESIGN.md, top to bottom:
+ *
+ *   accept ─► gate ─► route ─► upstream ─► relay ─► finish
+ *
+ * Sniffing, holding and TLS are stages of later protocols; a plain TCP listener routes on what it
+ * knows at accept (listener, port, client address). Every failure closes this one connection with a
+ * reason, which ends up in the counters, the access log and the resolver's onDisconnect.
+ * @module
+ */
+import type { Socket } from "bun";
+import { parseIp } from "../net/ip.ts";
+import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
+import { resolveWithTimeout, ResolveTimeout, type ResolveContext } from "../route/resolver.ts";
+import { Conn, UPSTREAM_OPEN, RESPONDING } from "./conn.ts";
+import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
+import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
+import { abort } from "./finish.ts";
+
+/** accept: a new client socket on one of `listener`'s addresses. */
+export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
+  const state = listener.state;
+  const conn = new Conn(state.nextId(), listener, client);
+  client.data = conn;
+  state.live.add(conn);
+  listener.counters.active++;
+  listener.counters.total++;
+  conn.routeCounters.active++;
+  conn.routeCounters.total++;
+  if (gate(conn) === "closed") return;
+  client.setNoDelay(true);
+  // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
+  client.pause();
+  routeConnection(conn);
+}
+
+/** gate: checks that need no bytes. */
+function gate(conn: Conn): "continue" | "closed" {
+  const max = conn.listener.config.maxConnections;
+  if (max > 0 && conn.listener.counters.active > max) {
+    abort(conn, "max_connections");
+    return "closed";
+  }
+  return "continue";
+}
+
+/** route: the resolver module first (if any), then the listener's route table. */
+function routeConnection(conn: Conn): void {
+  if (conn.listener.state.resolver) {
+    routeByResolver(conn);
+    return;
+  }
+  routeByTable(conn);
+}
+
+function routeByTable(conn: Conn): void {
+  const route = conn.listener.table.match({ clientIp: parseIp(conn.clientIp) });
+  if (!route) return abort(conn, "no_route");
+  useRoute(conn, route);
+  if (route.config.respond) {
+    conn.flags |= RESPONDING;
+    conn.client.resume();
+    return;
+  }
+  const i = route.balancer.pick();
+  conn.upstreamIndex = i;
+  conn.upstreamText = route.config.upstreams[i]!.text;
+  const known = route.targets[i];
+  if (known) {
+    if (known.ok) connectUpstream(conn, known.target);
+    else abort(conn, known.reason, known.detail);
+    return;
+  }
+  const policy = { fromOperator: true, skipValidation: conn.listener.config.skipValidation };
+  resolveEndpoint(conn.upstreamText, policy).then((r) => (r.ok ? connectUpstream(conn, r.target) : abort(conn, r.reason, r.detail)));
+}
+
+function useRoute(conn: Conn, route: RouteRuntime): void {
+  conn.route = route;
+  conn.routeCounters.active--;
+  conn.routeCounters.total--;
+  conn.routeCounters = route.counters;
+  conn.routeCounters.active++;
+  conn.routeCounters.total++;
+}
+
+function routeByResolver(conn: Conn): void {
+  const state = conn.listener.state;
+  const ctx = resolveContext(conn);
+  const key = `${ctx.listener}\0${ctx.port}\0${ctx.client.ip}`;
+  const cached = state.cache.get(key);
+  if (cached !== undefined) return dialResolved(conn, cached);
+  resolveWithTimeout(state.resolver!, ctx, conn.listener.config.resolveTimeoutMs).then(
+    (answer) => {
+      if (answer === null || answer === undefined) return routeByTable(conn);
+      if ("status" in answer) return abort(conn, "resolver_refused", `status ${answer.status}${answer.message ? `: ${answer.message}` : ""}`);
+      if (typeof answer.endpoint !== "string") return abort(conn, "resolver_error", "answer has no endpoint string");
+      if (answer.cache !== false) state.cache.set(key, answer.endpoint);
+      dialResolved(conn, answer.endpoint);
+    },
+    (e: unknown) => abort(conn, e instanceof ResolveTimeout ? "resolver_timeout" : "resolver_error", String((e as Error)?.message ?? e)),
+  );
+}
+
+function resolveContext(conn: Conn): ResolveContext {
+  const c = conn.client;
+  return {
+    listener: conn.listener.config.name, port: c.localPort, client: { ip: conn.clientIp, port: conn.clientPort },
+    data: null, sni: null, alpn: null, ja3: null, ja4: null, host: null, path: null, database: null, user: null, ehlo: null,
+  };
+}
+
+function dialResolved(conn: Conn, endpoint: string): void {
+  conn.upstreamText = endpoint;
+  const policy = { fromOperator: false, skipValidation: conn.listener.config.skipValidation };
+  resolveEndpoint(endpoint, policy).then((r) => (r.ok ? connectUpstream(conn, r.target) : abort(conn, r.reason, r.detail)));
+}
+
+/** upstream: connect with a timeout; the relay starts in the upstream socket's open handler. */
+function connectUpstream(conn: Conn, target: DialTarget): void {
+  if (conn.reason !== null) return; // the client left while we were deciding
+  conn.timer = setTimeout(connectTimedOut, conn.listener.config.connectTimeoutMs, conn);
+  // Failures arrive in UPSTREAM_HANDLERS.connectError; the promise's rejection is the same event.
+  if (target.kind === "unix") Bun.connect<Conn>({ unix: target.path, socket: UPSTREAM_HANDLERS, data: conn, allowHalfOpen: true }).catch(ignore);
+  else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket: UPSTREAM_HANDLERS, data: conn, allowHalfOpen: true }).catch(ignore);
+}
+
+function connectTimedOut(conn: Conn): void {
+  conn.timer = null;
+  if (!(conn.flags & UPSTREAM_OPEN)) abort(conn, "connect_timeout", `no answer from ${conn.upstreamText} within ${conn.listener.config.connectTimeoutMs} ms`);
+}
+
+function ignore(): void {}

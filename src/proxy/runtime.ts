@@ -1,0 +1,71 @@
+/**
+ * The configuration turned into what the hot path uses: per listener its route table and counters,
+ * per route its balancer and its upstreams' dial targets (IP literals resolved once, here).
+ * @module
+ */
+import type { Config, ListenerConfig, RouteConfig } from "../config/types.ts";
+import { Counters, Metrics } from "../control/metrics.ts";
+import { Balancer } from "../upstream/balancer.ts";
+import { literalEndpoint, type DialTarget, type EndpointResult } from "../upstream/endpoint.ts";
+import { RouteTable } from "../route/table.ts";
+import { RouteCache } from "../route/cache.ts";
+import type { Resolver } from "../route/resolver.ts";
+import type { AccessLog } from "../log/access-log.ts";
+import type { Conn } from "./conn.ts";
+
+export class RouteRuntime {
+  readonly counters: Counters;
+  readonly balancer: Balancer;
+  /** Per upstream: its checked dial target, or null for a DNS name (looked up per connection). */
+  readonly targets: (EndpointResult | null)[];
+
+  constructor(readonly config: RouteConfig, readonly listener: ListenerRuntime, metrics: Metrics) {
+    this.counters = metrics.route(listener.config.name, config.name);
+    this.balancer = new Balancer(config.balance, config.upstreams.length);
+    const policy = { fromOperator: true, skipValidation: listener.config.skipValidation };
+    this.targets = config.upstreams.map((u) => literalEndpoint(u.text, policy));
+  }
+}
+
+/** Route name used in metrics for connections that never got a route. */
+export const UNROUTED = "-";
+
+export class ListenerRuntime {
+  readonly counters: Counters;
+  /** Counters of connections closed before a route was chosen (resolver failure, no route…). */
+  readonly unrouted: Counters;
+  readonly routes: RouteRuntime[];
+  readonly table: RouteTable<RouteRuntime>;
+
+  constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
+    this.counters = metrics.listener(config.name);
+    this.unrouted = metrics.route(config.name, UNROUTED);
+    this.routes = config.routes.map((r) => new RouteRuntime(r, this, metrics));
+    this.table = new RouteTable(this.routes);
+  }
+}
+
+/** Everything a running proxy process shares between its connections. */
+export class ProxyState {
+  readonly listeners: ListenerRuntime[];
+  /** Resolver answers (endpoint text) by routing key; see src/route/cache.ts. */
+  readonly cache: RouteCache<string>;
+  readonly live = new Set<Conn>();
+  #nextId = 1;
+
+  constructor(
+    readonly config: Config,
+    readonly metrics: Metrics,
+    readonly resolver: Resolver | null,
+    readonly accessLog: AccessLog | null,
+  ) {
+    this.listeners = config.listeners.map((l) => new ListenerRuntime(l, this, metrics));
+    this.cache = new RouteCache(config.routeCache.ttlMs, config.routeCache.maxEntries, (k) => BigInt(Bun.hash.wyhash(k)));
+  }
+
+  nextId(): number {
+    return this.#nextId++;
+  }
+}
+
+export type { DialTarget };

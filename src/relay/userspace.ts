@@ -1,0 +1,189 @@
+/**
+ * The userspace relay: Bun sockets on both sides, bytes moved by the event loop.
+ *
+ * Backpressure: write() takes what the kernel accepts and queues nothing, so on a short write the
+ * tail is kept (one read's worth at most) and the source is paused until the destination drains.
+ * Memory per connection is therefore bounded by two reads' worth whatever the peers do.
+ * Half-close: a FIN from one peer becomes a shutdown of the other's write side once its pending
+ * bytes are written; the connection ends when both directions have ended. A reset from one peer is
+ * passed on as a reset (terminate) to the other.
+ *
+ * The handler objects are shared by every connection; per-connection state lives in socket.data.
+ * @module
+ */
+import type { Socket, SocketHandler } from "bun";
+import {
+  Conn, CLIENT_EOF, CLIENT_SHUT, FINISHED, RESPONDING, UPSTREAM_EOF, UPSTREAM_OPEN, UPSTREAM_SHUT,
+} from "../proxy/conn.ts";
+import { abort, finish, reset } from "../proxy/finish.ts";
+import { respondData } from "../respond/static.ts";
+import { concatBytes } from "../net/bytes.ts";
+
+/** Handlers of accepted (client) sockets; the listener adds its own `open`. */
+export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
+  data(client, chunk) {
+    const conn = client.data;
+    if (conn.flags & FINISHED) return;
+    conn.lastActive = performance.now();
+    conn.bytesIn += chunk.length;
+    if (conn.flags & RESPONDING) return respondData(conn, chunk);
+    if (!(conn.flags & UPSTREAM_OPEN)) return stash(conn, chunk);
+    const rest = write(conn.upstream!, chunk);
+    if (rest) {
+      conn.pendingUp = rest;
+      client.pause();
+    }
+  },
+  drain(client) {
+    const conn = client.data;
+    if (conn.flags & FINISHED || !conn.pendingDown) return;
+    conn.pendingDown = write(client, conn.pendingDown);
+    if (conn.pendingDown) return;
+    if (conn.flags & UPSTREAM_EOF) shutClient(conn);
+    else conn.upstream!.resume();
+  },
+  end(client) {
+    const conn = client.data;
+    conn.flags |= CLIENT_EOF;
+    // Before the upstream is open the FIN waits: the open handler sends it after the stashed bytes.
+    if (conn.flags & UPSTREAM_OPEN && !conn.pendingUp) shutUpstream(conn);
+    else if (conn.flags & RESPONDING) respondData(conn, null);
+  },
+  close(client, error) {
+    closed(client.data, "client", error);
+  },
+  error(client, error) {
+    client.data.because(errorReason("client", error));
+  },
+};
+
+export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
+  open(upstream) {
+    const conn = upstream.data;
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = null;
+    if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
+    conn.upstream = upstream;
+    conn.flags |= UPSTREAM_OPEN;
+    upstream.setNoDelay(true);
+    upstream.setKeepAlive(true, 60);
+    conn.client.setKeepAlive(true, 60);
+    notifyConnect(conn);
+    if (conn.pendingUp) {
+      conn.pendingUp = write(upstream, conn.pendingUp);
+      if (conn.pendingUp) return; // drain resumes the client
+    }
+    if (conn.flags & CLIENT_EOF) shutUpstream(conn);
+    else conn.client.resume();
+  },
+  connectError(upstream, error) {
+    const conn = upstream.data;
+    abort(conn, errorReason("upstream_connect", error), `${conn.upstreamText}: ${error.message}`);
+  },
+  data(upstream, chunk) {
+    const conn = upstream.data;
+    if (conn.flags & FINISHED) return;
+    conn.lastActive = performance.now();
+    conn.bytesOut += chunk.length;
+    const rest = write(conn.client, chunk);
+    if (rest) {
+      conn.pendingDown = rest;
+      upstream.pause();
+    }
+  },
+  drain(upstream) {
+    const conn = upstream.data;
+    if (conn.flags & FINISHED || !conn.pendingUp) return;
+    conn.pendingUp = write(upstream, conn.pendingUp);
+    if (conn.pendingUp) return;
+    if (conn.flags & CLIENT_EOF) shutUpstream(conn);
+    else conn.client.resume();
+  },
+  end(upstream) {
+    const conn = upstream.data;
+    conn.flags |= UPSTREAM_EOF;
+    if (!conn.pendingDown) shutClient(conn);
+  },
+  close(upstream, error) {
+    if (upstream.data.upstream === upstream) closed(upstream.data, "upstream", error);
+  },
+  error(upstream, error) {
+    upstream.data.because(errorReason("upstream", error));
+  },
+};
+
+/** Write what the socket takes; return the unwritten tail, or null when all went out. */
+function write(socket: Socket<Conn>, bytes: Uint8Array): Uint8Array | null {
+  const n = socket.write(bytes);
+  if (n === bytes.length) return null;
+  return n < 0 ? null : bytes.subarray(n); // -1: closed; its close handler ends the connection
+}
+
+/** Client bytes that arrived before the upstream connected (the client is paused, so this is bounded). */
+function stash(conn: Conn, chunk: Uint8Array): void {
+  conn.pendingUp = conn.pendingUp ? concatBytes(conn.pendingUp, chunk) : chunk;
+  conn.client.pause();
+}
+
+function shutUpstream(conn: Conn): void {
+  if (conn.flags & UPSTREAM_SHUT) return;
+  conn.flags |= UPSTREAM_SHUT;
+  conn.upstream!.shutdown();
+  if (conn.flags & CLIENT_SHUT) bothDone(conn);
+}
+
+function shutClient(conn: Conn): void {
+  if (conn.flags & CLIENT_SHUT) return;
+  conn.flags |= CLIENT_SHUT;
+  conn.client.shutdown();
+  if (conn.flags & UPSTREAM_SHUT) bothDone(conn);
+}
+
+/** Both directions carried their FIN across: close both sockets and finish. */
+function bothDone(conn: Conn): void {
+  conn.client.end();
+  conn.upstream?.end();
+  finish(conn);
+}
+
+/** One socket closed for good: settle the other side according to how this one went. */
+function closed(conn: Conn, side: "client" | "upstream", error: Error | undefined): void {
+  if (conn.flags & FINISHED) return;
+  if (error) conn.because(errorReason(side, error));
+  if (conn.reason?.endsWith("_reset")) return reset(conn, conn.reason);
+  const both = CLIENT_EOF | UPSTREAM_EOF;
+  if ((conn.flags & both) === both && !conn.pendingUp && !conn.pendingDown) return finish(conn);
+  // Closed before the exchange ended in both directions: pass what is pending on, then close.
+  conn.because(`${side}_closed`);
+  const other = side === "client" ? conn.upstream : conn.client;
+  const pending = side === "client" ? conn.pendingUp : conn.pendingDown;
+  if (other) {
+    if (pending) other.end(pending);
+    else other.end();
+  }
+  finish(conn);
+}
+
+function errorReason(side: string, error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ECONNRESET" || code === "EPIPE") return `${side}_reset`;
+  if (code === "ECONNREFUSED") return "upstream_refused";
+  if (code === "ETIMEDOUT") return `${side}_timeout`;
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH") return "upstream_unreachable";
+  if (code === "ENOENT") return "upstream_no_socket";
+  return `${side}_error`;
+}
+
+function notifyConnect(conn: Conn): void {
+  const state = conn.listener.state;
+  const hook = state.resolver?.onConnect;
+  if (!hook) return;
+  try {
+    hook.call(state.resolver, {
+      id: conn.id, listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
+      client: { ip: conn.clientIp, port: conn.clientPort }, upstream: conn.upstreamText,
+    });
+  } catch {
+    // A hook is told, not asked: its failure must not cost the client its connection.
+  }
+}
