@@ -47,8 +47,9 @@ export class Conn {
     readonly client: Socket<Conn>,
   ) {
     this.routeCounters = listener.unrouted;
-    this.clientIp = client.remoteAddress;
-    this.clientPort = client.remotePort;
+    // A unix-socket client has no address or port.
+    this.clientIp = client.remoteAddress || "unix";
+    this.clientPort = client.remotePort || 0;
   }
 
   /** Note why the connection is ending, unless a reason is already known. */

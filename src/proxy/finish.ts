@@ -12,18 +12,18 @@ export function abort(conn: Conn, reason: string, detail?: string): void {
   if (conn.flags & FINISHED) return;
   conn.because(reason);
   if (detail !== undefined) log.warn(`connection closed: ${reason}`, { id: conn.id, listener: conn.listener.config.name, client: conn.clientIp, upstream: conn.upstreamText, detail });
+  finish(conn);
   conn.client.end();
   conn.upstream?.end();
-  finish(conn);
 }
 
 /** Reset both sides (RST): used when a peer reset, so the other peer learns of it the same way. */
 export function reset(conn: Conn, reason: string): void {
   if (conn.flags & FINISHED) return;
   conn.because(reason);
+  finish(conn);
   conn.client.terminate();
   conn.upstream?.terminate();
-  finish(conn);
 }
 
 export function finish(conn: Conn): void {

@@ -28,7 +28,7 @@ export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
   conn.routeCounters.active++;
   conn.routeCounters.total++;
   if (gate(conn) === "closed") return;
-  client.setNoDelay(true);
+  if (conn.clientIp !== "unix") client.setNoDelay(true);
   // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
   client.pause();
   routeConnection(conn);

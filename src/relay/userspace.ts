@@ -18,6 +18,7 @@ import {
 import { abort, finish, reset } from "../proxy/finish.ts";
 import { respondData } from "../respond/static.ts";
 import { concatBytes } from "../net/bytes.ts";
+import { log } from "../log/logger.ts";
 
 /** Handlers of accepted (client) sockets; the listener adds its own `open`. */
 export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
@@ -53,7 +54,7 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
     closed(client.data, "client", error);
   },
   error(client, error) {
-    client.data.because(errorReason("client", error));
+    noteError(client.data, "client", error);
   },
 };
 
@@ -65,9 +66,11 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
     conn.upstream = upstream;
     conn.flags |= UPSTREAM_OPEN;
-    upstream.setNoDelay(true);
-    upstream.setKeepAlive(true, 60);
-    conn.client.setKeepAlive(true, 60);
+    if (!conn.upstreamText?.startsWith("unix:")) {
+      upstream.setNoDelay(true);
+      upstream.setKeepAlive(true, 60);
+    }
+    if (conn.clientIp !== "unix") conn.client.setKeepAlive(true, 60);
     notifyConnect(conn);
     if (conn.pendingUp) {
       conn.pendingUp = write(upstream, conn.pendingUp);
@@ -108,7 +111,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (upstream.data.upstream === upstream) closed(upstream.data, "upstream", error);
   },
   error(upstream, error) {
-    upstream.data.because(errorReason("upstream", error));
+    noteError(upstream.data, "upstream", error);
   },
 };
 
@@ -141,27 +144,37 @@ function shutClient(conn: Conn): void {
 
 /** Both directions carried their FIN across: close both sockets and finish. */
 function bothDone(conn: Conn): void {
+  finish(conn);
   conn.client.end();
   conn.upstream?.end();
-  finish(conn);
 }
 
 /** One socket closed for good: settle the other side according to how this one went. */
 function closed(conn: Conn, side: "client" | "upstream", error: Error | undefined): void {
   if (conn.flags & FINISHED) return;
-  if (error) conn.because(errorReason(side, error));
-  if (conn.reason?.endsWith("_reset")) return reset(conn, conn.reason);
-  const both = CLIENT_EOF | UPSTREAM_EOF;
-  if ((conn.flags & both) === both && !conn.pendingUp && !conn.pendingDown) return finish(conn);
-  // Closed before the exchange ended in both directions: pass what is pending on, then close.
-  conn.because(`${side}_closed`);
-  const other = side === "client" ? conn.upstream : conn.client;
-  const pending = side === "client" ? conn.pendingUp : conn.pendingDown;
+  if (error) {
+    conn.because(errorReason(side, error));
+    if (conn.reason?.endsWith("_reset")) return reset(conn, conn.reason);
+  }
+  const toClient = side === "upstream";
+  const other = toClient ? conn.client : conn.upstream;
+  const pending = toClient ? conn.pendingDown : conn.pendingUp;
+  // Bun reports a FIN on a socket whose write side we already shut as a close, not an end: then the
+  // exchange is complete. Any other clean close came before the peer was done with us.
+  const weShut = conn.flags & (toClient ? UPSTREAM_SHUT : CLIENT_SHUT);
+  if (!error && !weShut) conn.because(`${side}_closed`);
+  finish(conn); // first: ending `other` fires its close handler at once, which must find us finished
   if (other) {
     if (pending) other.end(pending);
     else other.end();
   }
-  finish(conn);
+}
+
+function noteError(conn: Conn, side: "client" | "upstream", error: Error): void {
+  const reason = errorReason(side, error);
+  // Resets and refusals are a peer's doing and counted; anything else is worth a log line.
+  if (reason.endsWith("_error")) log.warn(`${side} socket error`, { id: conn.id, error: error.message });
+  conn.because(reason);
 }
 
 function errorReason(side: string, error: Error): string {
