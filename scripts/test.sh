@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test: type check, the native library's Zig unit tests, the load generator's, and the
+# bun:test suites (unit, then integration against the compiled binary). Ends with the line CI reads:
+# "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+zig="$PWD/tools/zig/ziglang/zig"
+bun="$PWD/node_modules/.bin/bun"
+passed=0; failed=0
+log=$(mktemp)
+
+step() { # name, command...: a step that passes or fails as a whole
+  local name=$1; shift
+  if "$@" >"$log" 2>&1; then passed=$((passed + 1)); echo "ok    $name"
+  else failed=$((failed + 1)); echo "FAIL  $name"; tail -n 40 "$log"; fi
+}
+
+step "typecheck (tsc --noEmit, strict)" node_modules/.bin/tsc -p .
+step "native: zig build test" bash -c "cd native && '$zig' build test"
+[ -f bench/loadgen/build.zig ] && step "loadgen: zig build test" bash -c "cd bench/loadgen && '$zig' build test"
+
+# bun:test counts each test; its summary lines are " N pass" / " N fail".
+"$bun" test --timeout 120000 test/ 2>&1 | tee "$log"
+bun_pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+bun_fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+if [ "$bun_pass" -eq 0 ] && [ "$bun_fail" -eq 0 ]; then bun_fail=1; echo "FAIL  bun test ran no test"; fi
+passed=$((passed + bun_pass)); failed=$((failed + bun_fail))
+rm -f "$log"
+
+if [ "${SWITCHYARD_BENCH_QUICK:-1}" = "1" ] && [ -x bench/run.sh ]; then
+  if bash bench/run.sh --quick >/tmp/switchyard-bench-quick.log 2>&1; then passed=$((passed + 1)); echo "ok    bench quick mode (tools work end to end)"
+  else failed=$((failed + 1)); echo "FAIL  bench quick mode"; tail -n 40 /tmp/switchyard-bench-quick.log; fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
