@@ -6,7 +6,7 @@
  * @module
  */
 import { parseSocketAddress, type SocketAddress } from "../net/address.ts";
-import { parseCidr, type Cidr } from "../net/ip.ts";
+import { formatIp, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import {
@@ -37,6 +37,7 @@ export const DEFAULTS = {
   routeCacheTtlMs: 60_000,
   routeCacheMaxEntries: 10_000,
   drainTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
 } as const;
 
 /** Validate a parsed config. `env` expands `${NAME}` in secrets (admin.token). */
@@ -48,7 +49,7 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
   const workers = readWorkers(r, top);
   if (workers !== 1) notBuilt(r, ["workers"], `workers ${JSON.stringify(workers)} (more than one worker process)`);
   const relay = r.oneOf(top, "relay", [], RELAY_ENGINES, "auto");
-  if (relay === "splice" || relay === "sockmap") notBuilt(r, ["relay"], `the ${relay} relay engine`);
+  if (relay === "sockmap") notBuilt(r, ["relay"], `the ${relay} relay engine`);
   const resolver = r.string(top, "resolver", []) ?? null;
   const admin = readAdmin(r, top.admin, env);
   const log = readLog(r, top.log);
@@ -59,14 +60,17 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
   };
 
   const listeners: ListenerConfig[] = [];
+  const names = new Map<string, JsonPath>();
+  const addresses = new Map<string, string>();
   const list = top.listeners === undefined ? r.fail(["listeners"], "listeners is required") : r.array(top.listeners, ["listeners"]);
   if (list?.length === 0) r.fail(["listeners"], "listeners must name at least one listener");
   list?.forEach((item, i) => {
-    const l = readListener(r, item, ["listeners", i], i, resolver !== null);
-    if (l) listeners.push(l);
+    const l = readListener(r, item, ["listeners", i], i, resolver !== null, addresses);
+    if (!l) return;
+    listeners.push(l);
+    if (names.has(l.name)) r.fail(["listeners", i, "name"], `duplicate listener name "${l.name}"`);
+    names.set(l.name, ["listeners", i]);
   });
-  checkUnique(r, listeners.map((l) => l.name), (i) => ["listeners", i, "name"], "listener name");
-  checkDuplicateAddresses(r, listeners);
 
   const drainTimeoutMs = r.integer(top, "drainTimeoutMs", [], DEFAULTS.drainTimeoutMs, 0, DAY_MS);
   if (r.issues.length > 0) return { config: null, issues: r.issues };
@@ -100,9 +104,11 @@ function readLog(r: ConfigReader, value: unknown): Config["log"] {
   };
 }
 
-function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: number, hasResolver: boolean): ListenerConfig | undefined {
+function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: number, hasResolver: boolean,
+  addresses: Map<string, string>): ListenerConfig | undefined {
   const o = r.object(value, path, LISTENER_KEYS);
   if (!o) return undefined;
+  const name = r.string(o, "name", path, `listener${index}`);
   for (const key of UNBUILT_LISTENER_KEYS) if (key in o) notBuilt(r, [...path, key], key);
   const protocol = r.oneOf(o, "protocol", path, PROTOCOLS, "tcp");
   if (!BUILT_PROTOCOLS.includes(protocol)) notBuilt(r, [...path, "protocol"], `protocol "${protocol}"`);
@@ -113,10 +119,18 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
   else r.array(listenValue, [...path, "listen"])?.forEach((a, i) => {
     const at = typeof o.listen === "string" ? [...path, "listen"] : [...path, "listen", i];
     const parsed = readAddress(r, a, at, true);
-    if (parsed) listen.push(parsed);
+    if (!parsed) return;
+    listen.push(parsed);
+    const key = addressKey(parsed);
+    const other = key === null ? undefined : addresses.get(key);
+    if (other !== undefined) r.fail(at, `duplicate listen address ${key} (already used by listener "${other}")`);
+    else if (key !== null) addresses.set(key, name);
   });
+  if (Array.isArray(listenValue) && listenValue.length === 0) r.fail([...path, "listen"], "listen must hold at least one address");
 
   const routes: RouteConfig[] = [];
+  const routeNames = new Set<string>();
+  let defaultRoutes = 0;
   // Without routes, every connection is the resolver module's to place.
   const routeList = o.routes === undefined
     ? (hasResolver ? [] : r.fail(path, "routes is required (or set a resolver module)"))
@@ -124,14 +138,18 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
   if (routeList?.length === 0 && !hasResolver) r.fail([...path, "routes"], "routes must hold at least one route");
   routeList?.forEach((item, i) => {
     const route = readRoute(r, item, [...path, "routes", i], i);
-    if (route) routes.push(route);
+    if (!route) return;
+    routes.push(route);
+    if (routeNames.has(route.name)) r.fail([...path, "routes", i, "name"], `duplicate route name "${route.name}"`);
+    routeNames.add(route.name);
+    // Only a route written without `match` is a default; a malformed match is reported on its own.
+    if (typeof item === "object" && item !== null && !("match" in item) && ++defaultRoutes === 2) {
+      r.fail([...path, "routes", i], "more than one route without match (only one default route per listener)");
+    }
   });
-  checkUnique(r, routes.map((x) => x.name), (i) => [...path, "routes", i, "name"], "route name");
-  const defaults = routes.filter((x) => x.match === null).length;
-  if (defaults > 1) r.fail([...path, "routes"], "more than one route without match (only one default route per listener)");
 
   return {
-    name: r.string(o, "name", path, `listener${index}`),
+    name,
     listen,
     protocol,
     maxConnections: r.integer(o, "maxConnections", path, 0, 0, 10_000_000),
@@ -139,6 +157,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
+    handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
     routes,
   };
 }
@@ -160,7 +179,8 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     if (up) upstreams.push(up);
   });
   const respond = o.respond === undefined ? null : readRespond(r, o.respond, [...path, "respond"]);
-  if (upstreams.length === 0 && !respond) r.fail(path, "a route needs upstreams (or respond)");
+  const wroteUpstreams = Array.isArray(o.upstreams) && o.upstreams.length > 0; // bad entries are reported on their own
+  if (!wroteUpstreams && !respond) r.fail(path, "a route needs upstreams (or respond)");
   if (upstreams.length > 0 && respond) r.fail([...path, "respond"], "a route has either upstreams or respond, not both");
 
   return {
@@ -184,8 +204,9 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath): RouteMatch 
     if (!cidr) r.fail(at, `not an address range: ${JSON.stringify(c)} (expected e.g. "10.0.0.0/8")`);
     else clientCidr.push(cidr);
   });
-  // An empty match ({}) would silently act as a default route; require the operator to say so.
+  // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
+  if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
   return { clientCidr };
 }
 
@@ -202,6 +223,8 @@ function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): Upstream
   const p = r.string(o, "unix", path);
   if (p === undefined) return undefined;
   if (!p.startsWith("/")) return r.fail([...path, "unix"], `unix socket path must be absolute: "${p}"`);
+  const checked = parseSocketAddress(`unix:${p}`); // the same length limit as "unix:/path" addresses
+  if (typeof checked === "string") return r.fail([...path, "unix"], checked);
   const pid = o.pid === undefined ? undefined : r.integer(o, "pid", path, 0, 1, 2 ** 22);
   const tid = o.tid === undefined ? undefined : r.integer(o, "tid", path, 0, 1, 2 ** 22);
   return { kind: "unix", path: p, pid, tid, text: `unix:${p}` };
@@ -228,23 +251,13 @@ function readAddress(r: ConfigReader, value: unknown, path: JsonPath, listening:
   return a;
 }
 
-function checkUnique(r: ConfigReader, names: readonly string[], at: (i: number) => JsonPath, what: string): void {
-  const seen = new Set<string>();
-  names.forEach((n, i) => {
-    if (seen.has(n)) r.fail(at(i), `duplicate ${what} "${n}"`);
-    seen.add(n);
-  });
-}
-
-function checkDuplicateAddresses(r: ConfigReader, listeners: readonly ListenerConfig[]): void {
-  const seen = new Map<string, string>();
-  listeners.forEach((l, li) => l.listen.forEach((a, ai) => {
-    const key = a.kind === "unix" ? `unix:${a.path}` : `${a.host === "localhost" ? "127.0.0.1" : a.host}:${a.port}`;
-    if (a.kind === "inet" && a.port === 0) return;
-    const other = seen.get(key);
-    if (other) r.fail(["listeners", li, "listen", ai], `duplicate listen address ${key} (already used by listener "${other}")`);
-    else seen.set(key, l.name);
-  }));
+/** The identity of a listen address for duplicate checks: one spelling per address; null for port 0. */
+function addressKey(a: SocketAddress): string | null {
+  if (a.kind === "unix") return `unix:${a.path}`;
+  if (a.port === 0) return null;
+  const ip = parseIp(a.host === "localhost" ? "127.0.0.1" : a.host);
+  const host = ip ? formatIp(ip) : a.host;
+  return ip?.family === 6 ? `[${host}]:${a.port}` : `${host}:${a.port}`;
 }
 
 function notBuilt(r: ConfigReader, path: JsonPath, what: string): void {

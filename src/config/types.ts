@@ -58,6 +58,8 @@ export interface ListenerConfig {
   readonly resolveTimeoutMs: number;
   /** Trust run-time endpoints without the SSRF check (the reference proxy's *_SKIP_VALIDATION). */
   readonly skipValidation: boolean;
+  /** TLS and protocol handshakes must finish within this (used once TLS is built). */
+  readonly handshakeTimeoutMs: number;
   readonly routes: readonly RouteConfig[];
 }
 
