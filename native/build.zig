@@ -10,6 +10,9 @@ pub fn build(b: *std.Build) void {
         .root_source_file = b.path("src/lib.zig"),
         .target = target,
         .optimize = optimize,
+        // The library runs inside Bun (a glibc process): its threads must be pthreads, which
+        // std.Thread uses only when libc is linked (raw clone() threads would clobber glibc's TLS).
+        .link_libc = true,
     });
     const lib = b.addLibrary(.{ .name = "switchyard", .linkage = .dynamic, .root_module = root });
     b.installArtifact(lib);

@@ -1,17 +1,79 @@
 //! libswitchyard: what only the kernel does fast, behind a narrow C ABI (plain integers in, integers out).
 //! Every function returns >= 0 on success and -errno on failure, so JS never reads errno itself.
-//! This is the first slice: the build, the embedding and the loading are real; the ABI handshake is
-//! its only function so far.
-//! The relay engines (splice, sockmap), reuseport listeners and peek are built in later steps.
+//! Built so far: the ABI handshake and the splice relay engine (splice.zig).
+//! Still to come: sockmap, reuseport listeners, peek, CPU sampling.
 const std = @import("std");
+const linux = std.os.linux;
+const splice = @import("splice.zig");
 
 /// Bumped whenever an exported signature changes; src/native/ refuses a library of another version.
-pub const ABI_VERSION: c_int = 1;
+pub const ABI_VERSION: c_int = 2;
 
 export fn sy_abi_version() c_int {
     return ABI_VERSION;
 }
 
+// ---- splice relay engine: one per process --------------------------------------------------------
+
+var engine: ?*splice.Engine = null;
+var engine_error: c_int = 0;
+
+/// Start the engine with `threads` worker threads and pipes of `pipe_size` bytes (0: 1 MiB, capped by
+/// /proc/sys/fs/pipe-max-size). Idempotent. 0, or -errno.
+export fn sy_splice_start(threads: c_int, pipe_size: c_int) c_int {
+    if (engine != null) return 0;
+    const p = probe();
+    if (p < 0) return p;
+    engine = splice.Engine.create(std.heap.c_allocator, @intCast(@max(threads, 1)), @intCast(@max(pipe_size, 0))) catch |e| {
+        return -@as(c_int, switch (e) {
+            error.OutOfMemory => @intFromEnum(linux.E.NOMEM),
+            else => @intFromEnum(linux.E.AGAIN),
+        });
+    };
+    return 0;
+}
+
+/// Hand over two connected sockets (dup'ed inside; the caller keeps and later closes its own fds).
+/// idle_ms 0 = no idle timeout. 0, or -errno (then the caller still relays them itself).
+export fn sy_splice_add(fd_a: c_int, fd_b: c_int, idle_ms: c_int, id: i64) c_int {
+    const e = engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.add(fd_a, fd_b, idle_ms, @bitCast(id));
+}
+
+/// Copy up to `max` completion records (32 bytes each: id, a->b, b->a as u64; reason, errno as u32).
+export fn sy_splice_poll(buf: [*]splice.Record, max: c_int) c_int {
+    const e = engine orelse return 0;
+    return @intCast(e.poll(buf[0..@intCast(@max(max, 0))]));
+}
+
+/// Pairs handed over and not completed yet.
+export fn sy_splice_active() c_int {
+    const e = engine orelse return 0;
+    return e.activeCount();
+}
+
+/// 0 if socket -> pipe -> socket splicing works on this host, else -errno.
+export fn sy_splice_probe() c_int {
+    return probe();
+}
+
+fn probe() c_int {
+    return splice.probe();
+}
+
 test "abi version is positive" {
     try std.testing.expect(sy_abi_version() > 0);
+}
+
+test "exported splice engine starts once and polls empty" {
+    try std.testing.expectEqual(@as(c_int, 0), sy_splice_start(1, 0));
+    try std.testing.expectEqual(@as(c_int, 0), sy_splice_start(1, 0));
+    var recs: [4]splice.Record = undefined;
+    try std.testing.expectEqual(@as(c_int, 0), sy_splice_poll(&recs, 4));
+    try std.testing.expectEqual(@as(c_int, 0), sy_splice_active());
+    try std.testing.expect(sy_splice_add(-1, -1, 0, 1) < 0);
+}
+
+test {
+    _ = splice;
 }

@@ -1,5 +1,5 @@
 /** `switchyard version`: what this binary is and what it can use on this host. */
-import { nativeStatus } from "../native/index.ts";
+import { nativeStatus, spliceUnusable } from "../native/index.ts";
 
 declare const SWITCHYARD_VERSION: string;
 declare const SWITCHYARD_COMMIT: string;
@@ -9,13 +9,14 @@ const COMMIT = typeof SWITCHYARD_COMMIT === "string" ? SWITCHYARD_COMMIT : "unkn
 
 export function versionText(): string {
   const native = nativeStatus();
+  const spliceWhyNot = spliceUnusable();
   return [
     `switchyard ${VERSION} (${COMMIT})`,
     `bun ${Bun.version} (${Bun.revision.slice(0, 9)}), ${process.platform}/${process.arch}`,
     native.loaded ? `native library: loaded (ABI ${native.abi})` : `native library: not loaded (${native.reason})`,
     "relay engines:",
     "  userspace: usable",
-    "  splice: not built yet in this version",
+    spliceWhyNot === null ? "  splice: usable" : `  splice: not usable (${spliceWhyNot})`,
     "  sockmap: not built yet in this version",
   ].join("\n");
 }

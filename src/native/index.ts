@@ -1,38 +1,125 @@
 /**
  * The only place bun:ffi is used. Loads libswitchyard.so (embedded in the compiled binary, or
  * native/zig-out/lib during development) and reports why when it cannot, so callers fall back to
- * pure-Bun code paths. Set SWITCHYARD_NATIVE=off to run without it (the fallback tests do).
+ * pure-Bun code paths. Set SWITCHYARD_NATIVE=off to run without it (the fallback tests do), and
+ * SWITCHYARD_NATIVE_SPLICE=off to load it but refuse the splice engine (simulates a host that
+ * refuses splice).
+ *
+ * Every native function returns >= 0 or -errno; the wrappers here turn errno into its name.
  * @module
  */
 import { dlopen, FFIType } from "bun:ffi";
+import { constants } from "node:os";
 import libPath from "./libswitchyard.so" with { type: "file" };
 
 /** Must equal ABI_VERSION in native/src/lib.zig. */
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 2;
 
 const SYMBOLS = {
   sy_abi_version: { args: [], returns: FFIType.i32 },
+  sy_splice_start: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_splice_add: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
+  sy_splice_poll: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  sy_splice_active: { args: [], returns: FFIType.i32 },
+  sy_splice_probe: { args: [], returns: FFIType.i32 },
 } as const;
+
+type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>;
 
 export type NativeStatus =
   | { readonly loaded: true; readonly path: string; readonly abi: number }
   | { readonly loaded: false; readonly reason: string };
 
 let status: NativeStatus | null = null;
+let lib: Lib | null = null;
+let env: Record<string, string | undefined> = process.env;
 
 /** Load the library once; later calls return the same status. */
-export function nativeStatus(env: Record<string, string | undefined> = process.env): NativeStatus {
+export function nativeStatus(environment: Record<string, string | undefined> = process.env): NativeStatus {
   if (status) return status;
+  env = environment;
   if (env.SWITCHYARD_NATIVE === "off") return (status = { loaded: false, reason: "disabled by SWITCHYARD_NATIVE=off" });
   try {
-    const lib = dlopen(libPath, SYMBOLS);
-    const abi = lib.symbols.sy_abi_version();
+    const opened = dlopen(libPath, SYMBOLS);
+    const abi = opened.symbols.sy_abi_version();
     if (abi !== EXPECTED_ABI) {
-      lib.close();
+      opened.close();
       return (status = { loaded: false, reason: `library ABI ${abi}, expected ${EXPECTED_ABI}` });
     }
+    lib = opened;
     return (status = { loaded: true, path: libPath, abi });
   } catch (e) {
     return (status = { loaded: false, reason: (e as Error).message.split("\n")[0] ?? String(e) });
   }
+}
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** "EINVAL" for -22. */
+export function errnoName(rc: number): string {
+  return ERRNO_NAMES.get(-rc) ?? ERRNO_NAMES.get(rc) ?? `errno ${Math.abs(rc)}`;
+}
+
+// ---- splice relay engine ---------------------------------------------------------------------
+
+/** Why the splice engine cannot be used here, or null when it can (probes without starting it). */
+export function spliceUnusable(): string | null {
+  const s = nativeStatus();
+  if (!s.loaded) return `native library not loaded: ${s.reason}`;
+  if (env.SWITCHYARD_NATIVE_SPLICE === "off") return "refused by SWITCHYARD_NATIVE_SPLICE=off";
+  const rc = lib!.symbols.sy_splice_probe();
+  return rc < 0 ? `splice(2) refused on this host: ${errnoName(rc)}` : null;
+}
+
+/**
+ * Start the engine's threads (once). Returns null on success, else why not. `pipeSize` 0 means
+ * 1 MiB, capped by /proc/sys/fs/pipe-max-size.
+ */
+export function spliceStart(threads: number, pipeSize = 0): string | null {
+  const why = spliceUnusable();
+  if (why) return why;
+  const rc = lib!.symbols.sy_splice_start(threads, pipeSize);
+  return rc < 0 ? `splice engine did not start: ${errnoName(rc)}` : null;
+}
+
+/**
+ * Hand two connected sockets to the engine (it dups them; the caller keeps owning its fds).
+ * `idleMs` 0 = no idle timeout. Returns 0 or -errno (nothing was taken over then).
+ */
+export function spliceAdd(fdA: number, fdB: number, idleMs: number, id: number): number {
+  return lib ? lib.symbols.sy_splice_add(fdA, fdB, idleMs, id) : -constants.errno.ENOTCONN;
+}
+
+/** Close reasons of a completion record, by the engine's code. */
+export const SPLICE_REASONS = ["done", "a_reset", "b_reset", "idle_timeout", "a_error", "b_error", "shutdown"] as const;
+export type SpliceReason = (typeof SPLICE_REASONS)[number];
+
+const RECORD_BYTES = 32;
+const BATCH = 256;
+const pollBuffer = new ArrayBuffer(RECORD_BYTES * BATCH);
+const pollBytes = new Uint8Array(pollBuffer);
+const pollU64 = new BigUint64Array(pollBuffer);
+const pollU32 = new Uint32Array(pollBuffer);
+
+/**
+ * Drain completed pairs: `onRecord(id, bytesAtoB, bytesBtoA, reason, errno)` for each. Never blocks.
+ * Returns how many records were delivered.
+ */
+export function splicePoll(onRecord: (id: number, aToB: number, bToA: number, reason: SpliceReason, errno: number) => void): number {
+  if (!lib) return 0;
+  let total = 0;
+  for (;;) {
+    const n = lib.symbols.sy_splice_poll(pollBytes, BATCH);
+    for (let i = 0; i < n; i++) {
+      const w = i * 4;
+      onRecord(Number(pollU64[w]), Number(pollU64[w + 1]), Number(pollU64[w + 2]), SPLICE_REASONS[pollU32[w * 2 + 6]!] ?? "a_error", pollU32[w * 2 + 7]!);
+    }
+    total += n;
+    if (n < BATCH) return total;
+  }
+}
+
+/** Pairs the engine is relaying now. */
+export function spliceActive(): number {
+  return lib ? lib.symbols.sy_splice_active() : 0;
 }

@@ -15,6 +15,9 @@ export const CLIENT_SHUT = 8; // we sent FIN to the client
 export const UPSTREAM_OPEN = 16; // connected, relaying
 export const RESPONDING = 32; // a static responder owns the connection
 export const FINISHED = 64; // counted and logged; any further event is ignored
+export const HANDED_OVER = 128; // a native engine relays the bytes; Bun's events are not ours to act on
+/** Connections whose Bun socket events the userspace relay must ignore. */
+export const NOT_OURS = FINISHED | HANDED_OVER;
 
 export class Conn {
   flags = 0;
@@ -30,6 +33,8 @@ export class Conn {
   pendingDown: Uint8Array | null = null;
   bytesIn = 0;
   bytesOut = 0;
+  /** The engine that relayed the bytes once the upstream was open (the access log's `relay`). */
+  relay: "userspace" | "splice" = "userspace";
   readonly startedAt = performance.now();
   lastActive = this.startedAt;
   /** The connect timer, the only timer a connection owns, and only while connecting. */

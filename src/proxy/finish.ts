@@ -53,7 +53,7 @@ export function finish(conn: Conn): void {
   state.accessLog?.write({
     ts: new Date().toISOString(), id: conn.id, listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
     client, upstream: conn.upstreamText, protocol: conn.listener.config.protocol, sni: null, alpn: null, ja3: null, ja4: null,
-    tls: "none", relay: conn.upstream ? "userspace" : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
+    tls: "none", relay: conn.upstream ? conn.relay : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
   });
   const hook = state.resolver?.onDisconnect;
   if (hook) {

@@ -7,7 +7,7 @@
  */
 import type { ProxyState } from "./runtime.ts";
 import { abort } from "./finish.ts";
-import { FINISHED } from "./conn.ts";
+import { NOT_OURS } from "./conn.ts";
 
 /** Start sweeping; the period is a quarter of the shortest idle timeout, between 50 ms and 1 s. */
 export function startIdleSweeper(state: ProxyState): () => void {
@@ -23,7 +23,7 @@ function sweep(state: ProxyState): void {
   const now = performance.now();
   for (const conn of state.live) {
     const limit = conn.listener.config.idleTimeoutMs;
-    if (limit > 0 && !(conn.flags & FINISHED) && now - conn.lastActive > limit) {
+    if (limit > 0 && !(conn.flags & NOT_OURS) && now - conn.lastActive > limit) {
       abort(conn, "idle_timeout");
     }
   }

@@ -9,7 +9,6 @@
  * @module
  */
 import type { Socket } from "bun";
-import { parseIp } from "../net/ip.ts";
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { resolveWithTimeout, ResolveTimeout, type ResolveContext } from "../route/resolver.ts";
 import { Conn, UPSTREAM_OPEN, RESPONDING } from "./conn.ts";
@@ -54,7 +53,7 @@ function routeConnection(conn: Conn): void {
 }
 
 function routeByTable(conn: Conn): void {
-  const route = conn.listener.table.match({ clientIp: parseIp(conn.clientIp) });
+  const route = conn.listener.table.match({ clientIp: conn.clientIp });
   if (!route) return abort(conn, "no_route");
   useRoute(conn, route);
   if (route.config.respond) {

@@ -13,18 +13,19 @@
  */
 import type { Socket, SocketHandler } from "bun";
 import {
-  Conn, CLIENT_EOF, CLIENT_SHUT, FINISHED, RESPONDING, UPSTREAM_EOF, UPSTREAM_OPEN, UPSTREAM_SHUT,
+  Conn, CLIENT_EOF, CLIENT_SHUT, NOT_OURS, RESPONDING, UPSTREAM_EOF, UPSTREAM_OPEN, UPSTREAM_SHUT,
 } from "../proxy/conn.ts";
 import { abort, finish, reset } from "../proxy/finish.ts";
 import { respondData } from "../respond/static.ts";
 import { concatBytes } from "../net/bytes.ts";
 import { log } from "../log/logger.ts";
+import { spliceHandover } from "./splice.ts";
 
 /** Handlers of accepted (client) sockets; the listener adds its own `open`. */
 export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
   data(client, chunk) {
     const conn = client.data;
-    if (conn.flags & FINISHED) return;
+    if (conn.flags & NOT_OURS) return;
     conn.lastActive = performance.now();
     conn.bytesIn += chunk.length;
     if (conn.flags & RESPONDING) return respondData(conn, chunk);
@@ -37,7 +38,7 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
   },
   drain(client) {
     const conn = client.data;
-    if (conn.flags & FINISHED || !conn.pendingDown) return;
+    if (conn.flags & NOT_OURS || !conn.pendingDown) return;
     conn.pendingDown = write(client, conn.pendingDown);
     if (conn.pendingDown) return;
     if (conn.flags & UPSTREAM_EOF) shutClient(conn);
@@ -45,6 +46,7 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
   },
   end(client) {
     const conn = client.data;
+    if (conn.flags & NOT_OURS) return;
     conn.flags |= CLIENT_EOF;
     // Before the upstream is open the FIN waits: the open handler sends it after the stashed bytes.
     if (conn.flags & UPSTREAM_OPEN && !conn.pendingUp) shutUpstream(conn);
@@ -72,6 +74,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     }
     if (conn.clientIp !== "unix") conn.client.setKeepAlive(true, 60);
     notifyConnect(conn);
+    if (spliceHandover(conn)) return; // the native engine relays from here on
     if (conn.pendingUp) {
       conn.pendingUp = write(upstream, conn.pendingUp);
       if (conn.pendingUp) return; // drain resumes the client
@@ -85,7 +88,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
   },
   data(upstream, chunk) {
     const conn = upstream.data;
-    if (conn.flags & FINISHED) return;
+    if (conn.flags & NOT_OURS) return;
     conn.lastActive = performance.now();
     conn.bytesOut += chunk.length;
     const rest = write(conn.client, chunk);
@@ -96,7 +99,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
   },
   drain(upstream) {
     const conn = upstream.data;
-    if (conn.flags & FINISHED || !conn.pendingUp) return;
+    if (conn.flags & NOT_OURS || !conn.pendingUp) return;
     conn.pendingUp = write(upstream, conn.pendingUp);
     if (conn.pendingUp) return;
     if (conn.flags & CLIENT_EOF) shutUpstream(conn);
@@ -104,6 +107,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
   },
   end(upstream) {
     const conn = upstream.data;
+    if (conn.flags & NOT_OURS) return;
     conn.flags |= UPSTREAM_EOF;
     if (!conn.pendingDown) shutClient(conn);
   },
@@ -151,7 +155,7 @@ function bothDone(conn: Conn): void {
 
 /** One socket closed for good: settle the other side according to how this one went. */
 function closed(conn: Conn, side: "client" | "upstream", error: Error | undefined): void {
-  if (conn.flags & FINISHED) return;
+  if (conn.flags & NOT_OURS) return;
   if (error) {
     conn.because(errorReason(side, error));
     if (conn.reason?.endsWith("_reset")) return reset(conn, conn.reason);

@@ -5,12 +5,13 @@
  * Pure: facts in, route out.
  * @module
  */
-import { CidrSet, type IpAddress } from "../net/ip.ts";
+import { CidrSet, parseIp, type IpAddress } from "../net/ip.ts";
 import type { RouteConfig } from "../config/types.ts";
 
 /** What is known about a connection when it is routed. Later protocols add sni, database, host… */
 export interface RouteFacts {
-  readonly clientIp: IpAddress | null;
+  /** The client's address as text; parsed only if a route matches on it. */
+  readonly clientIp: string;
 }
 
 export class RouteTable<R extends { readonly config: RouteConfig }> {
@@ -31,8 +32,12 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
 
   /** The route for these facts, or null when none matches and there is no default route. */
   match(facts: RouteFacts): R | null {
+    let ip: IpAddress | null | undefined; // parsed on first need: most tables never look at it
     for (const { route, clients } of this.#matchers) {
-      if (clients && !(facts.clientIp && clients.contains(facts.clientIp))) continue;
+      if (clients) {
+        ip ??= parseIp(facts.clientIp);
+        if (!ip || !clients.contains(ip)) continue;
+      }
       return route;
     }
     return this.#fallback;

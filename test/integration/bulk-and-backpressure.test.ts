@@ -67,7 +67,7 @@ describe("volume and backpressure (userspace relay)", () => {
       end() { backendSide.done = true; },
       close() { backendSide.done = true; },
     } as any);
-    proxy = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`]);
+    proxy = await startProxy(["serve", "--relay", "userspace", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`]);
   });
   afterAll(async () => {
     await proxy?.stop();
@@ -105,7 +105,7 @@ test("a reader that stops: proxy memory stays bounded, and everything arrives on
     drain() { writer!.pump(); },
     data() {},
   } as any);
-  const proxy = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`]);
+  const proxy = await startProxy(["serve", "--relay", "userspace", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`]);
   try {
     let received = 0;
     const hash = createHash("sha256");

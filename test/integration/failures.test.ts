@@ -36,7 +36,7 @@ function reasons(p: RunningProxy): string[] {
 describe("upstream failures", () => {
   test("backend refuses: client closed promptly, reason upstream_refused, proxy keeps serving", async () => {
     const dead = await closedPort();
-    const p = await startProxy(["serve", "-c", writeConfig({
+    const p = await startProxy(["serve", "--relay", "userspace", "-c", writeConfig({
       listeners: [
         { name: "dead", listen: ["127.0.0.1:0"], routes: [{ upstreams: [`127.0.0.1:${dead}`] }] },
         { name: "live", listen: ["127.0.0.1:0"], routes: [{ upstreams: [`127.0.0.1:${echo.port}`] }] },
@@ -62,7 +62,7 @@ describe("upstream failures", () => {
         else s.write(d);
       },
     } as any);
-    const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${resetting.port}`]);
+    const p = await startProxy(["serve", "--relay", "userspace", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${resetting.port}`]);
     try {
       const c = await connect(p.port);
       c.socket.write("hello");
@@ -95,7 +95,7 @@ describe("upstream failures", () => {
     try {
       const reader = (blackhole.stdout as ReadableStream<Uint8Array>).getReader();
       const port = Number(new TextDecoder().decode((await reader.read()).value).trim());
-      const p = await startProxy(["serve", "-c", writeConfig({
+      const p = await startProxy(["serve", "--relay", "userspace", "-c", writeConfig({
         listeners: [
           { name: "hole", listen: ["127.0.0.1:0"], connectTimeoutMs: 300, routes: [{ upstreams: [`127.0.0.1:${port}`] }] },
           { name: "live", listen: ["127.0.0.1:0"], routes: [{ upstreams: [`127.0.0.1:${echo.port}`] }] },
@@ -134,7 +134,7 @@ describe("resolver failures", () => {
         },
       };
     `);
-    const p = await startProxy(["serve", "--resolver", resolver, "-c", writeConfig({
+    const p = await startProxy(["serve", "--relay", "userspace", "--resolver", resolver, "-c", writeConfig({
       listeners: [{ name: "r", listen: ["127.0.0.1:0"], resolveTimeoutMs: 300, skipValidation: true }],
     }, dir)], { env: { PATH: process.env.PATH!, ECHO_ENDPOINT: `127.0.0.1:${echo.port}` } });
     try {
@@ -160,7 +160,7 @@ describe("resolver failures", () => {
     const resolver = join(dir, "resolver.js");
     writeFileSync(resolver, `export default { resolve: () => ({ endpoint: process.env.ECHO_ENDPOINT }) };`);
     const env = { PATH: process.env.PATH!, ECHO_ENDPOINT: `127.0.0.1:${echo.port}` };
-    const p = await startProxy(["serve", "--resolver", resolver, "-c", writeConfig({
+    const p = await startProxy(["serve", "--relay", "userspace", "--resolver", resolver, "-c", writeConfig({
       listeners: [
         { name: "checked", listen: ["127.0.0.1:0"] },
         { name: "optout", listen: ["127.0.0.1:0"], skipValidation: true },
@@ -189,7 +189,7 @@ describe("resolver failures", () => {
         onDisconnect: (i: any) => appendFileSync(${JSON.stringify(events)}, JSON.stringify({ on: "disconnect", ...i }) + "\\n"),
       };
     `);
-    const p = await startProxy(["serve", "--resolver", resolver, "-c", writeConfig({
+    const p = await startProxy(["serve", "--relay", "userspace", "--resolver", resolver, "-c", writeConfig({
       listeners: [{ name: "hooks", listen: ["127.0.0.1:0"], skipValidation: true }],
     }, dir)], { env: { PATH: process.env.PATH!, ECHO_ENDPOINT: `127.0.0.1:${echo.port}` } });
     try {

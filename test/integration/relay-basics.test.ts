@@ -12,7 +12,7 @@ let proxy: RunningProxy;
 
 beforeAll(async () => {
   echo = echoServer();
-  proxy = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`]);
+  proxy = await startProxy(["serve", "--relay", "userspace", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`]);
 });
 afterAll(async () => {
   await proxy?.stop();
@@ -35,7 +35,7 @@ describe("relay", () => {
       data(s: any, d: Uint8Array) { s.data.got += Buffer.from(d).toString(); },
       end(s: any) { s.write(`got ${s.data.got.length} bytes: ${s.data.got}`); s.end(); },
     } as any);
-    const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`]);
+    const p = await startProxy(["serve", "--relay", "userspace", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`]);
     try {
       const c = await connect(p.port);
       c.socket.write("ping");
@@ -63,7 +63,7 @@ describe("relay", () => {
   }, 60_000);
 
   test("idle timeout is per read, not a cap on the connection's life", async () => {
-    const p = await startProxy(["serve", "-c", writeConfig({
+    const p = await startProxy(["serve", "--relay", "userspace", "-c", writeConfig({
       log: { access: "stdout" },
       listeners: [{ name: "t", listen: ["127.0.0.1:0"], idleTimeoutMs: 400, routes: [{ upstreams: [`127.0.0.1:${echo.port}`] }] }],
     })]);
@@ -89,7 +89,7 @@ describe("relay", () => {
 
   test("counters per listener and route match the traffic sent", async () => {
     const dir = tempDir();
-    const p = await startProxy(["serve", "-c", writeConfig({
+    const p = await startProxy(["serve", "--relay", "userspace", "-c", writeConfig({
       admin: { listen: "127.0.0.1:0" },
       log: { access: "off" },
       listeners: [{ name: "counted", listen: ["127.0.0.1:0"], routes: [{ name: "echo", upstreams: [`127.0.0.1:${echo.port}`] }] }],
@@ -126,7 +126,7 @@ describe("relay", () => {
   test("one listener on IPv4, IPv6 and a unix socket at once", async () => {
     const dir = tempDir();
     const unixPath = join(dir, "sy.sock");
-    const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--listen", "[::1]:0", "--listen", `unix:${unixPath}`, "--backend", `127.0.0.1:${echo.port}`]);
+    const p = await startProxy(["serve", "--relay", "userspace", "--listen", "127.0.0.1:0", "--listen", "[::1]:0", "--listen", `unix:${unixPath}`, "--backend", `127.0.0.1:${echo.port}`]);
     try {
       expect(p.addresses).toHaveLength(3);
       const v6port = Number(p.addresses[1]!.split(":").pop());

@@ -1,0 +1,193 @@
+/**
+ * The scenarios: what one run of one system does and which figure it yields. Load comes from
+ * bench/loadgen (rr, rate, bulk, hold) and wrk (http); the target is the system's listen address.
+ * @module
+ */
+import { join } from "node:path";
+import { Child, memoryOf, run } from "./procs.ts";
+import type { Backends, Ctx, Instance } from "./systems.ts";
+
+export interface Settings {
+  quick: boolean;
+  rounds: number;
+  /** Measured seconds of one rr/rate/bulk/http run. */
+  duration: number;
+  /** Seconds of load before measuring (loadgen --warmup; a separate wrk run). */
+  warmup: number;
+  /** Idle connections held through the proxy in `hold`. */
+  hold: number;
+  /** Seconds between HOLDING and the memory reading. */
+  holdSettle: number;
+}
+
+export interface Measure {
+  /** The headline figure, in the scenario's unit. */
+  value: number;
+  p99Us: number | null;
+  errors: number;
+  detail: Record<string, number | string | null>;
+  raw: unknown;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  unit: string;
+  higherIsBetter: boolean;
+  backend: keyof Backends;
+  /** false: the scenario measures a proxy only (memory), so `direct` sits it out. */
+  direct: boolean;
+  run(ctx: Ctx, s: Settings, target: Instance): Promise<Measure>;
+}
+
+interface LoadgenReport {
+  rps: number; connections_per_s: number; bytes_per_s: number; requests: number; duration_s: number;
+  held: number; dropped: number; setup_s: number; errors_total: number; error_other_last: string | null;
+  errors: Record<string, number>;
+  latency_us: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
+}
+
+function lastJson<T>(text: string): T | null {
+  const line = text.trim().split("\n").reverse().find((l) => l.startsWith("{"));
+  return line ? (JSON.parse(line) as T) : null;
+}
+
+async function loadgen(ctx: Ctx, s: Settings, args: string[]): Promise<LoadgenReport> {
+  const cmd = [ctx.loadgen, ...args, "--duration", String(s.duration), "--warmup", String(s.warmup), "--json"];
+  const r = await run(`loadgen ${args[0]}`, cmd, (s.duration + s.warmup + 60) * 1000);
+  const report = lastJson<LoadgenReport>(r.stdout);
+  if (r.code === 2 || !report) throw new Error(`${cmd.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
+  return report;
+}
+
+function fromLoadgen(rep: LoadgenReport, value: number): Measure {
+  return {
+    value,
+    p99Us: rep.latency_us?.p99 ?? null,
+    errors: rep.errors_total,
+    detail: {
+      requests: rep.requests,
+      p50_us: rep.latency_us?.p50 ?? null,
+      p999_us: rep.latency_us?.p999 ?? null,
+      error_other_last: rep.error_other_last,
+    },
+    raw: rep,
+  };
+}
+
+const rr: Scenario = {
+  id: "rr-1k", title: "1 KB request/response, 50 connections", unit: "req/s", higherIsBetter: true,
+  backend: "echo", direct: true,
+  async run(ctx, s, t) {
+    const rep = await loadgen(ctx, s, ["rr", "--target", t.address, "--connections", "50", "--size", "1024"]);
+    return fromLoadgen(rep, rep.rps);
+  },
+};
+
+const rate: Scenario = {
+  id: "rate", title: "new connections per second (connect, 1 KB echo, close), 50 at a time", unit: "conn/s",
+  higherIsBetter: true, backend: "echo", direct: true,
+  async run(ctx, s, t) {
+    const rep = await loadgen(ctx, s, ["rate", "--target", t.address, "--connections", "50", "--size", "1024"]);
+    return fromLoadgen(rep, rep.connections_per_s);
+  },
+};
+
+const bulk: Scenario = {
+  id: "bulk", title: "bulk upload, 1 connection to a sink, 64 KiB writes", unit: "B/s", higherIsBetter: true,
+  backend: "sink", direct: true,
+  async run(ctx, s, t) {
+    const rep = await loadgen(ctx, s, ["bulk", "--target", t.address, "--connections", "1", "--size", "65536"]);
+    return fromLoadgen(rep, rep.bytes_per_s);
+  },
+};
+
+const WRK_SCRIPT = join(import.meta.dir, "wrk-report.lua");
+
+interface WrkReport {
+  duration_us: number; requests: number; bytes: number;
+  errors: { connect: number; read: number; write: number; status: number; timeout: number };
+  latency_us: { mean: number; p50: number; p90: number; p99: number; p999: number; max: number };
+}
+
+async function wrk(seconds: number, url: string): Promise<WrkReport> {
+  const cmd = ["wrk", "-t2", "-c50", `-d${seconds}s`, "--timeout", "5s", "-s", WRK_SCRIPT, url];
+  const r = await run("wrk", cmd, (seconds + 60) * 1000);
+  const line = r.stdout.split("\n").find((l) => l.startsWith("WRKJSON "));
+  if (r.code !== 0 || !line) throw new Error(`${cmd.join(" ")} exited ${r.code}: ${(r.stderr + r.stdout).trim()}`);
+  return JSON.parse(line.slice("WRKJSON ".length)) as WrkReport;
+}
+
+const http: Scenario = {
+  id: "http", title: "HTTP/1.1 keep-alive GET of a small nginx response (wrk, 2 threads, 50 connections)",
+  unit: "req/s", higherIsBetter: true, backend: "http", direct: true,
+  async run(_ctx, s, t) {
+    const url = `http://${t.address}/`;
+    if (s.warmup > 0) await wrk(Math.max(1, Math.round(s.warmup)), url);
+    const rep = await wrk(Math.max(1, Math.round(s.duration)), url);
+    const errors = Object.values(rep.errors).reduce((a, b) => a + b, 0);
+    return {
+      value: rep.requests / (rep.duration_us / 1e6),
+      p99Us: rep.latency_us.p99,
+      errors,
+      detail: { requests: rep.requests, p50_us: rep.latency_us.p50, p999_us: rep.latency_us.p999, non_2xx: rep.errors.status },
+      raw: rep,
+    };
+  },
+};
+
+/** One loadgen process holds at most 19000 (open-file limit minus its reserve); stay well below. */
+const HOLD_PER_PROCESS = 15000;
+
+const hold: Scenario = {
+  id: "hold", title: "idle memory per proxied connection (RSS after - before, over held connections)",
+  unit: "B/conn", higherIsBetter: false, backend: "echo", direct: false,
+  async run(ctx, s, t) {
+    if (t.pid === null) throw new Error("hold needs a proxy process");
+    await Bun.sleep(300);
+    const before = memoryOf(t.pid);
+    const shares: number[] = [];
+    for (let left = s.hold; left > 0; left -= HOLD_PER_PROCESS) shares.push(Math.min(left, HOLD_PER_PROCESS));
+    const seconds = s.holdSettle + 1.5;
+    const clients = shares.map((n, i) => new Child(`loadgen hold ${i}`,
+      [ctx.loadgen, "hold", "--target", t.address, "--connections", String(n), "--duration", String(seconds), "--json"],
+      join(ctx.work, `hold-${Date.now()}-${i}`)));
+    try {
+      let held = 0;
+      for (const c of clients) held += Number((await c.waitFor(/^HOLDING (\d+)$/m, 120_000))[1]);
+      await Bun.sleep(s.holdSettle * 1000);
+      const after = memoryOf(t.pid);
+      const reports: LoadgenReport[] = [];
+      for (const c of clients) {
+        await Promise.race([c.proc.exited, Bun.sleep((seconds + 30) * 1000)]);
+        const rep = lastJson<LoadgenReport>(c.out());
+        if (!rep) throw new Error(`${c.name} printed no report: ${c.tail()}`);
+        reports.push(rep);
+      }
+      if (held === 0) throw new Error("no connection was held");
+      const setup = Math.max(...reports.map((r) => r.setup_s));
+      const p99 = Math.max(...reports.map((r) => r.latency_us?.p99 ?? 0));
+      // A connection that failed is already one of loadgen's errors; count a shortfall only if it is not.
+      const errors = Math.max(reports.reduce((a, r) => a + r.errors_total, 0), s.hold - held);
+      return {
+        value: ((after.rssKiB - before.rssKiB) * 1024) / held,
+        p99Us: p99 || null,
+        errors,
+        detail: {
+          held,
+          processes: before.pids.length === after.pids.length ? after.pids.length : `${before.pids.length}->${after.pids.length}`,
+          rss_before_kib: before.rssKiB, rss_after_kib: after.rssKiB,
+          pss_before_kib: before.pssKiB, pss_after_kib: after.pssKiB,
+          pss_per_conn_b: Math.round(((after.pssKiB - before.pssKiB) * 1024) / held),
+          setup_s: setup,
+        },
+        raw: reports,
+      };
+    } finally {
+      for (const c of clients) await c.stop();
+    }
+  },
+};
+
+/** In run order: `rate` last, since it leaves tens of thousands of TIME_WAIT sockets behind. */
+export const SCENARIOS: Scenario[] = [rr, bulk, http, hold, rate];

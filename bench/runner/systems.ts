@@ -1,0 +1,261 @@
+/**
+ * The backends (one loadgen echo, one loadgen sink, one nginx HTTP server) and the systems under test
+ * in front of them: direct, switchyard (each usable relay engine × worker count), HAProxy, nginx stream.
+ * Every proxy is started fresh for each run, from a config generated in the work dir.
+ * @module
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Child, freePort, waitPort } from "./procs.ts";
+
+export interface Ctx {
+  root: string;
+  work: string;
+  switchyard: string;
+  loadgen: string;
+  nproc: number;
+}
+
+export interface Backends { echo: string; sink: string; http: string }
+
+export interface Instance {
+  address: string;
+  /** Root pid of the proxy (memory is summed over it and its children); null for direct. */
+  pid: number | null;
+  stop(): Promise<void>;
+}
+
+export interface System {
+  id: string;
+  kind: "direct" | "switchyard" | "haproxy" | "nginx";
+  describe: string;
+  start(backend: string): Promise<Instance>;
+}
+
+let serial = 0;
+function dirFor(ctx: Ctx, name: string): string {
+  const dir = join(ctx.work, `${String(++serial).padStart(4, "0")}-${name.replace(/\W+/g, "_")}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+// ---------------------------------------------------------------- backends
+
+export async function startBackends(ctx: Ctx, started: Child[]): Promise<Backends> {
+  const serve = async (mode: string) => {
+    const c = new Child(`loadgen serve ${mode}`, [ctx.loadgen, "serve", "--listen", "127.0.0.1:0", "--mode", mode], join(ctx.work, `backend-${mode}`));
+    started.push(c);
+    return (await c.waitFor(/^LISTENING (\S+)$/m))[1]!;
+  };
+  const echo = await serve("echo");
+  const sink = await serve("sink");
+  const dir = dirFor(ctx, "nginx-http-backend");
+  const http = `127.0.0.1:${freePort()}`;
+  writeFileSync(join(dir, "nginx.conf"), nginxHttpConfig(dir, http));
+  const c = new Child("nginx http backend", nginxCommand(dir), join(dir, "nginx"));
+  started.push(c);
+  await waitPort(http, 10_000, c);
+  c.adoptChildren();
+  return { echo, sink, http };
+}
+
+// ---------------------------------------------------------------- configs
+
+export function switchyardConfig(listen: string, backend: string): string {
+  return JSON.stringify({
+    log: { access: "off" },
+    drainTimeoutMs: 1000,
+    listeners: [{ name: "bench", listen: [listen], routes: [{ upstreams: [{ address: backend }] }] }],
+  }, null, 2) + "\n";
+}
+
+export function haproxyConfig(listen: string, backend: string, threads: number): string {
+  return `global
+  nbthread ${threads}
+  maxconn 9000
+
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+
+frontend bench
+  bind ${listen}
+  default_backend echo
+
+backend echo
+  server s1 ${backend}
+`;
+}
+
+/** Debian builds the stream module as a dynamic module (package libnginx-mod-stream). */
+const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+function nginxMain(dir: string): string {
+  return `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+worker_rlimit_nofile 19000;
+events { worker_connections 16384; }
+`;
+}
+
+export function nginxStreamConfig(dir: string, listen: string, backend: string): string {
+  return `load_module ${STREAM_MODULE};
+${nginxMain(dir)}
+stream {
+  server {
+    listen ${listen};
+    proxy_pass ${backend};
+  }
+}
+`;
+}
+
+export function nginxHttpConfig(dir: string, listen: string): string {
+  const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `  ${t}_temp_path ${dir}/${t};`).join("\n");
+  return `${nginxMain(dir)}
+http {
+  access_log off;
+${temp}
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  server {
+    listen ${listen};
+    location / {
+      default_type text/plain;
+      return 200 "hello from the bench backend\\n";
+    }
+  }
+}
+`;
+}
+
+function nginxCommand(dir: string): string[] {
+  return ["nginx", "-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log"), "-g", "daemon off;"];
+}
+
+// ---------------------------------------------------------------- systems
+
+const direct: System = {
+  id: "direct",
+  kind: "direct",
+  describe: "no proxy: the load generator talks to the backend itself (the limit)",
+  start: async (backend) => ({ address: backend, pid: null, stop: async () => {} }),
+};
+
+function switchyard(ctx: Ctx, engine: string, workers: number): System {
+  return {
+    id: `switchyard/${engine}/w${workers}`,
+    kind: "switchyard",
+    describe: `dist/switchyard serve -c FILE --relay ${engine} --workers ${workers} (access log off)`,
+    start: async (backend) => {
+      const dir = dirFor(ctx, `switchyard-${engine}-${workers}`);
+      const listen = `127.0.0.1:${freePort()}`;
+      const cfg = join(dir, "switchyard.jsonc");
+      writeFileSync(cfg, switchyardConfig(listen, backend));
+      const c = new Child(`switchyard ${engine} w${workers}`, [ctx.switchyard, "serve", "-c", cfg, "--relay", engine, "--workers", String(workers)], join(dir, "switchyard"));
+      try {
+        await c.waitFor(/switchyard ready/);
+        await waitPort(listen, 10_000, c);
+      } catch (e) { await c.stop(); throw e; }
+      return { address: listen, pid: c.pid, stop: () => c.stop() };
+    },
+  };
+}
+
+function haproxy(ctx: Ctx, threads: number): System {
+  return {
+    id: `haproxy/t${threads}`,
+    kind: "haproxy",
+    describe: `haproxy -f cfg -db: mode tcp, nbthread ${threads}, maxconn 9000`,
+    start: async (backend) => {
+      const dir = dirFor(ctx, `haproxy-t${threads}`);
+      const listen = `127.0.0.1:${freePort()}`;
+      const cfg = join(dir, "haproxy.cfg");
+      writeFileSync(cfg, haproxyConfig(listen, backend, threads));
+      const c = new Child(`haproxy t${threads}`, ["haproxy", "-f", cfg, "-db"], join(dir, "haproxy"));
+      try { await waitPort(listen, 10_000, c); } catch (e) { await c.stop(); throw e; }
+      return { address: listen, pid: c.pid, stop: () => c.stop() };
+    },
+  };
+}
+
+function nginxStream(ctx: Ctx): System {
+  return {
+    id: "nginx-stream/w1",
+    kind: "nginx",
+    describe: "nginx stream { server { listen; proxy_pass } }, worker_processes 1",
+    start: async (backend) => {
+      const dir = dirFor(ctx, "nginx-stream");
+      const listen = `127.0.0.1:${freePort()}`;
+      writeFileSync(join(dir, "nginx.conf"), nginxStreamConfig(dir, listen, backend));
+      const c = new Child("nginx stream", nginxCommand(dir), join(dir, "nginx"));
+      try { await waitPort(listen, 10_000, c); } catch (e) { await c.stop(); throw e; }
+      c.adoptChildren();
+      return { address: listen, pid: c.pid, stop: () => c.stop() };
+    },
+  };
+}
+
+/** The relay engines `switchyard version` lists as usable. */
+export async function usableEngines(ctx: Ctx): Promise<{ usable: string[]; other: string[] }> {
+  const p = Bun.spawnSync([ctx.switchyard, "version"]);
+  const text = p.stdout.toString();
+  const section = text.slice(text.indexOf("relay engines:"));
+  const usable: string[] = [];
+  const other: string[] = [];
+  for (const m of section.matchAll(/^\s+(\w+):\s*(.+)$/gm)) (m[2]!.startsWith("usable") ? usable : other).push(`${m[1]}: ${m[2]}`);
+  return { usable: usable.map((u) => u.split(":")[0]!), other };
+}
+
+/**
+ * Every system to measure. switchyard variants are found by trying them: a variant that exits with
+ * "not built yet" is skipped with a note, so engines and worker counts are picked up once they exist.
+ */
+export async function discoverSystems(ctx: Ctx, backends: Backends): Promise<{ systems: System[]; notes: string[]; problems: string[] }> {
+  const systems: System[] = [direct];
+  const notes: string[] = [];
+  const problems: string[] = [];
+  const { usable, other } = await usableEngines(ctx);
+  for (const o of other) notes.push(`switchyard relay ${o} (from \`switchyard version\`): skipped`);
+  if (usable.length === 0) problems.push("`switchyard version` lists no usable relay engine");
+  const workerCounts = [...new Set([1, 2, ctx.nproc])].sort((a, b) => a - b);
+  for (const engine of usable) {
+    for (const workers of workerCounts) {
+      const s = switchyard(ctx, engine, workers);
+      try {
+        const inst = await s.start(backends.echo);
+        await inst.stop();
+        systems.push(s);
+      } catch (e) {
+        const msg = String((e as Error).message);
+        if (/not built yet/.test(msg)) notes.push(`switchyard --relay ${engine} --workers ${workers}: exits 1 "not built yet"; skipped`);
+        else problems.push(`switchyard --relay ${engine} --workers ${workers} failed to start: ${msg}`);
+      }
+    }
+  }
+  for (const t of [...new Set([1, 2])]) systems.push(haproxy(ctx, t));
+  const streamBuiltIn = /--with-stream(?!=dynamic)(\s|$)/.test(Bun.spawnSync(["nginx", "-V"]).stderr.toString());
+  if (existsSync(STREAM_MODULE) || streamBuiltIn) systems.push(nginxStream(ctx));
+  else notes.push(`nginx-stream: skipped, the stream module is missing (${STREAM_MODULE}; Debian package libnginx-mod-stream)`);
+  return { systems, notes, problems };
+}
+
+/** Config files for the startup-time comparison (nothing is started from them). */
+export function startupConfigs(ctx: Ctx): { switchyard: string; haproxy: string; nginxDir: string | null } {
+  const dir = dirFor(ctx, "startup");
+  const swCfg = join(dir, "switchyard.jsonc");
+  writeFileSync(swCfg, switchyardConfig("127.0.0.1:1", "127.0.0.1:2"));
+  const haCfg = join(dir, "haproxy.cfg");
+  writeFileSync(haCfg, haproxyConfig("127.0.0.1:1", "127.0.0.1:2", 1));
+  let nginxDir: string | null = null;
+  if (existsSync(STREAM_MODULE)) {
+    nginxDir = dir;
+    writeFileSync(join(dir, "nginx.conf"), nginxStreamConfig(dir, "127.0.0.1:1", "127.0.0.1:2"));
+  }
+  return { switchyard: swCfg, haproxy: haCfg, nginxDir };
+}
+
+export { nginxCommand };

@@ -1,0 +1,806 @@
+//! The splice relay engine: native threads, each with its own epoll, move the bytes of connected
+//! socket pairs with splice(2) through one pipe per direction, so they never enter the JS heap.
+//!
+//! - JS hands over a pair with `add(fd_a, fd_b, idle_ms, id)`. The fds are dup'ed: Bun keeps owning
+//!   (and later closing) its own fds; the engine closes only its duplicates.
+//! - Empty-pipe invariant: a direction reads from its source only when its pipe is empty, so EAGAIN
+//!   from socket->pipe always means "the socket has nothing", and from pipe->socket "the socket is full".
+//! - Half-close: EOF on a source becomes shutdown(SHUT_WR) on the destination once the pipe is drained.
+//!   The pair completes when both directions have carried their FIN.
+//! - Reset: ECONNRESET/EPIPE on one side sets SO_LINGER 0 on both sockets, so their last close (the
+//!   engine's dups, then Bun's fds) sends RST to the other peer too.
+//! - Idle timeout: no byte moved either way for idle_ms ms completes the pair (`idle_timeout`).
+//! - Completions are records {id, bytes a->b, bytes b->a, reason, errno} in a queue that the caller
+//!   drains with `poll` (JS polls it: threadsafe JS callbacks from foreign threads are not used).
+const std = @import("std");
+const linux = std.os.linux;
+
+pub const Reason = enum(u32) {
+    done = 0,
+    a_reset = 1,
+    b_reset = 2,
+    idle_timeout = 3,
+    a_error = 4,
+    b_error = 5,
+    shutdown = 6,
+};
+
+/// One completed pair, as JS reads it: 4 x 64-bit little-endian words.
+pub const Record = extern struct {
+    id: u64,
+    a_to_b: u64,
+    b_to_a: u64,
+    reason: u32,
+    err: u32,
+};
+
+const SPLICE_F_MOVE: usize = 1;
+const SPLICE_F_NONBLOCK: usize = 2;
+/// splice calls per direction per wake-up before the pair yields to others (fairness).
+const BUDGET: u32 = 32;
+const MAX_EVENTS = 256;
+
+/// A tiny spin lock; critical sections are a few instructions long.
+const Lock = struct {
+    m: std.atomic.Mutex = .unlocked,
+    fn lock(self: *Lock) void {
+        var spins: u32 = 0;
+        while (!self.m.tryLock()) {
+            spins += 1;
+            if (spins < 64) std.atomic.spinLoopHint() else _ = linux.sched_yield();
+        }
+    }
+    fn unlock(self: *Lock) void {
+        self.m.unlock();
+    }
+};
+
+fn nowMs() i64 {
+    var ts: linux.timespec = undefined;
+    _ = linux.clock_gettime(.MONOTONIC, &ts);
+    return @as(i64, @intCast(ts.sec)) * 1000 + @divTrunc(@as(i64, @intCast(ts.nsec)), 1_000_000);
+}
+
+fn closeFd(fd: i32) void {
+    if (fd >= 0) _ = linux.close(fd);
+}
+
+fn negErrno(rc: usize) c_int {
+    return -@as(c_int, @intCast(@intFromEnum(linux.errno(rc))));
+}
+
+fn splice(fd_in: i32, fd_out: i32, len: usize) usize {
+    return linux.syscall6(.splice, @as(usize, @bitCast(@as(isize, fd_in))), 0, @as(usize, @bitCast(@as(isize, fd_out))), 0, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+}
+
+/// SO_ERROR of a socket (and clears it): 0 when none.
+fn sockError(fd: i32) u32 {
+    var err: i32 = 0;
+    var len: linux.socklen_t = @sizeOf(i32);
+    const rc = linux.getsockopt(fd, linux.SOL.SOCKET, linux.SO.ERROR, @ptrCast(&err), &len);
+    if (linux.errno(rc) != .SUCCESS) return 0;
+    return @intCast(err);
+}
+
+const TCP_INFO = 11;
+const TCP_CLOSE: u8 = 7;
+
+/// tcpi_state of a TCP socket; 0 for anything else (unix sockets).
+fn tcpState(fd: i32) u8 {
+    var info = std.mem.zeroes([8]u8);
+    var len: linux.socklen_t = info.len;
+    const rc = linux.getsockopt(fd, linux.IPPROTO.TCP, TCP_INFO, &info, &len);
+    if (linux.errno(rc) != .SUCCESS) return 0;
+    return info[0];
+}
+
+fn setLingerZero(fd: i32) void {
+    const l = linux.linger{ .onoff = 1, .linger = 0 };
+    _ = linux.setsockopt(fd, linux.SOL.SOCKET, linux.SO.LINGER, @ptrCast(&l), @sizeOf(linux.linger));
+}
+
+/// The largest pipe this process may ask for: /proc/sys/fs/pipe-max-size (1 MiB by default).
+pub fn pipeMaxSize() usize {
+    const path = "/proc/sys/fs/pipe-max-size";
+    const rc = linux.open(path, .{ .CLOEXEC = true }, 0);
+    if (linux.errno(rc) != .SUCCESS) return 1 << 20;
+    const fd: i32 = @intCast(rc);
+    defer closeFd(fd);
+    var buf: [32]u8 = undefined;
+    const n = linux.read(fd, &buf, buf.len);
+    if (linux.errno(n) != .SUCCESS) return 1 << 20;
+    const text = std.mem.trim(u8, buf[0..n], " \n");
+    return std.fmt.parseInt(usize, text, 10) catch (1 << 20);
+}
+
+const Dir = struct {
+    src: i32,
+    dst: i32,
+    /// pipe read end / write end
+    pr: i32 = -1,
+    pw: i32 = -1,
+    /// bytes sitting in the pipe (spliced in from src, not yet out to dst)
+    in_pipe: usize = 0,
+    /// bytes delivered to dst
+    total: u64 = 0,
+    eof: bool = false,
+    shut: bool = false,
+};
+
+const Outcome = enum { blocked, budget, finished, src_reset, dst_reset, src_error, dst_error };
+
+const Pair = struct {
+    id: u64,
+    fa: i32,
+    fb: i32,
+    ab: Dir,
+    ba: Dir,
+    pipe_cap: usize,
+    idle_ms: i64,
+    last_ms: i64,
+    done: bool = false,
+    err: u32 = 0,
+    queued: bool = false,
+    worker: *Worker,
+    // the worker's list of live pairs
+    prev: ?*Pair = null,
+    next: ?*Pair = null,
+    // incoming queue / ready queue / free list (one at a time)
+    link: ?*Pair = null,
+    ready_next: ?*Pair = null,
+};
+
+const Worker = struct {
+    engine: *Engine,
+    epfd: i32 = -1,
+    evfd: i32 = -1,
+    thread: ?std.Thread = null,
+    lock: Lock = .{},
+    incoming: ?*Pair = null,
+    live: ?*Pair = null,
+    ready: ?*Pair = null,
+    dead: ?*Pair = null,
+    now: i64 = 0,
+    next_sweep: i64 = 0,
+
+    fn wake(self: *Worker) void {
+        const one: u64 = 1;
+        _ = linux.write(self.evfd, @ptrCast(&one), 8);
+    }
+
+    fn run(self: *Worker) void {
+        var events: [MAX_EVENTS]linux.epoll_event = undefined;
+        while (!@atomicLoad(bool, &self.engine.stopping, .acquire)) {
+            const timeout: i32 = if (self.ready != null) 0 else 50;
+            const rc = linux.epoll_wait(self.epfd, &events, MAX_EVENTS, timeout);
+            const n: usize = if (linux.errno(rc) == .SUCCESS) rc else 0;
+            self.now = nowMs();
+            self.takeIncoming();
+            for (events[0..n]) |ev| {
+                const tag = ev.data.ptr;
+                if (tag == 0) {
+                    var v: u64 = 0;
+                    _ = linux.read(self.evfd, @ptrCast(&v), 8);
+                    continue;
+                }
+                const p: *Pair = @ptrFromInt(tag & ~@as(usize, 1));
+                if (p.done) continue;
+                const side_b = (tag & 1) == 1;
+                // A reset first: pumping would turn it into an EOF and pass on a FIN instead.
+                if (ev.events & linux.EPOLL.ERR != 0) self.socketError(p, side_b);
+                if (p.done) continue;
+                const readable = ev.events & (linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.HUP | linux.EPOLL.ERR) != 0;
+                const writable = ev.events & (linux.EPOLL.OUT | linux.EPOLL.HUP | linux.EPOLL.ERR) != 0;
+                // A readable side pumps the direction it is the source of; a writable side the
+                // direction it is the destination of, when that one has bytes waiting in its pipe.
+                const toward = if (side_b) &p.ab else &p.ba;
+                const pump_from = readable;
+                const pump_toward = writable and toward.in_pipe > 0;
+                if (side_b) self.pump(p, pump_toward, pump_from) else self.pump(p, pump_from, pump_toward);
+            }
+            var r = self.ready;
+            self.ready = null;
+            while (r) |p| {
+                r = p.ready_next;
+                p.queued = false;
+                p.ready_next = null;
+                if (!p.done) self.pump(p, true, true);
+            }
+            if (self.now >= self.next_sweep) {
+                self.next_sweep = self.now + 25;
+                self.sweep();
+            }
+            self.freeDead();
+        }
+        // Stopping: complete every live pair so the caller learns of each.
+        self.takeIncoming();
+        while (self.live) |p| self.complete(p, .shutdown, 0);
+        self.freeDead();
+    }
+
+    fn takeIncoming(self: *Worker) void {
+        self.lock.lock();
+        var list = self.incoming;
+        self.incoming = null;
+        self.lock.unlock();
+        while (list) |p| {
+            list = p.link;
+            p.link = null;
+            p.last_ms = self.now;
+            p.next = self.live;
+            if (self.live) |h| h.prev = p;
+            self.live = p;
+            var ev = linux.epoll_event{ .events = linux.EPOLL.IN | linux.EPOLL.OUT | linux.EPOLL.RDHUP | linux.EPOLL.ET, .data = .{ .ptr = @intFromPtr(p) } };
+            var rc = linux.epoll_ctl(self.epfd, linux.EPOLL.CTL_ADD, p.fa, &ev);
+            if (linux.errno(rc) != .SUCCESS) {
+                self.complete(p, .a_error, @intFromEnum(linux.errno(rc)));
+                continue;
+            }
+            ev.data.ptr = @intFromPtr(p) | 1;
+            rc = linux.epoll_ctl(self.epfd, linux.EPOLL.CTL_ADD, p.fb, &ev);
+            if (linux.errno(rc) != .SUCCESS) {
+                self.complete(p, .b_error, @intFromEnum(linux.errno(rc)));
+                continue;
+            }
+        }
+    }
+
+    /// Move what can move. `ab`/`ba`: which directions to try; an event names the side it came
+    /// from, so a readable side pumps its outgoing direction and a writable side only the direction
+    /// that has bytes waiting for it (saves an EAGAIN splice per event).
+    fn pump(self: *Worker, p: *Pair, ab: bool, ba: bool) void {
+        var o1: Outcome = .blocked;
+        if (ab) {
+            o1 = self.pumpDir(p, &p.ab);
+            switch (o1) {
+                .src_reset => return self.complete(p, .a_reset, 0),
+                .dst_reset => return self.complete(p, .b_reset, 0),
+                .src_error => return self.complete(p, .a_error, p.err),
+                .dst_error => return self.complete(p, .b_error, p.err),
+                else => {},
+            }
+        }
+        var o2: Outcome = .blocked;
+        if (ba) {
+            o2 = self.pumpDir(p, &p.ba);
+            switch (o2) {
+                .src_reset => return self.complete(p, .b_reset, 0),
+                .dst_reset => return self.complete(p, .a_reset, 0),
+                .src_error => return self.complete(p, .b_error, p.err),
+                .dst_error => return self.complete(p, .a_error, p.err),
+                else => {},
+            }
+        }
+        if (p.ab.shut and p.ba.shut) return self.complete(p, .done, 0);
+        if ((o1 == .budget or o2 == .budget) and !p.queued) {
+            p.queued = true;
+            p.ready_next = self.ready;
+            self.ready = p;
+        }
+    }
+
+    fn pumpDir(self: *Worker, p: *Pair, d: *Dir) Outcome {
+        var rounds: u32 = 0;
+        while (rounds < BUDGET) : (rounds += 1) {
+            if (d.in_pipe > 0) {
+                const rc = splice(d.pr, d.dst, d.in_pipe);
+                switch (linux.errno(rc)) {
+                    .SUCCESS => {
+                        d.in_pipe -= rc;
+                        d.total += rc;
+                        p.last_ms = self.now;
+                        continue;
+                    },
+                    .AGAIN => return .blocked,
+                    .INTR => continue,
+                    .PIPE, .CONNRESET => return .dst_reset,
+                    else => |e| {
+                        p.err = @intFromEnum(e);
+                        return .dst_error;
+                    },
+                }
+            }
+            if (d.eof) {
+                if (!d.shut) {
+                    d.shut = true;
+                    _ = linux.shutdown(d.dst, linux.SHUT.WR);
+                }
+                return .finished;
+            }
+            const rc = splice(d.src, d.pw, p.pipe_cap);
+            switch (linux.errno(rc)) {
+                .SUCCESS => {
+                    if (rc == 0) {
+                        // After a RST the kernel reports EOF (SOCK_DONE), and the error itself may
+                        // already be taken (Bun reads SO_ERROR on its paused fd): ask the error, then
+                        // the state. A FIN leaves the socket in CLOSE_WAIT at its first EOF while we
+                        // have not shut its write side (after our shutdown, a FIN moves it to CLOSE,
+                        // the time-wait state living on in a separate socket).
+                        const se = sockError(d.src);
+                        if (se != 0 and se != @intFromEnum(linux.E.CONNRESET) and se != @intFromEnum(linux.E.PIPE)) {
+                            p.err = se;
+                            return .src_error;
+                        }
+                        const other = if (d == &p.ab) &p.ba else &p.ab;
+                        if (se != 0 or (!other.shut and tcpState(d.src) == TCP_CLOSE)) return .src_reset;
+                        d.eof = true;
+                    } else {
+                        d.in_pipe += rc;
+                        p.last_ms = self.now;
+                    }
+                    continue;
+                },
+                .AGAIN => return .blocked,
+                .INTR => continue,
+                .CONNRESET => return .src_reset,
+                else => |e| {
+                    p.err = @intFromEnum(e);
+                    return .src_error;
+                },
+            }
+        }
+        return .budget;
+    }
+
+    /// EPOLLERR on a side: a reset (or another socket error) that no splice has reported yet.
+    fn socketError(self: *Worker, p: *Pair, side_b: bool) void {
+        const err = sockError(if (side_b) p.fb else p.fa);
+        if (err == 0) return;
+        const e: linux.E = @enumFromInt(@as(u16, @intCast(err)));
+        const is_reset = e == .CONNRESET or e == .PIPE;
+        if (side_b) self.complete(p, if (is_reset) .b_reset else .b_error, if (is_reset) 0 else @intCast(err)) else self.complete(p, if (is_reset) .a_reset else .a_error, if (is_reset) 0 else @intCast(err));
+    }
+
+    fn sweep(self: *Worker) void {
+        var it = self.live;
+        while (it) |p| {
+            it = p.next;
+            if (p.idle_ms > 0 and self.now - p.last_ms >= p.idle_ms) self.complete(p, .idle_timeout, 0);
+        }
+    }
+
+    fn complete(self: *Worker, p: *Pair, reason: Reason, err: u32) void {
+        if (p.done) return;
+        p.done = true;
+        if (reason == .a_reset or reason == .b_reset) {
+            // The last close of each socket (ours or Bun's, whichever comes second) sends RST.
+            setLingerZero(p.fa);
+            setLingerZero(p.fb);
+        }
+        // The dups share their open file with Bun's fds, so close() alone would not remove them from
+        // this epoll: delete explicitly.
+        _ = linux.epoll_ctl(self.epfd, linux.EPOLL.CTL_DEL, p.fa, null);
+        _ = linux.epoll_ctl(self.epfd, linux.EPOLL.CTL_DEL, p.fb, null);
+        closeFd(p.fa);
+        closeFd(p.fb);
+        closeFd(p.ab.pr);
+        closeFd(p.ab.pw);
+        closeFd(p.ba.pr);
+        closeFd(p.ba.pw);
+        // unlink from live
+        if (p.prev) |pv| pv.next = p.next else if (self.live == p) self.live = p.next;
+        if (p.next) |nx| nx.prev = p.prev;
+        p.prev = null;
+        p.next = null;
+        p.link = self.dead;
+        self.dead = p;
+        self.engine.pushRecord(.{ .id = p.id, .a_to_b = p.ab.total, .b_to_a = p.ba.total, .reason = @intFromEnum(reason), .err = err });
+    }
+
+    /// Freed after the event batch: a later event of the same batch may still name the pair.
+    fn freeDead(self: *Worker) void {
+        while (self.dead) |p| {
+            self.dead = p.link;
+            self.engine.gpa.destroy(p);
+        }
+    }
+};
+
+pub const Engine = struct {
+    gpa: std.mem.Allocator,
+    workers: []Worker,
+    pipe_size: usize,
+    next_worker: u32 = 0,
+    stopping: bool = false,
+    active: i32 = 0,
+    q_lock: Lock = .{},
+    queue: std.ArrayList(Record) = .empty,
+
+    /// threads: worker threads (>= 1); pipe_size: bytes per pipe, 0 = min(1 MiB, pipe-max-size).
+    pub fn create(gpa: std.mem.Allocator, threads: usize, pipe_size: usize) !*Engine {
+        const self = try gpa.create(Engine);
+        errdefer gpa.destroy(self);
+        const max = pipeMaxSize();
+        var size = if (pipe_size == 0) @as(usize, 1 << 20) else pipe_size;
+        if (size > max) size = max;
+        self.* = .{ .gpa = gpa, .workers = try gpa.alloc(Worker, @max(threads, 1)), .pipe_size = size };
+        errdefer gpa.free(self.workers);
+        for (self.workers) |*w| w.* = .{ .engine = self };
+        var started: usize = 0;
+        errdefer {
+            @atomicStore(bool, &self.stopping, true, .release);
+            for (self.workers[0..started]) |*w| {
+                w.wake();
+                if (w.thread) |t| t.join();
+            }
+            for (self.workers) |*w| {
+                closeFd(w.epfd);
+                closeFd(w.evfd);
+            }
+        }
+        for (self.workers) |*w| {
+            var rc = linux.epoll_create1(linux.EPOLL.CLOEXEC);
+            if (linux.errno(rc) != .SUCCESS) return error.EpollCreate;
+            w.epfd = @intCast(rc);
+            rc = linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
+            if (linux.errno(rc) != .SUCCESS) return error.EventFd;
+            w.evfd = @intCast(rc);
+            var ev = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .ptr = 0 } };
+            rc = linux.epoll_ctl(w.epfd, linux.EPOLL.CTL_ADD, w.evfd, &ev);
+            if (linux.errno(rc) != .SUCCESS) return error.EpollCtl;
+        }
+        for (self.workers) |*w| {
+            w.thread = try std.Thread.spawn(.{}, Worker.run, .{w});
+            started += 1;
+        }
+        return self;
+    }
+
+    /// Stop the threads; pairs still live complete with reason `shutdown` (their records stay
+    /// in the queue until destroy).
+    pub fn destroy(self: *Engine) void {
+        @atomicStore(bool, &self.stopping, true, .release);
+        for (self.workers) |*w| {
+            w.wake();
+            if (w.thread) |t| t.join();
+            closeFd(w.epfd);
+            closeFd(w.evfd);
+        }
+        self.queue.deinit(self.gpa);
+        self.gpa.free(self.workers);
+        self.gpa.destroy(self);
+    }
+
+    /// Hand over a connected pair. Returns 0, or -errno (nothing was taken over then).
+    pub fn add(self: *Engine, fd_a: i32, fd_b: i32, idle_ms: i64, id: u64) c_int {
+        if (@atomicLoad(bool, &self.stopping, .acquire)) return -@as(c_int, @intFromEnum(linux.E.SHUTDOWN));
+        var fds = [6]i32{ -1, -1, -1, -1, -1, -1 };
+        var ok = false;
+        defer if (!ok) for (fds) |fd| closeFd(fd);
+        for ([2]i32{ fd_a, fd_b }, 0..) |fd, i| {
+            const rc = linux.fcntl(fd, linux.F.DUPFD_CLOEXEC, 0);
+            if (linux.errno(rc) != .SUCCESS) return negErrno(rc);
+            fds[i] = @intCast(rc);
+            // O_NONBLOCK lives on the open file, shared with Bun's fd, which is nonblocking already.
+            const fl = linux.fcntl(fds[i], linux.F.GETFL, 0);
+            if (linux.errno(fl) != .SUCCESS) return negErrno(fl);
+            const nb: usize = @as(u32, @bitCast(linux.O{ .NONBLOCK = true }));
+            const rc2 = linux.fcntl(fds[i], linux.F.SETFL, fl | nb);
+            if (linux.errno(rc2) != .SUCCESS) return negErrno(rc2);
+        }
+        for (0..2) |i| {
+            var pfd: [2]i32 = undefined;
+            const rc = linux.pipe2(&pfd, .{ .NONBLOCK = true, .CLOEXEC = true });
+            if (linux.errno(rc) != .SUCCESS) return negErrno(rc);
+            fds[2 + 2 * i] = pfd[0];
+            fds[3 + 2 * i] = pfd[1];
+        }
+        // Ask for the configured size; a refusal (per-user pipe limits) keeps the default size.
+        var cap: usize = std.math.maxInt(usize);
+        for (0..2) |i| {
+            const rc = linux.fcntl(fds[3 + 2 * i], linux.F.SETPIPE_SZ, self.pipe_size);
+            const got: usize = if (linux.errno(rc) == .SUCCESS) rc else blk: {
+                const g = linux.fcntl(fds[3 + 2 * i], linux.F.GETPIPE_SZ, 0);
+                break :blk if (linux.errno(g) == .SUCCESS) g else 65536;
+            };
+            cap = @min(cap, got);
+        }
+        const w = &self.workers[@atomicRmw(u32, &self.next_worker, .Add, 1, .monotonic) % self.workers.len];
+        const p = self.gpa.create(Pair) catch return -@as(c_int, @intFromEnum(linux.E.NOMEM));
+        p.* = .{
+            .id = id,
+            .fa = fds[0],
+            .fb = fds[1],
+            .ab = .{ .src = fds[0], .dst = fds[1], .pr = fds[2], .pw = fds[3] },
+            .ba = .{ .src = fds[1], .dst = fds[0], .pr = fds[4], .pw = fds[5] },
+            .pipe_cap = cap,
+            .idle_ms = idle_ms,
+            .last_ms = nowMs(),
+            .worker = w,
+        };
+        ok = true;
+        _ = @atomicRmw(i32, &self.active, .Add, 1, .monotonic);
+        w.lock.lock();
+        p.link = w.incoming;
+        w.incoming = p;
+        w.lock.unlock();
+        w.wake();
+        return 0;
+    }
+
+    fn pushRecord(self: *Engine, r: Record) void {
+        self.q_lock.lock();
+        defer self.q_lock.unlock();
+        // Out of memory here would lose a completion: retry rather than drop (it cannot grow forever:
+        // records are small and JS drains them).
+        while (true) {
+            self.queue.append(self.gpa, r) catch {
+                self.q_lock.unlock();
+                _ = linux.sched_yield();
+                self.q_lock.lock();
+                continue;
+            };
+            break;
+        }
+        _ = @atomicRmw(i32, &self.active, .Sub, 1, .monotonic);
+    }
+
+    /// Move up to out.len completed records into `out`; returns how many.
+    pub fn poll(self: *Engine, out: []Record) usize {
+        self.q_lock.lock();
+        defer self.q_lock.unlock();
+        const n = @min(out.len, self.queue.items.len);
+        @memcpy(out[0..n], self.queue.items[0..n]);
+        const rest = self.queue.items.len - n;
+        std.mem.copyForwards(Record, self.queue.items[0..rest], self.queue.items[n..]);
+        self.queue.shrinkRetainingCapacity(rest);
+        return n;
+    }
+
+    /// Pairs handed over and not yet completed.
+    pub fn activeCount(self: *Engine) i32 {
+        return @atomicLoad(i32, &self.active, .monotonic);
+    }
+};
+
+/// Can this host splice socket -> pipe -> socket? 0, or -errno of the first refusal.
+pub fn probe() c_int {
+    var sv: [2]i32 = undefined;
+    var rc = linux.socketpair(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.CLOEXEC | linux.SOCK.NONBLOCK, 0, &sv);
+    if (linux.errno(rc) != .SUCCESS) return negErrno(rc);
+    defer closeFd(sv[0]);
+    defer closeFd(sv[1]);
+    var pfd: [2]i32 = undefined;
+    rc = linux.pipe2(&pfd, .{ .NONBLOCK = true, .CLOEXEC = true });
+    if (linux.errno(rc) != .SUCCESS) return negErrno(rc);
+    defer closeFd(pfd[0]);
+    defer closeFd(pfd[1]);
+    const msg = "x";
+    _ = linux.write(sv[0], msg, 1);
+    rc = splice(sv[1], pfd[1], 1);
+    if (linux.errno(rc) != .SUCCESS) return negErrno(rc);
+    rc = splice(pfd[0], sv[1], 1);
+    if (linux.errno(rc) != .SUCCESS) return negErrno(rc);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: real loopback TCP connections. Layout of every test:
+//   client c <-> p1 (accepted)   [engine relays p1 <-> p2]   p2 (connected) <-> b backend
+const testing = std.testing;
+
+const Conn2 = struct { x: i32, y: i32 };
+
+fn tcpPair() !Conn2 {
+    const ls: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0));
+    defer closeFd(ls);
+    var addr = linux.sockaddr.in{ .port = 0, .addr = std.mem.nativeToBig(u32, 0x7f000001) };
+    var len: linux.socklen_t = @sizeOf(linux.sockaddr.in);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.bind(ls, @ptrCast(&addr), len)));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.listen(ls, 4)));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.getsockname(ls, @ptrCast(&addr), &len)));
+    const c: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.connect(c, @ptrCast(&addr), len)));
+    const rc = linux.accept4(ls, null, null, linux.SOCK.CLOEXEC);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(rc));
+    return .{ .x = c, .y = @intCast(rc) };
+}
+
+const Rig = struct {
+    c: i32,
+    p1: i32,
+    p2: i32,
+    b: i32,
+    fn init() !Rig {
+        const front = try tcpPair();
+        const back = try tcpPair();
+        return .{ .c = front.x, .p1 = front.y, .p2 = back.x, .b = back.y };
+    }
+    /// The peers' fds; p1/p2 stand for Bun's fds and are closed by the test after completion.
+    fn deinit(self: Rig) void {
+        closeFd(self.c);
+        closeFd(self.p1);
+        closeFd(self.p2);
+        closeFd(self.b);
+    }
+};
+
+fn waitRecord(e: *Engine) !Record {
+    var out: [1]Record = undefined;
+    var i: usize = 0;
+    while (i < 10_000) : (i += 1) {
+        if (e.poll(&out) == 1) return out[0];
+        const ts = linux.timespec{ .sec = 0, .nsec = 1_000_000 };
+        _ = linux.nanosleep(&ts, null);
+    }
+    return error.NoCompletion;
+}
+
+fn writeAll(fd: i32, bytes: []const u8) !void {
+    var off: usize = 0;
+    while (off < bytes.len) {
+        const rc = linux.write(fd, bytes[off..].ptr, bytes.len - off);
+        if (linux.errno(rc) != .SUCCESS) return error.WriteFailed;
+        off += rc;
+    }
+}
+
+/// Read until EOF; returns (count, sum of bytes) or the errno.
+fn readToEof(fd: i32) !struct { n: u64, sum: u64 } {
+    var buf: [65536]u8 = undefined;
+    var n: u64 = 0;
+    var sum: u64 = 0;
+    while (true) {
+        const rc = linux.read(fd, &buf, buf.len);
+        switch (linux.errno(rc)) {
+            .SUCCESS => {},
+            .CONNRESET => return error.ConnReset,
+            else => return error.ReadFailed,
+        }
+        if (rc == 0) return .{ .n = n, .sum = sum };
+        for (buf[0..rc]) |x| sum +%= x;
+        n += rc;
+    }
+}
+
+fn writerThread(fd: i32, total: usize) void {
+    var buf: [65536]u8 = undefined;
+    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
+    var left = total;
+    while (left > 0) {
+        const k = @min(left, buf.len);
+        writeAll(fd, buf[0..k]) catch return;
+        left -= k;
+    }
+    _ = linux.shutdown(fd, linux.SHUT.WR);
+}
+
+test "bytes go through both ways, FIN ends each direction, counts and reason come back" {
+    const e = try Engine.create(testing.allocator, 1, 0);
+    defer e.destroy();
+    const r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 42));
+    const total: usize = 8 << 20;
+    const t = try std.Thread.spawn(.{}, writerThread, .{ r.c, total });
+    const got = try readToEof(r.b);
+    t.join();
+    try testing.expectEqual(@as(u64, total), got.n);
+    var expect_sum: u64 = 0;
+    for (0..total) |i| expect_sum +%= @as(u8, @truncate((i % 65536) *% 7));
+    try testing.expectEqual(expect_sum, got.sum);
+    try writeAll(r.b, "reply");
+    _ = linux.shutdown(r.b, linux.SHUT.WR);
+    const back = try readToEof(r.c);
+    try testing.expectEqual(@as(u64, 5), back.n);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 42), rec.id);
+    try testing.expectEqual(@as(u64, total), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 5), rec.b_to_a);
+    try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
+    try testing.expectEqual(@as(i32, 0), e.activeCount());
+}
+
+test "half-close: the backend keeps sending after the client's FIN" {
+    const e = try Engine.create(testing.allocator, 1, 0);
+    defer e.destroy();
+    const r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 7));
+    try writeAll(r.c, "question");
+    _ = linux.shutdown(r.c, linux.SHUT.WR);
+    const q = try readToEof(r.b); // the FIN arrived after the bytes
+    try testing.expectEqual(@as(u64, 8), q.n);
+    try writeAll(r.b, "answer after FIN");
+    _ = linux.shutdown(r.b, linux.SHUT.WR);
+    const a = try readToEof(r.c);
+    try testing.expectEqual(@as(u64, 16), a.n);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
+    try testing.expectEqual(@as(u64, 8), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 16), rec.b_to_a);
+}
+
+test "reset: a client RST reaches the backend as a reset" {
+    const e = try Engine.create(testing.allocator, 1, 0);
+    defer e.destroy();
+    var r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 9));
+    try writeAll(r.c, "hello");
+    var buf: [5]u8 = undefined;
+    try testing.expectEqual(@as(usize, 5), linux.read(r.b, &buf, 5));
+    setLingerZero(r.c);
+    closeFd(r.c);
+    r.c = -1;
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@intFromEnum(Reason.a_reset), rec.reason);
+    // Bun's fds are the last references: closing them sends the RST on.
+    closeFd(r.p1);
+    r.p1 = -1;
+    closeFd(r.p2);
+    r.p2 = -1;
+    try testing.expectError(error.ConnReset, readToEof(r.b));
+}
+
+test "reset: a backend RST whose error someone else already read still passes on as a reset" {
+    const e = try Engine.create(testing.allocator, 1, 0);
+    defer e.destroy();
+    var r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 10));
+    setLingerZero(r.b);
+    closeFd(r.b);
+    r.b = -1;
+    // What Bun does on its own (paused) fd when EPOLLERR fires: read and clear SO_ERROR.
+    var i: usize = 0;
+    while (i < 1000 and sockError(r.p2) == 0 and tcpState(r.p2) != TCP_CLOSE) : (i += 1) {
+        const ts = linux.timespec{ .sec = 0, .nsec = 1_000_000 };
+        _ = linux.nanosleep(&ts, null);
+    }
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@intFromEnum(Reason.b_reset), rec.reason);
+    closeFd(r.p1);
+    r.p1 = -1;
+    closeFd(r.p2);
+    r.p2 = -1;
+    try testing.expectError(error.ConnReset, readToEof(r.c));
+}
+
+test "idle timeout completes a silent pair" {
+    const e = try Engine.create(testing.allocator, 1, 0);
+    defer e.destroy();
+    var r = try Rig.init();
+    defer r.deinit();
+    const t0 = nowMs();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 150, 11));
+    try writeAll(r.c, "x"); // activity first: the timer restarts
+    const rec = try waitRecord(e);
+    const took = nowMs() - t0;
+    try testing.expectEqual(@intFromEnum(Reason.idle_timeout), rec.reason);
+    try testing.expectEqual(@as(u64, 1), rec.a_to_b);
+    try testing.expect(took >= 140 and took < 1000);
+    closeFd(r.p1);
+    r.p1 = -1;
+    closeFd(r.p2);
+    r.p2 = -1;
+    const got = try readToEof(r.b);
+    try testing.expectEqual(@as(u64, 1), got.n);
+}
+
+test "many pairs on two threads, and shutdown completes the live ones" {
+    const e = try Engine.create(testing.allocator, 2, 65536);
+    defer e.destroy();
+    var rigs: [50]Rig = undefined;
+    for (&rigs, 0..) |*r, i| {
+        r.* = try Rig.init();
+        try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, i));
+    }
+    defer for (rigs) |r| r.deinit();
+    for (rigs) |r| {
+        try writeAll(r.c, "ping");
+        var buf: [4]u8 = undefined;
+        var got: usize = 0;
+        while (got < 4) got += linux.read(r.b, buf[got..].ptr, 4 - got);
+        try testing.expectEqualStrings("ping", &buf);
+    }
+    try testing.expectEqual(@as(i32, 50), e.activeCount());
+}
+
+test "probe: this host can splice" {
+    try testing.expectEqual(@as(c_int, 0), probe());
+}
+
+test "pipe-max-size is read" {
+    try testing.expect(pipeMaxSize() >= 4096);
+}
