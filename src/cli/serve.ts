@@ -11,7 +11,8 @@ import { startAdmin } from "../control/admin.ts";
 import { nativeStatus } from "../native/index.ts";
 import { loadResolverModule, type Resolver } from "../route/resolver.ts";
 import { ProxyState } from "../proxy/runtime.ts";
-import { startIdleSweeper } from "../proxy/idle-sweeper.ts";
+import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
+import { relayEngine } from "../relay/splice.ts";
 import { bindListener, type BoundListener } from "../listen/listeners.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import { abort } from "../proxy/finish.ts";
@@ -49,8 +50,9 @@ export async function serve(config: Config): Promise<void> {
   }
   const admin = startAdmin(config, metrics);
   if (admin) log.info("admin API listening", { address: admin.url.href });
-  const stopSweeper = startIdleSweeper(state);
-  log.info("switchyard ready", { config: config.source, listeners: state.listeners.length, relay: "userspace" });
+  const stopSweeper = startTimeoutSweeper(state);
+  const engine = relayEngine(config);
+  log.info("switchyard ready", { config: config.source, listeners: state.listeners.length, relay: engine });
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -16,6 +16,7 @@ export const UPSTREAM_OPEN = 16; // connected, relaying
 export const RESPONDING = 32; // a static responder owns the connection
 export const FINISHED = 64; // counted and logged; any further event is ignored
 export const HANDED_OVER = 128; // a native engine relays the bytes; Bun's events are not ours to act on
+export const DIALING = 256; // connecting to the upstream since lastActive (the sweeper times it out)
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 
@@ -37,8 +38,6 @@ export class Conn {
   relay: "userspace" | "splice" = "userspace";
   readonly startedAt = performance.now();
   lastActive = this.startedAt;
-  /** The connect timer, the only timer a connection owns, and only while connecting. */
-  timer: ReturnType<typeof setTimeout> | null = null;
   /** First reason wins: later events of a closing connection do not overwrite why it closed. */
   reason: string | null = null;
 

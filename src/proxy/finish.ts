@@ -29,8 +29,6 @@ export function reset(conn: Conn, reason: string): void {
 export function finish(conn: Conn): void {
   if (conn.flags & FINISHED) return;
   conn.flags |= FINISHED;
-  if (conn.timer) clearTimeout(conn.timer);
-  conn.timer = null;
   conn.pendingUp = conn.pendingDown = null;
   const state = conn.listener.state;
   state.live.delete(conn);

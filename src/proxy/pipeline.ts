@@ -11,7 +11,7 @@
 import type { Socket } from "bun";
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { resolveWithTimeout, ResolveTimeout, type ResolveContext } from "../route/resolver.ts";
-import { Conn, UPSTREAM_OPEN, RESPONDING } from "./conn.ts";
+import { Conn, DIALING, RESPONDING } from "./conn.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
 import { abort } from "./finish.ts";
@@ -115,18 +115,14 @@ function dialResolved(conn: Conn, endpoint: string): void {
   resolveEndpoint(endpoint, policy).then((r) => (r.ok ? connectUpstream(conn, r.target) : abort(conn, r.reason, r.detail)));
 }
 
-/** upstream: connect with a timeout; the relay starts in the upstream socket's open handler. */
+/** upstream: connect (timed out by the sweeper); the relay starts in the upstream socket's open handler. */
 function connectUpstream(conn: Conn, target: DialTarget): void {
   if (conn.reason !== null) return; // the client left while we were deciding
-  conn.timer = setTimeout(connectTimedOut, conn.listener.config.connectTimeoutMs, conn);
+  conn.flags |= DIALING;
+  conn.lastActive = performance.now(); // the sweeper times the dial from here
   // Failures arrive in UPSTREAM_HANDLERS.connectError; the promise's rejection is the same event.
   if (target.kind === "unix") Bun.connect<Conn>({ unix: target.path, socket: UPSTREAM_HANDLERS, data: conn, allowHalfOpen: true }).catch(ignore);
   else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket: UPSTREAM_HANDLERS, data: conn, allowHalfOpen: true }).catch(ignore);
-}
-
-function connectTimedOut(conn: Conn): void {
-  conn.timer = null;
-  if (!(conn.flags & UPSTREAM_OPEN)) abort(conn, "connect_timeout", `no answer from ${conn.upstreamText} within ${conn.listener.config.connectTimeoutMs} ms`);
 }
 
 function ignore(): void {}

@@ -63,8 +63,6 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
 export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
   open(upstream) {
     const conn = upstream.data;
-    if (conn.timer) clearTimeout(conn.timer);
-    conn.timer = null;
     if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
     conn.upstream = upstream;
     conn.flags |= UPSTREAM_OPEN;

@@ -1,0 +1,34 @@
+/**
+ * Idle and connect timeouts without a timer per connection or per read: each read stamps
+ * `lastActive` (and the dial stamps it when it starts), and one interval per process closes
+ * connections silent in both directions for longer than their listener's idleTimeoutMs, and dials
+ * older than connectTimeoutMs. Bun's own socket timeout was not used: it ticks in 4-second steps
+ * (measured) and counts each socket alone, while idleness is a property of the pair.
+ * Resolution: the sweep period, a quarter of the shortest timeout, between 50 ms and 1 s.
+ * @module
+ */
+import type { ProxyState } from "./runtime.ts";
+import { abort } from "./finish.ts";
+import { DIALING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
+
+export function startTimeoutSweeper(state: ProxyState): () => void {
+  const timeouts = state.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs]).filter((t) => t > 0);
+  const period = Math.min(1000, Math.max(50, Math.floor(Math.min(...timeouts) / 4)));
+  const timer = setInterval(sweep, period, state);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+function sweep(state: ProxyState): void {
+  const now = performance.now();
+  for (const conn of state.live) {
+    if (conn.flags & NOT_OURS) continue;
+    const config = conn.listener.config;
+    const silent = now - conn.lastActive;
+    if ((conn.flags & (DIALING | UPSTREAM_OPEN)) === DIALING) {
+      if (silent > config.connectTimeoutMs) abort(conn, "connect_timeout", `no answer from ${conn.upstreamText} within ${config.connectTimeoutMs} ms`);
+    } else if (config.idleTimeoutMs > 0 && silent > config.idleTimeoutMs) {
+      abort(conn, "idle_timeout");
+    }
+  }
+}
