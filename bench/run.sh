@@ -44,11 +44,24 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
-"$bun" bench/runner/main.ts --workdir "$work" --command "$command" "${extra[@]}" "$@"
+# In the background so that a signal to this script (Ctrl-C, kill) is handled at once: the runner is
+# asked to stop (it then stops everything it started), and cleanup() catches anything left over.
+"$bun" bench/runner/main.ts --workdir "$work" --command "$command" "${extra[@]}" "$@" &
+runner=$!
+on_signal() {
+  trap '' INT TERM
+  echo "bench: interrupted, stopping the runner (pid $runner)" >&2
+  kill -TERM "$runner" 2>/dev/null
+  wait "$runner"
+  echo "bench: interrupted; logs and configs kept in $work" >&2
+  exit 130
+}
+trap on_signal INT TERM
+wait "$runner"
 rc=$?
+trap - INT TERM
 if [ $rc -eq 0 ]; then
   rm -rf "$work"
 else

@@ -1,8 +1,21 @@
 //! The splice relay engine: native threads, each with its own epoll, move the bytes of connected
-//! socket pairs with splice(2) through one pipe per direction, so they never enter the JS heap.
+//! socket pairs with splice(2) through a pipe per direction, so they never enter the JS heap.
 //!
 //! - JS hands over a pair with `add(fd_a, fd_b, idle_ms, id)`. The fds are dup'ed: Bun keeps owning
-//!   (and later closing) its own fds; the engine closes only its duplicates.
+//!   (and later closing) its own fds; the engine closes only its duplicates. The dup is needed, not
+//!   a convenience: Bun does not leave a paused socket alone. When a peer's RST arrives (EPOLLERR),
+//!   Bun 1.4.5 reads what is left, fires its close handler and close()s its fd on its own, before the
+//!   engine has reported the pair (checked: a paused Bun.listen socket, the peer calls terminate(),
+//!   the fd is gone from /proc/self/fd within milliseconds). Without its own reference the engine would
+//!   be left with a bare number that Bun's next accept or connect can reuse: a pending splice, or the
+//!   other side's next bytes, would then go into a stranger's connection. The dup pins the socket until
+//!   the engine is done with it. Cost: 2 fds per pair on top of Bun's 2.
+//! - Pipes on demand: a direction takes a pipe from its worker's pool only when it has bytes to move
+//!   and gives it back as soon as the pipe is empty again, so an idle pair holds no pipe (a pipe is
+//!   2 fds and a pipe buffer). A pipe that still holds bytes (slow destination) stays with its
+//!   direction: one pipe per stalled direction, bounded by the pipe size. The pool keeps at most
+//!   POOL_MAX spare pipes per worker and closes the rest. If no pipe can be made (EMFILE), the pair
+//!   waits and is retried by the 25 ms sweep.
 //! - Empty-pipe invariant: a direction reads from its source only when its pipe is empty, so EAGAIN
 //!   from socket->pipe always means "the socket has nothing", and from pipe->socket "the socket is full".
 //! - Half-close: EOF on a source becomes shutdown(SHUT_WR) on the destination once the pipe is drained.
@@ -39,6 +52,8 @@ const SPLICE_F_NONBLOCK: usize = 2;
 /// splice calls per direction per wake-up before the pair yields to others (fairness).
 const BUDGET: u32 = 32;
 const MAX_EVENTS = 256;
+/// Spare (empty) pipes each worker keeps for reuse; more are closed when given back.
+pub const POOL_MAX = 64;
 
 /// A tiny spin lock; critical sections are a few instructions long.
 const Lock = struct {
@@ -113,12 +128,16 @@ pub fn pipeMaxSize() usize {
     return std.fmt.parseInt(usize, text, 10) catch (1 << 20);
 }
 
+const Pipe = struct { r: i32, w: i32, cap: usize };
+
 const Dir = struct {
     src: i32,
     dst: i32,
-    /// pipe read end / write end
+    /// The pipe this direction holds while it has bytes to move (read end / write end; -1: none)
+    /// and its capacity.
     pr: i32 = -1,
     pw: i32 = -1,
+    cap: usize = 0,
     /// bytes sitting in the pipe (spliced in from src, not yet out to dst)
     in_pipe: usize = 0,
     /// bytes delivered to dst
@@ -127,7 +146,7 @@ const Dir = struct {
     shut: bool = false,
 };
 
-const Outcome = enum { blocked, budget, finished, src_reset, dst_reset, src_error, dst_error };
+const Outcome = enum { blocked, budget, finished, starved, src_reset, dst_reset, src_error, dst_error };
 
 const Pair = struct {
     id: u64,
@@ -135,12 +154,13 @@ const Pair = struct {
     fb: i32,
     ab: Dir,
     ba: Dir,
-    pipe_cap: usize,
     idle_ms: i64,
     last_ms: i64,
     done: bool = false,
     err: u32 = 0,
     queued: bool = false,
+    /// A direction needed a pipe and none could be made: the sweep tries again.
+    starved: bool = false,
     worker: *Worker,
     // the worker's list of live pairs
     prev: ?*Pair = null,
@@ -162,6 +182,9 @@ const Worker = struct {
     dead: ?*Pair = null,
     now: i64 = 0,
     next_sweep: i64 = 0,
+    /// Spare pipes, all empty; only this worker's thread touches them.
+    pool: [POOL_MAX]Pipe = undefined,
+    pool_len: usize = 0,
 
     fn wake(self: *Worker) void {
         const one: u64 = 1;
@@ -216,6 +239,44 @@ const Worker = struct {
         self.takeIncoming();
         while (self.live) |p| self.complete(p, .shutdown, 0);
         self.freeDead();
+        while (self.pool_len > 0) {
+            self.pool_len -= 1;
+            closeFd(self.pool[self.pool_len].r);
+            closeFd(self.pool[self.pool_len].w);
+            _ = @atomicRmw(i32, &self.engine.pipes_spare, .Sub, 1, .monotonic);
+        }
+    }
+
+    /// Give `d` a pipe: a spare one, else a new one. False when none can be made (EMFILE, ENFILE).
+    fn takePipe(self: *Worker, d: *Dir) bool {
+        const pipe = if (self.pool_len > 0) blk: {
+            self.pool_len -= 1;
+            _ = @atomicRmw(i32, &self.engine.pipes_spare, .Sub, 1, .monotonic);
+            break :blk self.pool[self.pool_len];
+        } else self.engine.newPipe() orelse return false;
+        d.pr = pipe.r;
+        d.pw = pipe.w;
+        d.cap = pipe.cap;
+        _ = @atomicRmw(i32, &self.engine.pipes_in_use, .Add, 1, .monotonic);
+        return true;
+    }
+
+    /// Take `d`'s pipe back: into the pool when it is empty and the pool has room, else closed
+    /// (a pipe with bytes in it is only given up when its pair completes: the bytes go with it).
+    fn releasePipe(self: *Worker, d: *Dir) void {
+        if (d.pr < 0) return;
+        if (d.in_pipe == 0 and self.pool_len < POOL_MAX) {
+            self.pool[self.pool_len] = .{ .r = d.pr, .w = d.pw, .cap = d.cap };
+            self.pool_len += 1;
+            _ = @atomicRmw(i32, &self.engine.pipes_spare, .Add, 1, .monotonic);
+        } else {
+            closeFd(d.pr);
+            closeFd(d.pw);
+        }
+        d.pr = -1;
+        d.pw = -1;
+        d.cap = 0;
+        _ = @atomicRmw(i32, &self.engine.pipes_in_use, .Sub, 1, .monotonic);
     }
 
     fn takeIncoming(self: *Worker) void {
@@ -272,6 +333,7 @@ const Worker = struct {
             }
         }
         if (p.ab.shut and p.ba.shut) return self.complete(p, .done, 0);
+        if (o1 == .starved or o2 == .starved) p.starved = true;
         if ((o1 == .budget or o2 == .budget) and !p.queued) {
             p.queued = true;
             p.ready_next = self.ready;
@@ -280,6 +342,13 @@ const Worker = struct {
     }
 
     fn pumpDir(self: *Worker, p: *Pair, d: *Dir) Outcome {
+        const o = self.moveDir(p, d);
+        // An empty pipe goes back to the pool at once: an idle direction holds none.
+        if (d.in_pipe == 0) self.releasePipe(d);
+        return o;
+    }
+
+    fn moveDir(self: *Worker, p: *Pair, d: *Dir) Outcome {
         var rounds: u32 = 0;
         while (rounds < BUDGET) : (rounds += 1) {
             if (d.in_pipe > 0) {
@@ -307,7 +376,9 @@ const Worker = struct {
                 }
                 return .finished;
             }
-            const rc = splice(d.src, d.pw, p.pipe_cap);
+            // Only into an empty pipe (in_pipe is 0 here), taken now that there may be bytes.
+            if (d.pr < 0 and !self.takePipe(d)) return .starved;
+            const rc = splice(d.src, d.pw, d.cap);
             switch (linux.errno(rc)) {
                 .SUCCESS => {
                     if (rc == 0) {
@@ -355,6 +426,11 @@ const Worker = struct {
         var it = self.live;
         while (it) |p| {
             it = p.next;
+            if (p.starved) {
+                p.starved = false;
+                self.pump(p, true, true);
+                if (p.done) continue;
+            }
             if (p.idle_ms > 0 and self.now - p.last_ms >= p.idle_ms) self.complete(p, .idle_timeout, 0);
         }
     }
@@ -373,10 +449,8 @@ const Worker = struct {
         _ = linux.epoll_ctl(self.epfd, linux.EPOLL.CTL_DEL, p.fb, null);
         closeFd(p.fa);
         closeFd(p.fb);
-        closeFd(p.ab.pr);
-        closeFd(p.ab.pw);
-        closeFd(p.ba.pr);
-        closeFd(p.ba.pw);
+        self.releasePipe(&p.ab);
+        self.releasePipe(&p.ba);
         // unlink from live
         if (p.prev) |pv| pv.next = p.next else if (self.live == p) self.live = p.next;
         if (p.next) |nx| nx.prev = p.prev;
@@ -403,6 +477,9 @@ pub const Engine = struct {
     next_worker: u32 = 0,
     stopping: bool = false,
     active: i32 = 0,
+    /// Pipes held by directions now / spare in the workers' pools (for tests and metrics).
+    pipes_in_use: i32 = 0,
+    pipes_spare: i32 = 0,
     q_lock: Lock = .{},
     queue: std.ArrayList(Record) = .empty,
 
@@ -464,7 +541,7 @@ pub const Engine = struct {
     /// Hand over a connected pair. Returns 0, or -errno (nothing was taken over then).
     pub fn add(self: *Engine, fd_a: i32, fd_b: i32, idle_ms: i64, id: u64) c_int {
         if (@atomicLoad(bool, &self.stopping, .acquire)) return -@as(c_int, @intFromEnum(linux.E.SHUTDOWN));
-        var fds = [6]i32{ -1, -1, -1, -1, -1, -1 };
+        var fds = [2]i32{ -1, -1 };
         var ok = false;
         defer if (!ok) for (fds) |fd| closeFd(fd);
         for ([2]i32{ fd_a, fd_b }, 0..) |fd, i| {
@@ -478,32 +555,14 @@ pub const Engine = struct {
             const rc2 = linux.fcntl(fds[i], linux.F.SETFL, fl | nb);
             if (linux.errno(rc2) != .SUCCESS) return negErrno(rc2);
         }
-        for (0..2) |i| {
-            var pfd: [2]i32 = undefined;
-            const rc = linux.pipe2(&pfd, .{ .NONBLOCK = true, .CLOEXEC = true });
-            if (linux.errno(rc) != .SUCCESS) return negErrno(rc);
-            fds[2 + 2 * i] = pfd[0];
-            fds[3 + 2 * i] = pfd[1];
-        }
-        // Ask for the configured size; a refusal (per-user pipe limits) keeps the default size.
-        var cap: usize = std.math.maxInt(usize);
-        for (0..2) |i| {
-            const rc = linux.fcntl(fds[3 + 2 * i], linux.F.SETPIPE_SZ, self.pipe_size);
-            const got: usize = if (linux.errno(rc) == .SUCCESS) rc else blk: {
-                const g = linux.fcntl(fds[3 + 2 * i], linux.F.GETPIPE_SZ, 0);
-                break :blk if (linux.errno(g) == .SUCCESS) g else 65536;
-            };
-            cap = @min(cap, got);
-        }
         const w = &self.workers[@atomicRmw(u32, &self.next_worker, .Add, 1, .monotonic) % self.workers.len];
         const p = self.gpa.create(Pair) catch return -@as(c_int, @intFromEnum(linux.E.NOMEM));
         p.* = .{
             .id = id,
             .fa = fds[0],
             .fb = fds[1],
-            .ab = .{ .src = fds[0], .dst = fds[1], .pr = fds[2], .pw = fds[3] },
-            .ba = .{ .src = fds[1], .dst = fds[0], .pr = fds[4], .pw = fds[5] },
-            .pipe_cap = cap,
+            .ab = .{ .src = fds[0], .dst = fds[1] },
+            .ba = .{ .src = fds[1], .dst = fds[0] },
             .idle_ms = idle_ms,
             .last_ms = nowMs(),
             .worker = w,
@@ -516,6 +575,30 @@ pub const Engine = struct {
         w.lock.unlock();
         w.wake();
         return 0;
+    }
+
+    /// A new empty pipe of the configured size; a refused size (per-user pipe limits) keeps the
+    /// default one. Null when the pipe cannot be made.
+    fn newPipe(self: *Engine) ?Pipe {
+        var pfd: [2]i32 = undefined;
+        const rc = linux.pipe2(&pfd, .{ .NONBLOCK = true, .CLOEXEC = true });
+        if (linux.errno(rc) != .SUCCESS) return null;
+        const sz = linux.fcntl(pfd[1], linux.F.SETPIPE_SZ, self.pipe_size);
+        const cap: usize = if (linux.errno(sz) == .SUCCESS) sz else blk: {
+            const g = linux.fcntl(pfd[1], linux.F.GETPIPE_SZ, 0);
+            break :blk if (linux.errno(g) == .SUCCESS) g else 65536;
+        };
+        return .{ .r = pfd[0], .w = pfd[1], .cap = cap };
+    }
+
+    /// Pipes held by pairs' directions now (only directions with bytes to move hold one).
+    pub fn pipesInUse(self: *Engine) i32 {
+        return @atomicLoad(i32, &self.pipes_in_use, .monotonic);
+    }
+
+    /// Empty pipes kept for reuse in the workers' pools (at most POOL_MAX each).
+    pub fn pipesSpare(self: *Engine) i32 {
+        return @atomicLoad(i32, &self.pipes_spare, .monotonic);
     }
 
     fn pushRecord(self: *Engine, r: Record) void {
@@ -803,4 +886,193 @@ test "probe: this host can splice" {
 
 test "pipe-max-size is read" {
     try testing.expect(pipeMaxSize() >= 4096);
+}
+
+// ---- the pipe pool ------------------------------------------------------------------------------
+
+fn sleepMs(ms: u32) void {
+    const ts = linux.timespec{ .sec = 0, .nsec = @as(isize, ms) * 1_000_000 };
+    _ = linux.nanosleep(&ts, null);
+}
+
+/// Wait (up to 5 s) for the engine to hold exactly `want` pipes.
+fn waitPipesInUse(e: *Engine, want: i32) !void {
+    var i: usize = 0;
+    while (i < 5000) : (i += 1) {
+        if (e.pipesInUse() == want) return;
+        sleepMs(1);
+    }
+    std.debug.print("pipes in use: {d}, expected {d}\n", .{ e.pipesInUse(), want });
+    return error.PipesInUse;
+}
+
+/// Open fds of this process (entries of /proc/self/fd, less the one used to list them).
+fn countFds() !usize {
+    const rc = linux.open("/proc/self/fd", .{ .DIRECTORY = true, .CLOEXEC = true }, 0);
+    if (linux.errno(rc) != .SUCCESS) return error.OpenFailed;
+    const dir: i32 = @intCast(rc);
+    defer closeFd(dir);
+    var buf: [8192]u8 align(8) = undefined;
+    var n: usize = 0;
+    while (true) {
+        const got = linux.getdents64(dir, &buf, buf.len);
+        if (linux.errno(got) != .SUCCESS) return error.ReadFailed;
+        if (got == 0) break;
+        var off: usize = 0;
+        while (off < got) {
+            const reclen = std.mem.readInt(u16, buf[off + 16 ..][0..2], .little);
+            if (buf[off + 19] != '.') n += 1;
+            off += reclen;
+        }
+    }
+    return n - 1;
+}
+
+fn readExact(fd: i32, want: usize) !u64 {
+    var buf: [65536]u8 = undefined;
+    var got: usize = 0;
+    var sum: u64 = 0;
+    while (got < want) {
+        const rc = linux.read(fd, &buf, @min(buf.len, want - got));
+        if (linux.errno(rc) != .SUCCESS) return error.ReadFailed;
+        if (rc == 0) return error.EarlyEof;
+        for (buf[0..rc]) |x| sum +%= x;
+        got += rc;
+    }
+    return sum;
+}
+
+fn setBuf(fd: i32, opt: u32, bytes: i32) void {
+    _ = linux.setsockopt(fd, linux.SOL.SOCKET, opt, @ptrCast(&bytes), @sizeOf(i32));
+}
+
+fn writerNoFin(fd: i32, total: usize) void {
+    var buf: [65536]u8 = undefined;
+    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
+    var left = total;
+    while (left > 0) {
+        const k = @min(left, buf.len);
+        writeAll(fd, buf[0..k]) catch return;
+        left -= k;
+    }
+}
+
+test "pipes: none at handover, taken while bytes move, all back in the pool once traffic stops" {
+    const e = try Engine.create(testing.allocator, 1, 0);
+    defer e.destroy();
+    const r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 1));
+    sleepMs(20);
+    try testing.expectEqual(@as(i32, 0), e.pipesInUse());
+    try testing.expectEqual(@as(i32, 0), e.pipesSpare());
+    const total: usize = 4 << 20;
+    for (0..2) |_| {
+        // a -> b, then b -> a, with the pair staying open between and after.
+        const t = try std.Thread.spawn(.{}, writerNoFin, .{ r.c, total });
+        _ = try readExact(r.b, total);
+        t.join();
+        const t2 = try std.Thread.spawn(.{}, writerNoFin, .{ r.b, total });
+        _ = try readExact(r.c, total);
+        t2.join();
+        try waitPipesInUse(e, 0);
+        try testing.expectEqual(@as(i32, 1), e.activeCount());
+        try testing.expect(e.pipesSpare() >= 1 and e.pipesSpare() <= 2);
+    }
+    _ = linux.shutdown(r.c, linux.SHUT.WR);
+    _ = linux.shutdown(r.b, linux.SHUT.WR);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
+    try testing.expectEqual(@as(u64, 2 * total), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 2 * total), rec.b_to_a);
+    try testing.expectEqual(@as(i32, 0), e.pipesInUse());
+}
+
+test "pipes: 200 idle pairs, each having echoed once, hold no pipe and no pipe fd" {
+    const e = try Engine.create(testing.allocator, 2, 0);
+    defer e.destroy();
+    const N = 200;
+    var rigs: [N]Rig = undefined;
+    var made: usize = 0;
+    defer for (rigs[0..made]) |r| r.deinit();
+    for (&rigs) |*r| {
+        r.* = try Rig.init();
+        made += 1;
+    }
+    const before = try countFds();
+    for (&rigs, 0..) |*r, i| try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, i));
+    for (rigs) |r| {
+        try writeAll(r.c, "ping");
+        _ = try readExact(r.b, 4);
+        try writeAll(r.b, "pong");
+        _ = try readExact(r.c, 4);
+    }
+    try waitPipesInUse(e, 0);
+    try testing.expectEqual(@as(i32, N), e.activeCount());
+    // One exchange at a time: a worker never needed more than a pipe or two.
+    try testing.expect(e.pipesSpare() <= 4);
+    // The engine's own fds: its dups (2 per pair) and the few spare pipes.
+    const after = try countFds();
+    try testing.expect(after - before <= 2 * N + 2 * @as(usize, @intCast(e.pipesSpare())));
+}
+
+test "pipes: a stalled reader keeps one pipe (bytes in it), given back once it reads" {
+    const e = try Engine.create(testing.allocator, 1, 65536);
+    defer e.destroy();
+    const r = try Rig.init();
+    defer r.deinit();
+    setBuf(r.c, linux.SO.RCVBUF, 4096);
+    setBuf(r.p1, linux.SO.SNDBUF, 4096);
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 5));
+    const total: usize = 8 << 20;
+    const t = try std.Thread.spawn(.{}, writerThread, .{ r.b, total });
+    try waitPipesInUse(e, 1);
+    sleepMs(100);
+    try testing.expectEqual(@as(i32, 1), e.pipesInUse()); // still held, and only that one
+    const got = try readToEof(r.c);
+    t.join();
+    try testing.expectEqual(@as(u64, total), got.n);
+    try waitPipesInUse(e, 0);
+    try testing.expectEqual(@as(i32, 1), e.activeCount()); // a -> b is still open
+    _ = linux.shutdown(r.c, linux.SHUT.WR);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
+    try testing.expectEqual(@as(u64, total), rec.b_to_a);
+}
+
+test "pipes: the pool keeps at most POOL_MAX spares and closes the rest" {
+    const e = try Engine.create(testing.allocator, 1, 65536);
+    defer e.destroy();
+    const N = POOL_MAX + 6;
+    var rigs: [N]Rig = undefined;
+    var sent: [N]usize = undefined;
+    var made: usize = 0;
+    defer for (rigs[0..made]) |r| r.deinit();
+    for (&rigs, 0..) |*r, i| {
+        r.* = try Rig.init();
+        made += 1;
+        setBuf(r.c, linux.SO.RCVBUF, 4096);
+        setBuf(r.p1, linux.SO.SNDBUF, 4096);
+        try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, i));
+    }
+    // Every backend writes what its socket takes; no client reads: each pair ends up holding a pipe.
+    var chunk: [65536]u8 = undefined;
+    @memset(&chunk, 'z');
+    for (&rigs, 0..) |*r, i| {
+        const fl = linux.fcntl(r.b, linux.F.GETFL, 0);
+        _ = linux.fcntl(r.b, linux.F.SETFL, fl | @as(usize, @as(u32, @bitCast(linux.O{ .NONBLOCK = true }))));
+        sent[i] = 0;
+        while (sent[i] < 1 << 20) {
+            const rc = linux.write(r.b, &chunk, chunk.len);
+            if (linux.errno(rc) != .SUCCESS) break;
+            sent[i] += rc;
+        }
+        try testing.expect(sent[i] > 64 * 1024);
+    }
+    try waitPipesInUse(e, N);
+    try testing.expectEqual(@as(i32, 0), e.pipesSpare());
+    for (rigs, 0..) |r, i| _ = try readExact(r.c, sent[i]);
+    try waitPipesInUse(e, 0);
+    try testing.expectEqual(@as(i32, POOL_MAX), e.pipesSpare());
+    try testing.expectEqual(@as(i32, N), e.activeCount());
 }

@@ -23,6 +23,8 @@ import { spliceHandover } from "./splice.ts";
 
 /** Handlers of accepted (client) sockets; the listener adds its own `open`. */
 export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
+  // Plain Uint8Array chunks: a Buffer costs more to make and nothing here needs its methods.
+  binaryType: "uint8array",
   data(client, chunk) {
     const conn = client.data;
     if (conn.flags & NOT_OURS) return;
@@ -61,6 +63,7 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
 };
 
 export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
+  binaryType: "uint8array",
   open(upstream) {
     const conn = upstream.data;
     if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
