@@ -3,9 +3,9 @@
  * broken files, `version`, `--help`, and flags for features that are not built yet.
  */
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, runBinary, startProxy, tempDir, writeConfig, eventually } from "../helpers/proxy.ts";
+import { BINARY, runBinary, startProxy, tempDir, eventually } from "../helpers/proxy.ts";
 import { connect, echoServer } from "../helpers/peers.ts";
 
 test("the compiled binary relays traffic from an empty directory with an empty environment", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { RouteTable } from "../../src/route/table.ts";
-import { parseCidr, parseIp, type Cidr, type IpAddress } from "../../src/net/ip.ts";
+import { parseCidr, type Cidr } from "../../src/net/ip.ts";
 import type { RouteConfig } from "../../src/config/types.ts";
 
 interface Route {
@@ -13,11 +13,6 @@ function cidr(text: string): Cidr {
   return c;
 }
 
-function ip(text: string): IpAddress {
-  const a = parseIp(text);
-  if (!a) throw new Error(`test address does not parse: ${text}`);
-  return a;
-}
 
 /** A route; `clients` undefined makes it a default route (no match). */
 function route(name: string, clients?: string[]): Route {
