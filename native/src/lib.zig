@@ -33,8 +33,17 @@ export fn sy_splice_start(threads: c_int, pipe_size: c_int) c_int {
     return 0;
 }
 
-/// Hand over two connected sockets (dup'ed inside; the caller keeps and later closes its own fds).
-/// idle_ms 0 = no idle timeout. 0, or -errno (then the caller still relays them itself).
+/// Hand over two connected sockets. idle_ms 0 = no idle timeout. 0, or -errno (then nothing was
+/// taken over and the caller still relays them itself).
+///
+/// Ownership: the engine dup()s both fds and works only on its duplicates; the caller keeps owning
+/// its own fds and closes them whenever it likes (normally after the completion record, with
+/// end()/terminate()). The engine removes its duplicates from its epoll and closes them before it
+/// queues the record, and never touches the caller's fds. The dup (2 fds per pair) stays on purpose:
+/// Bun close()s a paused socket's fd by itself when a peer's RST arrives (EPOLLERR), before the
+/// record exists; an engine working on the bare number could then splice into whatever connection
+/// Bun opens next on that number. Pipes are not per pair: a direction borrows one from its thread's
+/// pool only while it has bytes to move, so an idle pair costs the engine exactly its 2 dups.
 export fn sy_splice_add(fd_a: c_int, fd_b: c_int, idle_ms: c_int, id: i64) c_int {
     const e = engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
     return e.add(fd_a, fd_b, idle_ms, @bitCast(id));
@@ -50,6 +59,13 @@ export fn sy_splice_poll(buf: [*]splice.Record, max: c_int) c_int {
 export fn sy_splice_active() c_int {
     const e = engine orelse return 0;
     return e.activeCount();
+}
+
+/// Pipes of the engine: `spare` 0 = held by pairs' directions now (bytes in flight), 1 = empty ones
+/// kept for reuse in the threads' pools. Diagnostics; not bound by src/native (no ABI change).
+export fn sy_splice_pipes(spare: c_int) c_int {
+    const e = engine orelse return 0;
+    return if (spare != 0) e.pipesSpare() else e.pipesInUse();
 }
 
 /// 0 if socket -> pipe -> socket splicing works on this host, else -errno.
@@ -71,6 +87,8 @@ test "exported splice engine starts once and polls empty" {
     var recs: [4]splice.Record = undefined;
     try std.testing.expectEqual(@as(c_int, 0), sy_splice_poll(&recs, 4));
     try std.testing.expectEqual(@as(c_int, 0), sy_splice_active());
+    try std.testing.expectEqual(@as(c_int, 0), sy_splice_pipes(0));
+    try std.testing.expectEqual(@as(c_int, 0), sy_splice_pipes(1));
     try std.testing.expect(sy_splice_add(-1, -1, 0, 1) < 0);
 }
 

@@ -1021,7 +1021,8 @@ test "pipes: a stalled reader keeps one pipe (bytes in it), given back once it r
     defer e.destroy();
     const r = try Rig.init();
     defer r.deinit();
-    setBuf(r.c, linux.SO.RCVBUF, 4096);
+    // A small send buffer toward the client: the pipe fills sooner. (Not a small receive buffer on
+    // the client: shrunk below a window already advertised, it wedges loopback TCP.)
     setBuf(r.p1, linux.SO.SNDBUF, 4096);
     try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 5));
     const total: usize = 8 << 20;
@@ -1051,23 +1052,29 @@ test "pipes: the pool keeps at most POOL_MAX spares and closes the rest" {
     for (&rigs, 0..) |*r, i| {
         r.* = try Rig.init();
         made += 1;
-        setBuf(r.c, linux.SO.RCVBUF, 4096);
         setBuf(r.p1, linux.SO.SNDBUF, 4096);
         try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, i));
     }
-    // Every backend writes what its socket takes; no client reads: each pair ends up holding a pipe.
+    // Every backend writes 1 MiB (more than the client's receive buffer and the proxy's send buffer
+    // hold) as its socket takes it; no client reads: each pair ends up holding a pipe.
     var chunk: [65536]u8 = undefined;
     @memset(&chunk, 'z');
     for (&rigs, 0..) |*r, i| {
         const fl = linux.fcntl(r.b, linux.F.GETFL, 0);
         _ = linux.fcntl(r.b, linux.F.SETFL, fl | @as(usize, @as(u32, @bitCast(linux.O{ .NONBLOCK = true }))));
         sent[i] = 0;
-        while (sent[i] < 1 << 20) {
-            const rc = linux.write(r.b, &chunk, chunk.len);
-            if (linux.errno(rc) != .SUCCESS) break;
-            sent[i] += rc;
+        var stuck: u32 = 0;
+        while (sent[i] < 1 << 20 and stuck < 200) {
+            const rc = linux.write(r.b, &chunk, @min(chunk.len, (1 << 20) - sent[i]));
+            if (linux.errno(rc) == .SUCCESS) {
+                sent[i] += rc;
+                stuck = 0;
+            } else {
+                stuck += 1;
+                sleepMs(1);
+            }
         }
-        try testing.expect(sent[i] > 64 * 1024);
+        try testing.expect(sent[i] > 512 * 1024);
     }
     try waitPipesInUse(e, N);
     try testing.expectEqual(@as(i32, 0), e.pipesSpare());

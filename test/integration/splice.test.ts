@@ -1,11 +1,12 @@
 /**
  * The splice relay engine (native threads, splice(2) through a pipe per direction), end to end
  * through the compiled binary: volume with checksums, half-close, resets both ways, idle timeout,
- * 1000 concurrent pairs, a stalled reader, the proxy's memory staying flat while GiBs pass (the bytes
+ * 1000 concurrent pairs, 3000 idle pairs costing the proxy few fds, a stalled reader, the proxy's memory staying flat while GiBs pass (the bytes
  * never enter the JS heap), and the fallbacks when the library or splice is unavailable.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
 import type { Socket } from "bun";
 import { startProxy, eventually, rssOf, runBinary, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { serve, echoServer, connect, writeAll, type Server } from "../helpers/peers.ts";
@@ -145,6 +146,43 @@ describe("splice relay: semantics", () => {
     expect(closed.filter((x) => x.error !== null)).toEqual([]);
   }, 120_000);
 });
+
+test("3000 idle pairs, each verified with one echo: the engine holds no pipes for them", async () => {
+  // Before: 8 fds per pair (Bun's 2, the engine's 2 dups, 2 pipes made at handover and kept). Now a
+  // direction borrows a pipe only while bytes move, so an idle pair costs Bun's 2 fds and the engine's
+  // 2 dups. The dups stay: Bun closes a paused socket's fd on its own when a RST arrives, and an
+  // engine using Bun's bare fd numbers could then splice into a connection that reused the number.
+  const N = 3000;
+  const echo = echoServer();
+  const proxy = await spliceProxy(echo.port);
+  const clients: Awaited<ReturnType<typeof connect>>[] = [];
+  try {
+    const base = readdirSync(`/proc/${proxy.pid}/fd`).length;
+    for (let i = 0; i < N; i += 250) {
+      const batch = await Promise.all(Array.from({ length: Math.min(250, N - i) }, () => connect(proxy.port)));
+      clients.push(...batch);
+    }
+    clients.forEach((c, i) => c.socket.write(`hello ${i}`.padEnd(16, ".")));
+    await eventually(() => clients.every((c) => c.received().length === 16), 60_000, "every echo");
+    clients.forEach((c, i) => expect(c.receivedText()).toBe(`hello ${i}`.padEnd(16, ".")));
+    await Bun.sleep(200);
+    const fds = readdirSync(`/proc/${proxy.pid}/fd`).length;
+    const perPair = (fds - base) / N;
+    console.log(`splice: ${N} idle pairs, proxy fds ${base} -> ${fds} (${perPair.toFixed(3)} per pair)`);
+    expect(perPair).toBeGreaterThanOrEqual(4); // they are all spliced (userspace would be 2)
+    expect(perPair).toBeLessThan(4.1); // no pipes: a pool of at most 64 spares per thread
+    expect(fds).toBeLessThan(N * 4.5);
+    for (const c of clients) c.socket.end();
+    const closed = await Promise.all(clients.map((c) => c.closed));
+    expect(closed.filter((x) => x.error !== null)).toEqual([]);
+    await eventually(() => proxy.accessLog().length === N, 30_000, "every record");
+    expect(proxy.accessLog().every((r) => r.relay === "splice" && r.reason === "done" && r.bytesIn === 16 && r.bytesOut === 16)).toBe(true);
+  } finally {
+    for (const c of clients) c.socket.terminate();
+    await proxy.stop();
+    echo.stop();
+  }
+}, 120_000);
 
 test("half-close: the client's FIN reaches the backend, which still answers after it", async () => {
   let backendGot = "";
