@@ -17,6 +17,7 @@ export const RESPONDING = 32; // a static responder owns the connection
 export const FINISHED = 64; // counted and logged; any further event is ignored
 export const HANDED_OVER = 128; // a native engine relays the bytes; Bun's events are not ours to act on
 export const DIALING = 256; // connecting to the upstream since lastActive (the sweeper times it out)
+export const SPLICE_LATER = 512; // relay "auto": hand over to the splice engine once busy
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 

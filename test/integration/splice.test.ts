@@ -352,12 +352,27 @@ describe("fallbacks", () => {
     }
   });
 
-  test("relay auto picks splice when the library is loaded", async () => {
+  test("relay auto: short exchanges stay in userspace, a busy connection moves to splice mid-stream", async () => {
     const echo = echoServer();
     const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`]);
     try {
-      await relaysThrough(p);
       await p.waitForLog("relay engine: splice configured=auto");
+      await relaysThrough(p); // a few bytes
+      // 4 MiB in 64 KiB requests, each echoed before the next: crosses the 256 KiB mark mid-stream.
+      const c = await connect(p.port);
+      const chunk = new Uint8Array(64 * 1024).map((_, i) => (i * 7) & 255);
+      for (let i = 0; i < 64; i++) {
+        await writeAll(c.socket, chunk);
+        await eventually(() => c.received().length === (i + 1) * chunk.length, 10_000, `echo ${i}`);
+      }
+      const got = c.received();
+      for (let i = 0; i < 64; i++) expect(Buffer.compare(got.subarray(i * chunk.length, (i + 1) * chunk.length), chunk)).toBe(0);
+      c.socket.end();
+      await c.closed;
+      await eventually(() => p.accessLog().length === 2, 5000, "access log");
+      const [small, big] = p.accessLog();
+      expect(small!.relay).toBe("userspace");
+      expect(big).toMatchObject({ relay: "splice", bytesIn: 4 * 1024 * 1024, bytesOut: 4 * 1024 * 1024, reason: "done" });
     } finally {
       await p.stop();
       echo.stop();
