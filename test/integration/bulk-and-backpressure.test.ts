@@ -6,52 +6,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import type { Socket } from "bun";
+import { StreamWriter, newSide } from "../helpers/stream.ts";
 import { startProxy, eventually, rssOf, type RunningProxy } from "../helpers/proxy.ts";
 import { serve, type Server } from "../helpers/peers.ts";
 
 const GiB = Number(process.env.BULK_BYTES ?? 1024 ** 3);
 
-/** A deterministic, incompressible-looking stream: blocks of xorshift output, block i seeded by i. */
-function block(i: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  const view = new Uint32Array(out.buffer);
-  let x = (i * 2654435761) >>> 0 || 1;
-  for (let k = 0; k < view.length; k++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    view[k] = x;
-  }
-  return out;
-}
-
-/** Writes `total` bytes of the stream to a socket as fast as it takes them; drives itself from drain. */
-class StreamWriter {
-  sent = 0;
-  #blocks: Uint8Array[];
-  #pending: Uint8Array | null = null;
-  readonly hash = createHash("sha256");
-  constructor(readonly socket: Socket<any>, readonly total: number, blockSize = 256 * 1024) {
-    // 16 distinct blocks cycled: distinct enough that a reordered or dropped block changes the hash.
-    this.#blocks = Array.from({ length: 16 }, (_, i) => block(i + 1, blockSize));
-  }
-  pump(): void {
-    for (;;) {
-      if (!this.#pending) {
-        if (this.sent >= this.total) return void this.socket.shutdown();
-        const b = this.#blocks[(this.sent / this.#blocks[0]!.length) % 16 | 0]!;
-        this.#pending = b.subarray(0, Math.min(b.length, this.total - this.sent));
-        this.hash.update(this.#pending);
-      }
-      const n = this.socket.write(this.#pending);
-      if (n <= 0) return;
-      this.sent += n;
-      if (n < this.#pending.length) { this.#pending = this.#pending.subarray(n); return; }
-      this.#pending = null;
-    }
-  }
-}
-
-interface Side { writer: StreamWriter | null; received: number; hash: ReturnType<typeof createHash>; done: boolean }
-const newSide = (): Side => ({ writer: null, received: 0, hash: createHash("sha256"), done: false });
 
 describe("volume and backpressure (userspace relay)", () => {
   let proxy: RunningProxy;
