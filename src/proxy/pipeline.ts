@@ -27,7 +27,6 @@ export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
   conn.routeCounters.active++;
   conn.routeCounters.total++;
   if (gate(conn) === "closed") return;
-  if (conn.clientIp !== "unix") client.setNoDelay(true);
   // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
   client.pause();
   routeConnection(conn);

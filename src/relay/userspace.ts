@@ -69,10 +69,9 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
     conn.upstream = upstream;
     conn.flags |= UPSTREAM_OPEN;
-    if (!conn.upstreamText?.startsWith("unix:")) {
-      upstream.setNoDelay(true);
-      upstream.setKeepAlive(true, 60);
-    }
+    // TCP_NODELAY: Bun already sets it on every accepted and connected TCP socket (seen with strace),
+    // so only keepalive is ours. Bun 1.4.5 sets SO_KEEPALIVE and leaves the timers to the kernel.
+    if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);
     if (conn.clientIp !== "unix") conn.client.setKeepAlive(true, 60);
     notifyConnect(conn);
     if (spliceHandover(conn)) return; // the native engine relays from here on
