@@ -24,9 +24,10 @@ async function main(argv: readonly string[]): Promise<number | null> {
       return 0;
     }
     case "serve": {
-      const config = loadConfig({ file: command.file, flags: command.flags, env: process.env });
+      const load = () => loadConfig({ file: command.file, flags: command.flags, env: process.env });
+      const config = load();
       log.configure(config.log.level, config.log.format);
-      await serve(config);
+      await serve(config, load);
       return null; // keep running until a signal
     }
   }

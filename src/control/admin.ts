@@ -1,18 +1,25 @@
 /**
  * The admin API (SPEC.md). Built so far: GET /health, /metrics (Prometheus text), /metrics.json,
- * /config (secrets redacted). The rest answers 501 and says it is not built yet. Loopback by default;
+ * /config (secrets redacted), POST /reload. The rest answers 501 and says it is not built yet. Loopback by default;
  * a token (Authorization: Bearer …) is required when it listens anywhere else.
  * @module
  */
 import type { Server } from "bun";
 import type { Config } from "../config/types.ts";
 import type { Metrics } from "./metrics.ts";
+import type { ReloadResult } from "./service.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import { parseIp } from "../net/ip.ts";
 
-const NOT_BUILT = ["/connections", "/reload", "/blocked"];
+const NOT_BUILT = ["/connections", "/blocked"];
 
-export function startAdmin(config: Config, metrics: Metrics): Server<undefined> | null {
+export interface AdminActions {
+  /** The configuration in force now. */
+  config(): Config;
+  reload(): Promise<ReloadResult>;
+}
+
+export function startAdmin(config: Config, metrics: Metrics, actions: AdminActions): Server<undefined> | null {
   const admin = config.admin;
   if (!admin) return null;
   const a = admin.listen;
@@ -23,13 +30,17 @@ export function startAdmin(config: Config, metrics: Metrics): Server<undefined> 
   const target = a.kind === "unix" ? { unix: a.path } : { hostname: a.host, port: a.port };
   return Bun.serve({
     ...target,
-    fetch(req) {
+    async fetch(req) {
       if (token && req.headers.get("authorization") !== `Bearer ${token}`) return new Response("unauthorized\n", { status: 401 });
       const path = new URL(req.url).pathname;
       if (req.method === "GET" && path === "/health") return Response.json({ status: "ok" });
       if (req.method === "GET" && path === "/metrics") return new Response(metrics.toPrometheus(), { headers: { "content-type": "text/plain; version=0.0.4" } });
       if (req.method === "GET" && path === "/metrics.json") return Response.json(metrics);
-      if (req.method === "GET" && path === "/config") return Response.json(redact(config));
+      if (req.method === "GET" && path === "/config") return Response.json(redact(actions.config()));
+      if (req.method === "POST" && path === "/reload") {
+        const result = await actions.reload();
+        return Response.json(result, { status: result.ok ? 200 : 422 });
+      }
       if (NOT_BUILT.some((p) => path.startsWith(p))) return Response.json({ error: `${path} is not built yet in this version` }, { status: 501 });
       return Response.json({ error: "not found" }, { status: 404 });
     },

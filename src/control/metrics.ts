@@ -28,6 +28,8 @@ export const OK_REASONS = new Set(["done", "client_closed", "upstream_closed", "
 
 export class Metrics {
   readonly startedAt = Date.now();
+  /** Configuration reloads by outcome. */
+  readonly reloads = { ok: 0, failed: 0 };
   readonly listeners = new Map<string, Counters>();
   /** Key: `listener\0route`. */
   readonly routes = new Map<string, Counters>();
@@ -48,6 +50,7 @@ export class Metrics {
   toJSON(): object {
     return {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      reloads: this.reloads,
       listeners: Object.fromEntries(this.listeners),
       routes: Object.fromEntries([...this.routes].map(([k, v]) => [k.replace("\0", "/"), v])),
     };
@@ -78,6 +81,7 @@ export class Metrics {
       for (const [reason, n] of c.closes) closes.push([{ listener, route, reason }, n]);
     }
     family("switchyard_connections_closed_total", "counter", "Connections ended, by reason.", closes);
+    family("switchyard_reloads_total", "counter", "Configuration reloads, by result.", [[{ result: "ok" }, this.reloads.ok], [{ result: "failed" }, this.reloads.failed]]);
     out.push("# HELP switchyard_uptime_seconds Seconds since start.", "# TYPE switchyard_uptime_seconds gauge",
       `switchyard_uptime_seconds ${Math.round((Date.now() - this.startedAt) / 1000)}`);
     return out.join("\n") + "\n";

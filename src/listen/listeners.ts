@@ -14,17 +14,25 @@ import { CLIENT_HANDLERS } from "../relay/userspace.ts";
 
 export type BoundListener = { readonly address: string; readonly server: TCPSocketListener<Conn> | UnixSocketListener<Conn> };
 
-/** Bind every address of `listener`; throws with the address in the message if one cannot be bound. */
-export function bindListener(listener: ListenerRuntime): BoundListener[] {
-  const socket = { ...CLIENT_HANDLERS, open: (client: Socket<Conn>) => accept(listener, client) };
-  const bound: BoundListener[] = [];
-  try {
-    for (const address of listener.config.listen) bound.push({ address: formatSocketAddress(address), server: listen(address, socket) });
-  } catch (e) {
-    for (const b of bound) b.server.stop(true);
-    throw e;
-  }
-  return bound;
+/** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
+export function handlersFor(listener: ListenerRuntime) {
+  return { ...CLIENT_HANDLERS, open: (client: Socket<Conn>) => accept(listener, client) };
+}
+
+/** Bind one address for `listener`; throws with the address in the message if it cannot be bound. */
+export function bindAddress(address: SocketAddress, listener: ListenerRuntime): BoundListener {
+  return { address: formatSocketAddress(address), server: listen(address, handlersFor(listener)) };
+}
+
+/** Point an already bound address at another listener runtime (a reload): the socket stays open. */
+export function rebind(bound: BoundListener, listener: ListenerRuntime): void {
+  bound.server.reload({ socket: handlersFor(listener) });
+}
+
+/** The address a bound socket really has (the kernel's port for port 0). */
+export function boundAddress(b: BoundListener): string {
+  const s = b.server as { hostname?: string; port?: number };
+  return "port" in b.server && s.port !== undefined ? formatSocketAddress({ kind: "inet", host: s.hostname!, port: s.port, literal: true }) : b.address;
 }
 
 function listen(address: SocketAddress, socket: typeof CLIENT_HANDLERS & { open(client: Socket<Conn>): void }) {

@@ -11,10 +11,14 @@ import type { ProxyState } from "./runtime.ts";
 import { abort } from "./finish.ts";
 import { DIALING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
 
-export function startTimeoutSweeper(state: ProxyState): () => void {
-  const timeouts = state.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs]).filter((t) => t > 0);
+/**
+ * Sweep the connections of every state `states()` returns (after a reload, the old configuration's
+ * connections live on beside the new one's). The period comes from the first state's timeouts.
+ */
+export function startTimeoutSweeper(first: ProxyState, states: () => Iterable<ProxyState>): () => void {
+  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs]).filter((t) => t > 0);
   const period = Math.min(1000, Math.max(50, Math.floor(Math.min(...timeouts) / 4)));
-  const timer = setInterval(sweep, period, state);
+  const timer = setInterval(() => { for (const state of states()) sweep(state); }, period);
   timer.unref();
   return () => clearInterval(timer);
 }

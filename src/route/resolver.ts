@@ -57,11 +57,12 @@ export interface Resolver {
 }
 
 /** Import a resolver module; its default export (or the module itself) must have resolve(). */
-export async function loadResolverModule(file: string): Promise<Resolver> {
+export async function loadResolverModule(file: string, generation = 0): Promise<Resolver> {
   const path = resolvePath(file);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    const url = pathToFileURL(path).href + (generation > 0 ? `?generation=${generation}` : "");
+    mod = (await import(url)) as Record<string, unknown>;
   } catch (e) {
     throw new Error(`cannot load resolver module ${path}: ${(e as Error).message}`);
   }

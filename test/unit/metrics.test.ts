@@ -107,6 +107,7 @@ const FAMILIES = {
   switchyard_bytes_in_total: "counter",
   switchyard_bytes_out_total: "counter",
   switchyard_connections_closed_total: "counter",
+  switchyard_reloads_total: "counter",
   switchyard_uptime_seconds: "gauge",
 };
 
@@ -158,7 +159,7 @@ describe("Prometheus text", () => {
   test("with no traffic: every family still has HELP and TYPE, and uptime is a sample", () => {
     const e = parseExposition(new Metrics().toPrometheus());
     expect(Object.fromEntries([...e.families].map(([n, f]) => [n, f.type]))).toEqual(FAMILIES);
-    expect(e.samples.map((s) => s.name)).toEqual(["switchyard_uptime_seconds"]);
+    expect(e.samples.map((s) => s.name)).toEqual(["switchyard_reloads_total", "switchyard_reloads_total", "switchyard_uptime_seconds"]);
   });
 
   test("samples match the counters, per listener and route", () => {
@@ -188,8 +189,8 @@ describe("Prometheus text", () => {
     expect(valueOf(e, "switchyard_connections_active", webLabels)).toBe(0);
     expect(valueOf(e, "switchyard_connections_total", webLabels)).toBe(1);
     expect(valueOf(e, "switchyard_connections_closed_total", { ...webLabels, reason: "idle_timeout" })).toBe(1);
-    // One sample per route in each per-route family, one per (route, reason) in closes, plus uptime.
-    expect(e.samples.length).toBe(4 * 2 + 3 + 1);
+    // One sample per route in each per-route family, one per (route, reason) in closes, reloads (ok, failed), uptime.
+    expect(e.samples.length).toBe(4 * 2 + 3 + 2 + 1); // … plus the two reload results
   });
 
   test("label values with quotes, backslashes and newlines are escaped and read back intact", () => {

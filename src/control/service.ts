@@ -1,0 +1,149 @@
+/**
+ * A running proxy and the ways it changes while it carries traffic: reload (SIGHUP, POST /reload)
+ * and graceful stop. A reload validates first; an invalid configuration is refused with its
+ * FILE:LINE:COL lines and the running one carries on. A valid one takes effect for new connections at
+ * once: addresses that stay are re-pointed without closing their socket, new ones are bound, gone ones
+ * stop accepting. Established connections keep the configuration they started with until they end.
+ * @module
+ */
+import type { Config } from "../config/types.ts";
+import { ConfigError } from "../config/load.ts";
+import { log } from "../log/logger.ts";
+import { AccessLog } from "../log/access-log.ts";
+import { Metrics } from "./metrics.ts";
+import { loadResolverModule, type Resolver } from "../route/resolver.ts";
+import { ProxyState } from "../proxy/runtime.ts";
+import { abort } from "../proxy/finish.ts";
+import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
+import { bindAddress, boundAddress, rebind, type BoundListener } from "../listen/listeners.ts";
+import { formatSocketAddress } from "../net/address.ts";
+
+export type ReloadResult = { ok: true } | { ok: false; errors: readonly string[] };
+
+export class Service {
+  readonly metrics = new Metrics();
+  /** The current state last; older ones stay while connections that started under them are open. */
+  #states: ProxyState[] = [];
+  /** Bound sockets by {@link socketKey}. */
+  readonly #bound = new Map<string, BoundListener>();
+  #accessLog: AccessLog | null = null;
+  #resolverFile: string | null = null;
+  #resolver: Resolver | null = null;
+  #resolverLoads = 0;
+  #stopSweeper: () => void = () => {};
+
+  /** `load` reads the configuration again from where it came (file, flags, environment). */
+  constructor(readonly load: () => Config) {}
+
+  get current(): ProxyState {
+    return this.#states[this.#states.length - 1]!;
+  }
+
+  /** Connections open under any configuration. */
+  get open(): number {
+    return this.#states.reduce((n, s) => n + s.live.size, 0);
+  }
+
+  async start(config: Config): Promise<void> {
+    const state = await this.#prepare(config);
+    this.#apply(state);
+    this.#stopSweeper = startTimeoutSweeper(state, () => this.#states);
+  }
+
+  /** Validate and apply the configuration as it is now; never throws. */
+  async reload(trigger: string): Promise<ReloadResult> {
+    let state: ProxyState;
+    try {
+      state = await this.#prepare(this.load());
+      this.#apply(state);
+    } catch (e) {
+      this.metrics.reloads.failed++;
+      const errors = e instanceof ConfigError ? e.lines : [(e as Error).message];
+      log.error(`${trigger}: reload refused, the running configuration stays`, { errors });
+      return { ok: false, errors };
+    }
+    this.metrics.reloads.ok++;
+    log.info(`${trigger}: configuration reloaded`, { config: state.config.source, listeners: state.listeners.length });
+    return { ok: true };
+  }
+
+  /** SIGHUP: reopen log files (logrotate), then reload. */
+  async hangup(): Promise<ReloadResult> {
+    this.#accessLog?.reopen();
+    return this.reload("SIGHUP");
+  }
+
+  /** Stop accepting, let open connections finish up to drainTimeoutMs, then close them. */
+  async drain(signal: string): Promise<void> {
+    const { drainTimeoutMs } = this.current.config;
+    log.info(`${signal}: draining`, { open: this.open, drainTimeoutMs });
+    for (const b of this.#bound.values()) b.server.stop(false);
+    const deadline = Date.now() + drainTimeoutMs;
+    while (this.open > 0 && Date.now() < deadline) await Bun.sleep(50);
+    this.closeAll(this.open > 0 ? "drain_timeout" : "shutdown");
+  }
+
+  closeAll(reason: string): void {
+    for (const state of this.#states) for (const conn of state.live) abort(conn, reason);
+    this.#stopSweeper();
+    this.#accessLog?.close();
+  }
+
+  /** Everything that can fail, done before anything changes: resolver module, access log. */
+  async #prepare(config: Config): Promise<ProxyState> {
+    if (config.resolver !== this.#resolverFile) {
+      // A new query string makes the module loader read the file again rather than reuse the old one.
+      this.#resolver = config.resolver ? await loadResolverModule(config.resolver, ++this.#resolverLoads) : null;
+      this.#resolverFile = config.resolver;
+      if (config.resolver) log.info("resolver module loaded", { file: config.resolver });
+    }
+    if (config.log.access === "off") {
+      this.#accessLog?.close();
+      this.#accessLog = null;
+    } else {
+      this.#accessLog ??= new AccessLog();
+      this.#accessLog.open(config.log.access);
+    }
+    log.configure(config.log.level, config.log.format);
+    return new ProxyState(config, this.metrics, this.#resolver, this.#accessLog);
+  }
+
+  /** Bind or re-point every address of `state`, stop the ones it no longer has. */
+  #apply(state: ProxyState): void {
+    const wanted = new Map<string, { address: Config["listeners"][number]["listen"][number]; listener: ProxyState["listeners"][number] }>();
+    for (const listener of state.listeners) for (const address of listener.config.listen) wanted.set(socketKey(address, listener.config.name), { address, listener });
+    const added: { key: string; bound: BoundListener }[] = [];
+    try {
+      for (const [key, { address, listener }] of wanted) {
+        if (!this.#bound.has(key)) added.push({ key, bound: bindAddress(address, listener) });
+      }
+    } catch (e) {
+      for (const a of added) a.bound.server.stop(true);
+      throw e;
+    }
+    for (const [text, { listener }] of wanted) {
+      const existing = this.#bound.get(text);
+      if (existing) rebind(existing, listener);
+    }
+    for (const { key, bound } of added) {
+      this.#bound.set(key, bound);
+      log.info("listening", { address: boundAddress(bound), configured: bound.address });
+    }
+    for (const [key, b] of this.#bound) {
+      if (wanted.has(key)) continue;
+      b.server.stop(false); // open connections on it carry on
+      this.#bound.delete(key);
+      log.info("stopped listening", { address: boundAddress(b) });
+    }
+    this.#states = [...this.#states.filter((s) => s.live.size > 0), state];
+  }
+}
+
+/**
+ * Which bound socket an address means across reloads: its text, except that port 0 ("any port")
+ * is per listener, since two listeners may both ask for it and each gets its own socket.
+ */
+function socketKey(address: Config["listeners"][number]["listen"][number], listener: string): string {
+  const text = formatSocketAddress(address);
+  return address.kind === "inet" && address.port === 0 ? `${listener}/${text}` : text;
+}

@@ -1,0 +1,97 @@
+/**
+ * Changing a running proxy: SIGHUP and POST /reload apply a valid configuration to new connections
+ * while established ones carry on, and refuse an invalid one with FILE:LINE:COL, keeping the old.
+ */
+import { expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { startProxy, tempDir, writeConfig, eventually, type RunningProxy } from "../helpers/proxy.ts";
+import { connect, serve, type Server } from "../helpers/peers.ts";
+
+/** A backend that answers every chunk with its own name, so a test can tell backends apart. */
+function namedBackend(name: string): Server {
+  return serve({ data(s: any) { s.write(name); }, end(s: any) { s.end(); } } as any);
+}
+
+async function ask(port: number): Promise<string> {
+  const c = await connect(port);
+  c.socket.write("who?");
+  await eventually(() => c.receivedText().length > 0, 5000, "an answer");
+  const answer = c.receivedText();
+  c.socket.end();
+  await c.closed;
+  return answer;
+}
+
+const config = (listen: string[], backendPort: number) => ({
+  admin: { listen: "127.0.0.1:0" },
+  log: { access: "off" },
+  listeners: [{ name: "edge", listen, routes: [{ name: "r", upstreams: [`127.0.0.1:${backendPort}`] }] }],
+});
+
+test("reload: new connections follow the new file, old ones carry on, a broken file is refused", async () => {
+  const blue = namedBackend("blue");
+  const green = namedBackend("green");
+  const dir = tempDir();
+  const file = writeConfig(config(["127.0.0.1:0"], blue.port), dir);
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", "--relay", "userspace", "-c", file]);
+    const port = p.port;
+    const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
+    expect(await ask(port)).toBe("blue");
+
+    const established = await connect(port);
+    established.socket.write("1");
+    await eventually(() => established.receivedText() === "blue", 5000, "first answer");
+
+    // The same address ("127.0.0.1:0") keeps its socket and port across the reload.
+    writeFileSync(file, JSON.stringify(config(["127.0.0.1:0"], green.port)));
+    process.kill(p.pid, "SIGHUP");
+    await p.waitForLog("SIGHUP: configuration reloaded");
+    expect(await ask(port)).toBe("green");
+    established.socket.write("2");
+    await eventually(() => established.receivedText() === "blueblue", 5000, "the old connection still on blue");
+
+    writeFileSync(file, `{\n  "listeners": [\n    { "listen": ["127.0.0.1:0"], "routes": [{ "upstreams": ["127.0.0.1:1"], "weight": 2 }] }\n  ]\n}`);
+    const res = await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" });
+    expect(res.status).toBe(422);
+    const body = (await res.json()) as { ok: boolean; errors: string[] };
+    expect(body.ok).toBe(false);
+    expect(body.errors[0]).toBe(`${file}:3:77: unknown key "weight" in listeners[0].routes[0] (known: name, match, upstreams, balance, respond, ipAffinity, terminateTls, cert, upstreamTls, proxyProtocol, maxConnectionsPerSecond, burst, suspended, suspendTimeoutMs)`);
+    expect(p.stderr()).toContain("POST /reload: reload refused, the running configuration stays");
+    expect(await ask(port)).toBe("green");
+
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(metrics).toContain('switchyard_reloads_total{result="ok"} 1');
+    expect(metrics).toContain('switchyard_reloads_total{result="failed"} 1');
+    established.socket.end();
+    await established.closed;
+  } finally {
+    await p?.stop();
+    blue.stop();
+    green.stop();
+  }
+});
+
+test("reload: an address added is bound, an address removed stops accepting", async () => {
+  const blue = namedBackend("blue");
+  const dir = tempDir();
+  const free = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const second = free.port;
+  free.stop(true);
+  const file = writeConfig(config(["127.0.0.1:0"], blue.port), dir);
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", "-c", file]);
+    const first = p.port;
+    writeFileSync(file, JSON.stringify(config([`127.0.0.1:${second}`], blue.port)));
+    process.kill(p.pid, "SIGHUP");
+    await p.waitForLog("SIGHUP: configuration reloaded");
+    expect(await ask(second)).toBe("blue");
+    const refused = await connect(first).then((c) => c.closed, (e) => ({ error: String(e.code ?? e) }));
+    expect(refused.error).toBe("ECONNREFUSED");
+  } finally {
+    await p?.stop();
+    blue.stop();
+  }
+});
