@@ -86,7 +86,8 @@ Environment (used where no file is given, as the reference proxy does):
   SMTP_BACKEND_ENDPOINT, SMTP_PORT, SMTP_SKIP_VALIDATION, PROXY_RESOLVER. SWITCHYARD_NATIVE=off runs without
   the native library.
 
-Signals: SIGHUP reopens log files; SIGTERM/SIGINT stop accepting, drain open connections (drainTimeoutMs), exit 0.
+Signals: SIGHUP reopens log files and reloads the configuration (validated first; an invalid one is refused and
+the running one stays); SIGTERM/SIGINT stop accepting, drain open connections (drainTimeoutMs), exit 0.
 Examples:
   switchyard serve --listen 127.0.0.1:7000 --backend 127.0.0.1:7001
   switchyard serve -c /etc/switchyard/switchyard.jsonc

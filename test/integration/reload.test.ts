@@ -5,7 +5,9 @@
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { startProxy, tempDir, writeConfig, eventually, type RunningProxy } from "../helpers/proxy.ts";
+import type { Socket } from "bun";
 import { connect, serve, type Server } from "../helpers/peers.ts";
+import { StreamWriter, newSide } from "../helpers/stream.ts";
 
 /** A backend that answers every chunk with its own name, so a test can tell backends apart. */
 function namedBackend(name: string): Server {
@@ -95,3 +97,42 @@ test("reload: an address added is bound, an address removed stops accepting", as
     blue.stop();
   }
 });
+
+test("a long transfer keeps going across 20 reloads", async () => {
+  const TOTAL = 1024 * 1024 * 1024;
+  let writer: StreamWriter | null = null;
+  const backend = serve({
+    open(s: Socket<any>) { writer = new StreamWriter(s, TOTAL); writer.pump(); },
+    drain() { writer!.pump(); },
+    data() {},
+  } as any);
+  const file = writeConfig(config(["127.0.0.1:0"], backend.port), tempDir());
+  const p = await startProxy(["serve", "--relay", "userspace", "-c", file]);
+  try {
+    const side = newSide();
+    const client = await Bun.connect({
+      hostname: "127.0.0.1", port: p.port, allowHalfOpen: true,
+      socket: {
+        data(_s, d) { side.received += d.length; side.hash.update(d); },
+        end(s) { side.done = true; s.end(); },
+        close() { side.done = true; },
+      },
+    });
+    // The reader pauses around each reload so the transfer is still running at the last one.
+    for (let i = 0; i < 20; i++) {
+      client.pause();
+      process.kill(p.pid, "SIGHUP");
+      await Bun.sleep(30);
+      client.resume();
+      await Bun.sleep(5);
+    }
+    expect(side.received).toBeLessThan(TOTAL);
+    await eventually(() => side.done, 60_000, "the transfer to finish");
+    expect(side.received).toBe(TOTAL);
+    expect(side.hash.digest("hex")).toBe(writer!.hash.digest("hex"));
+    await eventually(() => (p.stderr().match(/SIGHUP: configuration reloaded/g) ?? []).length === 20, 10_000, "20 reloads");
+  } finally {
+    await p.stop();
+    backend.stop();
+  }
+}, 90_000);
