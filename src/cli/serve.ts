@@ -1,9 +1,12 @@
 /**
  * `switchyard serve`: start the service, then react to signals: SIGHUP reopens log files and
- * reloads the configuration, SIGTERM/SIGINT drain and exit 0 (a second one closes at once).
+ * reloads the configuration (so does a change of the config file), SIGTERM/SIGINT drain and exit 0
+ * (a second one closes at once).
  * One process for now (workers are a later step).
  * @module
  */
+import { watch } from "node:fs";
+import { basename, dirname } from "node:path";
 import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
 import { startAdmin } from "../control/admin.ts";
@@ -40,4 +43,24 @@ export async function serve(config: Config, load: () => Config): Promise<void> {
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGHUP", () => void service.hangup());
+  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void service.reload("config file changed"));
+}
+
+/**
+ * Reload when the config file changes. Editors save in bursts (truncate, write, rename), so changes
+ * are gathered for 200 ms; the directory is watched, which also sees a file replaced by rename.
+ */
+function watchConfigFile(path: string, onChange: () => void): void {
+  const name = basename(path);
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  try {
+    const watcher = watch(dirname(path), (_event, file) => {
+      if (file !== name) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => { timer = null; onChange(); }, 200);
+    });
+    watcher.unref();
+  } catch (e) {
+    log.warn("cannot watch the config file; reload with SIGHUP or POST /reload", { file: path, error: (e as Error).message });
+  }
 }
