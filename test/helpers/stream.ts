@@ -47,3 +47,48 @@ export class StreamWriter {
 /** One end of a two-way volume test: what it writes and what it has received. */
 export interface Side { writer: StreamWriter | null; received: number; hash: ReturnType<typeof createHash>; done: boolean }
 export const newSide = (): Side => ({ writer: null, received: 0, hash: createHash("sha256"), done: false });
+
+/** A backend that streams `total` bytes of the stream to each client as fast as it reads them. */
+export function streamingBackend(total: number, serve: (handlers: object) => { port: number; stop(): void }) {
+  const writers: StreamWriter[] = [];
+  const server = serve({
+    open(s: Socket<any>) { const w = new StreamWriter(s, total); s.data = w; writers.push(w); w.pump(); },
+    drain(s: Socket<any>) { (s.data as StreamWriter).pump(); },
+    data() {},
+  });
+  return { server, writers };
+}
+
+/**
+ * A backend that streams `total` bytes to its (one) client while hashing what it receives.
+ * Bun reports the peer's FIN on a socket whose write side is already shut as close, not end, so
+ * both mark the side done.
+ */
+export function twoWayBackend(total: number, serve: (handlers: object) => { port: number; stop(): void }) {
+  const side = newSide();
+  const server = serve({
+    open(s: Socket<any>) { side.writer = new StreamWriter(s, total); side.writer.pump(); },
+    data(_s: Socket<any>, d: Uint8Array) { side.received += d.length; side.hash.update(d); },
+    drain() { side.writer!.pump(); },
+    end() { side.done = true; },
+    close() { side.done = true; },
+  });
+  return { server, side };
+}
+
+/** Connect and stream `total` bytes while hashing what comes back; returns the client's side. */
+export async function twoWayClient(port: number, total: number): Promise<Side & { socket: Socket<any> }> {
+  const side = newSide();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1", port, allowHalfOpen: true,
+    socket: {
+      data(_s, d) { side.received += d.length; side.hash.update(d); },
+      drain() { side.writer!.pump(); },
+      end() { side.done = true; },
+      close() { side.done = true; },
+    },
+  });
+  side.writer = new StreamWriter(socket, total);
+  side.writer.pump();
+  return Object.assign(side, { socket });
+}

@@ -5,9 +5,8 @@
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { startProxy, tempDir, writeConfig, eventually, type RunningProxy } from "../helpers/proxy.ts";
-import type { Socket } from "bun";
 import { connect, serve, type Server } from "../helpers/peers.ts";
-import { StreamWriter, newSide } from "../helpers/stream.ts";
+import { newSide, streamingBackend } from "../helpers/stream.ts";
 
 /** A backend that answers every chunk with its own name, so a test can tell backends apart. */
 function namedBackend(name: string): Server {
@@ -101,12 +100,7 @@ test("reload: an address added is bound, an address removed stops accepting", as
 
 test("a long transfer keeps going across 20 reloads", async () => {
   const TOTAL = 1024 * 1024 * 1024;
-  let writer: StreamWriter | null = null;
-  const backend = serve({
-    open(s: Socket<any>) { writer = new StreamWriter(s, TOTAL); writer.pump(); },
-    drain() { writer!.pump(); },
-    data() {},
-  } as any);
+  const { server: backend, writers } = streamingBackend(TOTAL, (h) => serve(h as any));
   const file = writeConfig(config(["127.0.0.1:0"], backend.port), tempDir());
   const p = await startProxy(["serve", "--relay", "userspace", "-c", file]);
   try {
@@ -130,7 +124,7 @@ test("a long transfer keeps going across 20 reloads", async () => {
     expect(side.received).toBeLessThan(TOTAL);
     await eventually(() => side.done, 60_000, "the transfer to finish");
     expect(side.received).toBe(TOTAL);
-    expect(side.hash.digest("hex")).toBe(writer!.hash.digest("hex"));
+    expect(side.hash.digest("hex")).toBe(writers[0]!.hash.digest("hex"));
     await eventually(() => (p.stderr().match(/SIGHUP: configuration reloaded/g) ?? []).length === 20, 10_000, "20 reloads");
   } finally {
     await p.stop();

@@ -5,10 +5,10 @@
  * never enter the JS heap), and the fallbacks when the library or splice is unavailable.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import type { Socket } from "bun";
-import { StreamWriter, newSide } from "../helpers/stream.ts";
+import { twoWayBackend, twoWayClient, type Side } from "../helpers/stream.ts";
+import { stalledReaderHoldsMemoryBounded } from "../helpers/stalled-reader.ts";
 import { startProxy, eventually, rssOf, runBinary, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { serve, echoServer, connect, writeAll, type Server } from "../helpers/peers.ts";
 
@@ -22,17 +22,11 @@ function spliceProxy(backendPort: number, extra: string[] = []): Promise<Running
 
 describe("splice relay: volume", () => {
   let proxy: RunningProxy;
-  let backend: Server;
-  const backendSide = newSide();
+  let backend: { port: number; stop(): void };
+  let backendSide: Side;
 
   beforeAll(async () => {
-    backend = serve({
-      open(s: Socket<any>) { backendSide.writer = new StreamWriter(s, GiB); backendSide.writer.pump(); },
-      data(_s: Socket<any>, d: Uint8Array) { backendSide.received += d.length; backendSide.hash.update(d); },
-      drain() { backendSide.writer!.pump(); },
-      end() { backendSide.done = true; },
-      close() { backendSide.done = true; },
-    } as any);
+    ({ server: backend, side: backendSide } = twoWayBackend(GiB, (h) => serve(h as any)));
     proxy = await spliceProxy(backend.port);
   });
   afterAll(async () => {
@@ -41,18 +35,7 @@ describe("splice relay: volume", () => {
   });
 
   test("1 GiB each way at the same time, checksums equal, counts right, proxy memory flat", async () => {
-    const clientSide = newSide();
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1", port: proxy.port, allowHalfOpen: true,
-      socket: {
-        data(_s, d) { clientSide.received += d.length; clientSide.hash.update(d); },
-        drain() { clientSide.writer!.pump(); },
-        end() { clientSide.done = true; },
-        close() { clientSide.done = true; },
-      },
-    });
-    clientSide.writer = new StreamWriter(socket, GiB);
-    clientSide.writer.pump();
+    const clientSide = await twoWayClient(proxy.port, GiB);
     await eventually(() => clientSide.received > 16 * 1024 * 1024, 30_000, "first 16 MiB");
     const rssEarly = rssOf(proxy.pid);
     await eventually(() => clientSide.done && backendSide.done, 240_000, "both directions to finish");
@@ -60,10 +43,10 @@ describe("splice relay: volume", () => {
     expect(clientSide.received).toBe(GiB);
     expect(backendSide.received).toBe(GiB);
     expect(clientSide.hash.digest("hex")).toBe(backendSide.writer!.hash.digest("hex"));
-    expect(backendSide.hash.digest("hex")).toBe(clientSide.writer.hash.digest("hex"));
+    expect(backendSide.hash.digest("hex")).toBe(clientSide.writer!.hash.digest("hex"));
     // 2 GiB went through; had they passed through the JS heap, RSS would grow by far more than this.
     expect(rssLate - rssEarly).toBeLessThan(16 * 1024 * 1024);
-    socket.end();
+    clientSide.socket.end();
     await eventually(() => proxy.accessLog().length === 1, 5_000, "access-log record");
     const rec = proxy.accessLog()[0]!;
     expect(rec.bytesIn).toBe(GiB);
@@ -232,46 +215,8 @@ test("idle timeout is per read: a silent pair closes, a talking one lives on", a
 });
 
 test("a reader that stops: proxy memory stays bounded, and everything arrives on resume", async () => {
-  const TOTAL = 512 * 1024 * 1024;
-  let writer: StreamWriter | null = null;
-  const backend = serve({
-    open(s: Socket<any>) { writer = new StreamWriter(s, TOTAL); writer.pump(); },
-    drain() { writer!.pump(); },
-    data() {},
-  } as any);
-  const proxy = await spliceProxy(backend.port);
-  try {
-    let received = 0;
-    const hash = createHash("sha256");
-    let ended = false;
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1", port: proxy.port, allowHalfOpen: true,
-      socket: {
-        data(_s, d) { received += d.length; hash.update(d); },
-        end() { ended = true; },
-      },
-    });
-    await eventually(() => received > 1024 * 1024, 10_000, "first bytes");
-    socket.pause();
-    await Bun.sleep(300);
-    const before = rssOf(proxy.pid);
-    await Bun.sleep(2000);
-    const stalledAt = writer!.sent;
-    await Bun.sleep(1000);
-    const after = rssOf(proxy.pid);
-    expect(writer!.sent).toBe(stalledAt); // backpressure reached the writer through the pipe
-    expect(writer!.sent).toBeLessThan(TOTAL);
-    // In flight: kernel socket buffers and one pipe (≤ pipe-max-size), none of it in the proxy's RSS.
-    expect(after - before).toBeLessThan(4 * 1024 * 1024);
-    socket.resume();
-    await eventually(() => ended, 60_000, "transfer to complete after resume");
-    expect(received).toBe(TOTAL);
-    expect(hash.digest("hex")).toBe(writer!.hash.digest("hex"));
-    socket.end();
-  } finally {
-    await proxy.stop();
-    backend.stop();
-  }
+  // In flight: kernel socket buffers and one pipe (≤ pipe-max-size), none of it in the proxy's RSS.
+  await stalledReaderHoldsMemoryBounded("splice", 4 * 1024 * 1024);
 }, 120_000);
 
 describe("fallbacks", () => {
