@@ -63,7 +63,8 @@ export async function startProxy(args: string[], options: { env?: Record<string,
     pid: proc.pid, proc, addresses,
     port: Number(first.slice(first.lastIndexOf(":") + 1)),
     stderr: () => err,
-    accessLog: () => out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)),
+    // Complete lines only: a pipe read can end in the middle of a record.
+    accessLog: () => out.slice(0, out.lastIndexOf("\n") + 1).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)),
     waitForLog,
     async stop() {
       if (proc.exitCode === null) process.kill(proc.pid, "SIGTERM");
