@@ -20,7 +20,6 @@ const SYMBOLS = {
   sy_splice_start: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   sy_splice_add: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
   sy_splice_poll: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  sy_splice_active: { args: [], returns: FFIType.i32 },
   sy_splice_probe: { args: [], returns: FFIType.i32 },
 } as const;
 
@@ -117,9 +116,4 @@ export function splicePoll(onRecord: (id: number, aToB: number, bToA: number, re
     total += n;
     if (n < BATCH) return total;
   }
-}
-
-/** Pairs the engine is relaying now. */
-export function spliceActive(): number {
-  return lib ? lib.symbols.sy_splice_active() : 0;
 }

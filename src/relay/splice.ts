@@ -164,8 +164,3 @@ function completed(id: number, aToB: number, bToA: number, reason: SpliceReason,
     conn.upstream!.end();
   }
 }
-
-/** Connections the splice engine relays now (for tests and the admin API). */
-export function splicedCount(): number {
-  return live.size;
-}

@@ -50,8 +50,4 @@ export class RouteCache<V> {
     }
     this.#entries.set(h, { key, value, expiresAt: this.now() + this.ttlMs });
   }
-
-  clear(): void {
-    this.#entries.clear();
-  }
 }
