@@ -13,6 +13,7 @@ import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { resolveWithTimeout, ResolveTimeout, type ResolveContext } from "../route/resolver.ts";
 import { Conn, DIALING, RESPONDING } from "./conn.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
+import type { Counters } from "../control/metrics.ts";
 import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
 import { abort } from "./finish.ts";
 
@@ -75,11 +76,16 @@ function routeByTable(conn: Conn): void {
 
 function useRoute(conn: Conn, route: RouteRuntime): void {
   conn.route = route;
+  countUnder(conn, route.counters);
+}
+
+/** Move the connection's route-level counting from "unrouted" to where it was placed. */
+function countUnder(conn: Conn, counters: Counters): void {
   conn.routeCounters.active--;
   conn.routeCounters.total--;
-  conn.routeCounters = route.counters;
-  conn.routeCounters.active++;
-  conn.routeCounters.total++;
+  conn.routeCounters = counters;
+  counters.active++;
+  counters.total++;
 }
 
 function routeByResolver(conn: Conn): void {
@@ -110,6 +116,7 @@ function resolveContext(conn: Conn): ResolveContext {
 
 function dialResolved(conn: Conn, endpoint: string): void {
   conn.upstreamText = endpoint;
+  countUnder(conn, conn.listener.resolved);
   const policy = { fromOperator: false, skipValidation: conn.listener.config.skipValidation };
   resolveEndpoint(endpoint, policy).then((r) => (r.ok ? connectUpstream(conn, r.target) : abort(conn, r.reason, r.detail)));
 }

@@ -29,17 +29,22 @@ export class RouteRuntime {
 
 /** Route name used in metrics for connections that never got a route. */
 export const UNROUTED = "-";
+/** Route name used in metrics for connections placed by the resolver module. */
+export const RESOLVED = "(resolver)";
 
 export class ListenerRuntime {
   readonly counters: Counters;
-  /** Counters of connections closed before a route was chosen (resolver failure, no route…). */
+  /** Counters of connections that never got a route or an endpoint (resolver failure, no route…). */
   readonly unrouted: Counters;
+  /** Counters of connections whose endpoint the resolver module chose. */
+  readonly resolved: Counters;
   readonly routes: RouteRuntime[];
   readonly table: RouteTable<RouteRuntime>;
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
     this.counters = metrics.listener(config.name);
     this.unrouted = metrics.route(config.name, UNROUTED);
+    this.resolved = metrics.route(config.name, RESOLVED);
     this.routes = config.routes.map((r) => new RouteRuntime(r, this, metrics));
     this.table = new RouteTable(this.routes);
   }

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startProxy, writeConfig, tempDir, eventually, type RunningProxy } from "../helpers/proxy.ts";
+import { startProxy, writeConfig, tempDir, eventually, metricsJson, type RunningProxy } from "../helpers/proxy.ts";
 import { connect, echoServer, serve, type Server } from "../helpers/peers.ts";
 
 let echo: Server;
@@ -190,6 +190,7 @@ describe("resolver failures", () => {
       };
     `);
     const p = await startProxy(["serve", "--relay", "userspace", "--resolver", resolver, "-c", writeConfig({
+      admin: { listen: "127.0.0.1:0" },
       listeners: [{ name: "hooks", listen: ["127.0.0.1:0"], skipValidation: true }],
     }, dir)], { env: { PATH: process.env.PATH!, ECHO_ENDPOINT: `127.0.0.1:${echo.port}` } });
     try {
@@ -200,6 +201,11 @@ describe("resolver failures", () => {
       expect(connected).toMatchObject({ on: "connect", listener: "hooks", upstream: `127.0.0.1:${echo.port}` });
       expect(disconnected).toMatchObject({ on: "disconnect", bytesIn: 10, bytesOut: 10, reason: "done" });
       expect(disconnected.durationMs).toBeGreaterThanOrEqual(0);
+      // Connections the resolver placed are counted under the route "(resolver)", not "-".
+      const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
+      const m = await metricsJson(admin);
+      expect(m.routes["hooks/(resolver)"]).toMatchObject({ active: 0, total: 1, bytesIn: 10, bytesOut: 10, closes: { done: 1 } });
+      expect(m.routes["hooks/-"]).toMatchObject({ total: 0 });
     } finally {
       await p.stop();
     }
