@@ -211,3 +211,26 @@ describe("resolver failures", () => {
     }
   });
 });
+
+describe("gate", () => {
+  test("maxConnections: the connection over the limit is closed with a reason; freed slots serve again", async () => {
+    const p = await startProxy(["serve", "--relay", "userspace", "-c", writeConfig({
+      listeners: [{ name: "capped", listen: ["127.0.0.1:0"], maxConnections: 2, routes: [{ upstreams: [`127.0.0.1:${echo.port}`] }] }],
+    })]);
+    try {
+      const held = [await connect(p.port), await connect(p.port)];
+      for (const c of held) c.socket.write("x");
+      await eventually(() => held.every((c) => c.receivedText() === "x"), 5000, "both relayed");
+      const over = await connect(p.port);
+      await over.closed;
+      await eventually(() => reasons(p).includes("max_connections"), 5000, "reason");
+      held[0]!.socket.end();
+      await held[0]!.closed;
+      await eventually(() => reasons(p).includes("done"), 5000, "a slot freed");
+      await stillServes(p);
+      held[1]!.socket.end();
+    } finally {
+      await p.stop();
+    }
+  });
+});
