@@ -5,9 +5,10 @@
 const std = @import("std");
 const linux = std.os.linux;
 const splice = @import("splice.zig");
+const listen = @import("listen.zig");
 
 /// Bumped whenever an exported signature changes; src/native/ refuses a library of another version.
-pub const ABI_VERSION: c_int = 2;
+pub const ABI_VERSION: c_int = 3;
 
 export fn sy_abi_version() c_int {
     return ABI_VERSION;
@@ -77,6 +78,33 @@ fn probe() c_int {
     return splice.probe();
 }
 
+// ---- listening sockets and unix datagrams for the process model (listen.zig) ------------------------
+
+export fn sy_listen_inet(ip: [*]const u8, family: c_int, port: c_int, backlog: c_int, flags: u32) c_int {
+    return listen.listenInet(ip, family, port, backlog, flags);
+}
+
+export fn sy_listen_unix(path: [*]const u8, len: c_int, backlog: c_int) c_int {
+    return listen.listenUnix(path, len, backlog);
+}
+
+export fn sy_local_port(fd: c_int) c_int {
+    return listen.localPort(fd);
+}
+
+export fn sy_is_listening(fd: c_int) c_int {
+    return listen.isListeningSocket(fd);
+}
+
+export fn sy_send_datagram(path: [*]const u8, path_len: c_int, msg: [*]const u8, msg_len: c_int) c_int {
+    return listen.sendDatagram(path, path_len, msg, msg_len);
+}
+
+export fn sy_close(fd: c_int) c_int {
+    const rc = linux.close(fd);
+    return if (linux.errno(rc) == .SUCCESS) 0 else -@as(c_int, @intCast(@intFromEnum(linux.errno(rc))));
+}
+
 test "abi version is positive" {
     try std.testing.expect(sy_abi_version() > 0);
 }
@@ -94,4 +122,5 @@ test "exported splice engine starts once and polls empty" {
 
 test {
     _ = splice;
+    _ = listen;
 }

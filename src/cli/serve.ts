@@ -1,31 +1,110 @@
 /**
- * `switchyard serve`: start the service, then react to signals: SIGHUP reopens log files and
- * reloads the configuration (so does a change of the config file), SIGTERM/SIGINT drain and exit 0
- * (a second one closes at once).
- * One process for now (workers are a later step).
+ * `switchyard serve`: run the service in one of three shapes and react to signals.
+ * - workers = 1: one process that accepts and relays (no supervisor: nothing between the kernel and
+ *   the relay, and one process less).
+ * - workers > 1 (or "auto": one per core): a supervisor ({@link Supervisor}) holding the listening
+ *   sockets and N workers of this same binary on them. Needs the native library (sockets made without
+ *   accepting on them); without it, one process, said once in the log.
+ * - a worker (SWITCHYARD_WORKER set by the supervisor).
+ * Signals (supervisor or single process): SIGHUP reopens log files and reloads (so does a change of
+ * the config file, and POST /reload), SIGTERM/SIGINT drain and exit 0 (a second one closes at once),
+ * SIGUSR2 upgrades the binary (workers > 1). Under systemd (NOTIFY_SOCKET) it reports READY=1,
+ * RELOADING=1, STOPPING=1 and pings the watchdog; sockets passed by systemd (LISTEN_FDS) are used
+ * instead of binding.
  * @module
  */
 import { watch } from "node:fs";
+import { availableParallelism } from "node:os";
 import { basename, dirname } from "node:path";
+import type { Server } from "bun";
 import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
-import { startAdmin } from "../control/admin.ts";
+import { startAdmin, type AdminActions } from "../control/admin.ts";
 import { Service } from "../control/service.ts";
+import { Supervisor, UPGRADE_ENV, workerCommand } from "../control/supervisor.ts";
+import { runWorker } from "../control/worker.ts";
+import { WORKER_ENV } from "../control/ipc.ts";
+import { sdNotify, startWatchdog } from "../control/sd-notify.ts";
 import { nativeStatus } from "../native/index.ts";
+import { socketsUnavailable } from "../native/sockets.ts";
 import { relayEngine } from "../relay/splice.ts";
+import { SocketSet, type Inherited } from "../listen/socket-set.ts";
+import { systemdSockets } from "../listen/systemd.ts";
+
+/** During an upgrade the old process still holds the admin port for a moment: retry this long. */
+const ADMIN_BIND_RETRY_MS = 10_000;
 
 export async function serve(config: Config, load: () => Config): Promise<void> {
+  if (process.env[WORKER_ENV.slot] !== undefined) return runWorker(config, load, process.env);
   const native = nativeStatus();
   if (native.loaded) log.info("native library loaded", { abi: native.abi });
   else log.warn("native library unavailable, using the userspace relay only", { reason: native.reason });
 
-  const service = new Service(load);
+  const inherited = inheritedSockets();
+  const count = workerCount(config.workers);
+  const socketsWhy = socketsUnavailable();
+  if (count > 1 && socketsWhy === null) return superviseWorkers(config, load, count, inherited);
+  if (count > 1) log.warn("workers need the native library (listening sockets the supervisor holds); running one process", { workers: count, reason: socketsWhy });
+  return serveOneProcess(config, load, inherited);
+}
+
+/** `workers`: a number, or "auto" = one per core. */
+export function workerCount(workers: Config["workers"]): number {
+  return workers === "auto" ? availableParallelism() : workers;
+}
+
+async function superviseWorkers(config: Config, load: () => Config, count: number, inherited: Inherited | null): Promise<void> {
+  const supervisor = new Supervisor(load, config, count, inherited);
+  await supervisor.start();
+  const admin = await startAdminWithRetry(config, {
+    config: () => supervisor.config,
+    reload: () => supervisor.reload("POST /reload"),
+    metrics: () => supervisor.metrics(),
+  }, inherited?.origin === "upgrade");
+  log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, workers: count, pid: process.pid });
+  if (inherited?.origin === "upgrade") {
+    process.send?.({ t: "upgraded", pid: process.pid });
+    sdNotify(`MAINPID=${process.pid}\nREADY=1`);
+  } else sdNotify("READY=1");
+  startWatchdog();
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn(`second ${signal}: closing every connection now`);
+      supervisor.kill();
+      process.exit(0);
+    }
+    stopping = true;
+    admin?.stop(true);
+    await supervisor.stop(signal);
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGHUP", () => void supervisor.reload("SIGHUP", true));
+  process.on("SIGUSR2", () => supervisor.upgrade(workerCommand(), () => void stop("upgrade")));
+  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void supervisor.reload("config file changed"));
+}
+
+async function serveOneProcess(config: Config, load: () => Config, inherited: Inherited | null): Promise<void> {
+  let service: Service;
+  if (inherited) {
+    // Sockets from systemd (or an upgrade): taken where the config names them, the rest bound here.
+    const set = new SocketSet(1, inherited);
+    for (const s of set.open(config)) log.info("listening", { address: s.bound, configured: s.key, origin: s.origin });
+    service = new Service(load, { kind: "inherited", fds: set.fdsFor(0), bindOthers: true });
+  } else service = new Service(load);
   await service.start(config);
   // The admin listener and the relay engine are fixed for the life of the process.
-  const admin = startAdmin(config, service.metrics, { config: () => service.current.config, reload: () => service.reload("POST /reload") });
+  const admin = startAdmin(config, { config: () => service.current.config, reload: () => service.reload("POST /reload"), metrics: () => service.metrics });
   if (admin) log.info("admin API listening", { address: admin.url.href });
   const engine = relayEngine(config);
-  log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, relay: engine });
+  service.metrics.relayEngine = engine;
+  log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, relay: engine, pid: process.pid });
+  sdNotify("READY=1");
+  startWatchdog();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -35,15 +114,44 @@ export async function serve(config: Config, load: () => Config): Promise<void> {
       process.exit(0);
     }
     stopping = true;
+    sdNotify("STOPPING=1");
     admin?.stop(true);
     await service.drain(signal);
     log.info("stopped");
     process.exit(0);
   };
+  const reload = async (run: () => ReturnType<Service["reload"]>) => {
+    sdNotify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+    await run();
+    sdNotify("READY=1");
+  };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGHUP", () => void service.hangup());
-  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void service.reload("config file changed"));
+  process.on("SIGHUP", () => void reload(() => service.hangup()));
+  process.on("SIGUSR2", () => log.warn("SIGUSR2: a binary upgrade needs workers > 1 (the supervisor hands the sockets over)"));
+  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void reload(() => service.reload("config file changed")));
+}
+
+/** Sockets passed by systemd (LISTEN_FDS) or by the switchyard this one upgrades; null when none. */
+function inheritedSockets(): Inherited | null {
+  const upgrade = process.env[UPGRADE_ENV];
+  if (upgrade) return { origin: "upgrade", byKey: new Map(JSON.parse(upgrade) as [string, number[]][]) };
+  const systemd = systemdSockets(process.env, process.pid);
+  return systemd ? { origin: "systemd", byKey: systemd } : null;
+}
+
+async function startAdminWithRetry(config: Config, actions: AdminActions, retry: boolean): Promise<Server<undefined> | null> {
+  const deadline = Date.now() + (retry ? ADMIN_BIND_RETRY_MS : 0);
+  for (;;) {
+    try {
+      const admin = startAdmin(config, actions);
+      if (admin) log.info("admin API listening", { address: admin.url.href });
+      return admin;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || Date.now() > deadline) throw e;
+      await Bun.sleep(100);
+    }
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The admin API (SPEC.md). Built so far: GET /health, /metrics (Prometheus text), /metrics.json,
- * /config (secrets redacted), POST /reload. The rest answers 501 and says it is not built yet. Loopback by default;
+ * /config (secrets redacted), /blocked (refused connections by listener and reason), POST /reload.
+ * With workers it runs in the supervisor, and the metrics are the sum over workers. The rest answers 501 and says it is not built yet. Loopback by default;
  * a token (Authorization: Bearer …) is required when it listens anywhere else.
  * @module
  */
@@ -11,15 +12,17 @@ import type { ReloadResult } from "./service.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import { parseIp } from "../net/ip.ts";
 
-const NOT_BUILT = ["/connections", "/blocked"];
+const NOT_BUILT = ["/connections"];
 
 export interface AdminActions {
   /** The configuration in force now. */
   config(): Config;
   reload(): Promise<ReloadResult>;
+  /** The counters now (summed over workers when there are several). */
+  metrics(): Metrics | Promise<Metrics>;
 }
 
-export function startAdmin(config: Config, metrics: Metrics, actions: AdminActions): Server<undefined> | null {
+export function startAdmin(config: Config, actions: AdminActions): Server<undefined> | null {
   const admin = config.admin;
   if (!admin) return null;
   const a = admin.listen;
@@ -34,8 +37,9 @@ export function startAdmin(config: Config, metrics: Metrics, actions: AdminActio
       if (token && req.headers.get("authorization") !== `Bearer ${token}`) return new Response("unauthorized\n", { status: 401 });
       const path = new URL(req.url).pathname;
       if (req.method === "GET" && path === "/health") return Response.json({ status: "ok" });
-      if (req.method === "GET" && path === "/metrics") return new Response(metrics.toPrometheus(), { headers: { "content-type": "text/plain; version=0.0.4" } });
-      if (req.method === "GET" && path === "/metrics.json") return Response.json(metrics);
+      if (req.method === "GET" && path === "/metrics") return new Response((await actions.metrics()).toPrometheus(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+      if (req.method === "GET" && path === "/metrics.json") return Response.json(await actions.metrics());
+      if (req.method === "GET" && path === "/blocked") return Response.json(blocked(await actions.metrics()));
       if (req.method === "GET" && path === "/config") return Response.json(redact(actions.config()));
       if (req.method === "POST" && path === "/reload") {
         const result = await actions.reload();
@@ -51,6 +55,17 @@ function isLoopback(host: string): boolean {
   if (host === "localhost") return true;
   const ip = parseIp(host);
   return ip !== null && (ip.family === 4 ? ip.bytes[0] === 127 : ip.bytes.every((b, i) => b === (i === 15 ? 1 : 0)));
+}
+
+/** GET /blocked: refused connections by reason, in total and per listener. */
+function blocked(metrics: Metrics): { total: Record<string, number>; listeners: Record<string, Record<string, number>> } {
+  const total: Record<string, number> = {};
+  const listeners: Record<string, Record<string, number>> = {};
+  for (const [name, c] of metrics.listeners) {
+    listeners[name] = Object.fromEntries(c.blocked);
+    for (const [reason, n] of c.blocked) total[reason] = (total[reason] ?? 0) + n;
+  }
+  return { total, listeners };
 }
 
 function redact(config: Config): unknown {

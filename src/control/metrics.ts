@@ -13,15 +13,71 @@ export class Counters {
   bytesOut = 0;
   /** Why connections ended, e.g. "done", "idle_timeout", "upstream_refused". */
   readonly closes = new Map<string, number>();
+  /** Connections the gate refused, by reason (rateLimited, concurrencyLimited, cidrBlocklist…). */
+  readonly blocked = new Map<string, number>();
+  /** Upstream connect time: counts per bucket of {@link CONNECT_BUCKETS} (not cumulative), sum in seconds. */
+  readonly connectBuckets: number[] = new Array(CONNECT_BUCKETS.length + 1).fill(0);
+  connectSum = 0;
 
   countClose(reason: string): void {
     this.closes.set(reason, (this.closes.get(reason) ?? 0) + 1);
   }
 
-  toJSON(): object {
-    return { active: this.active, total: this.total, bytesIn: this.bytesIn, bytesOut: this.bytesOut, closes: Object.fromEntries(this.closes) };
+  countBlocked(reason: string): void {
+    this.blocked.set(reason, (this.blocked.get(reason) ?? 0) + 1);
+  }
+
+  /** One upstream connect that took `ms` milliseconds. */
+  observeConnect(ms: number): void {
+    const s = ms / 1000;
+    let i = 0;
+    while (i < CONNECT_BUCKETS.length && s > CONNECT_BUCKETS[i]!) i++;
+    this.connectBuckets[i]!++;
+    this.connectSum += s;
+  }
+
+  /** Add another process's counters (a worker's snapshot) to these. */
+  add(o: CountersSnapshot): void {
+    this.active += o.active;
+    this.total += o.total;
+    this.bytesIn += o.bytesIn;
+    this.bytesOut += o.bytesOut;
+    for (const [k, v] of Object.entries(o.closes)) this.closes.set(k, (this.closes.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(o.blocked)) this.blocked.set(k, (this.blocked.get(k) ?? 0) + v);
+    o.connectBuckets.forEach((v, i) => (this.connectBuckets[i]! += v));
+    this.connectSum += o.connectSum;
+  }
+
+  toJSON(): CountersSnapshot {
+    return {
+      active: this.active, total: this.total, bytesIn: this.bytesIn, bytesOut: this.bytesOut,
+      closes: Object.fromEntries(this.closes), blocked: Object.fromEntries(this.blocked),
+      connectBuckets: [...this.connectBuckets], connectSum: this.connectSum,
+    };
   }
 }
+
+export interface CountersSnapshot {
+  active: number;
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+  closes: Record<string, number>;
+  blocked: Record<string, number>;
+  connectBuckets: number[];
+  connectSum: number;
+}
+
+/** What a worker sends the supervisor when it scrapes (IPC), summed there. */
+export interface MetricsSnapshot {
+  listeners: [string, CountersSnapshot][];
+  routes: [string, CountersSnapshot][];
+  reloads: { ok: number; failed: number };
+  relay: string;
+}
+
+/** Upper bounds (seconds) of the upstream connect time histogram's buckets; +Inf follows. */
+export const CONNECT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
 /** Reasons that mean the connection ended well; every other close reason counts as an error. */
 export const OK_REASONS = new Set(["done", "client_closed", "upstream_closed", "responded"]);
@@ -33,6 +89,10 @@ export class Metrics {
   readonly listeners = new Map<string, Counters>();
   /** Key: `listener\0route`. */
   readonly routes = new Map<string, Counters>();
+  /** The relay engine this process uses ("userspace", "splice"…), shown as a gauge. */
+  relayEngine = "userspace";
+  /** Worker processes running (supervisor only; 0 in a single process). */
+  workers = 0;
 
   listener(name: string): Counters {
     let c = this.listeners.get(name);
@@ -47,8 +107,29 @@ export class Metrics {
     return c;
   }
 
+  snapshot(): MetricsSnapshot {
+    return {
+      listeners: [...this.listeners].map(([k, c]) => [k, c.toJSON()]),
+      routes: [...this.routes].map(([k, c]) => [k, c.toJSON()]),
+      reloads: { ...this.reloads },
+      relay: this.relayEngine,
+    };
+  }
+
+  /** Add a worker's snapshot (reloads are the supervisor's own count, not summed). */
+  add(s: MetricsSnapshot): void {
+    this.relayEngine = s.relay;
+    for (const [name, c] of s.listeners) this.listener(name).add(c);
+    for (const [key, c] of s.routes) {
+      const [listener, route] = key.split("\0") as [string, string];
+      this.route(listener, route).add(c);
+    }
+  }
+
   toJSON(): object {
     return {
+      relay: this.relayEngine,
+      workers: this.workers,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       reloads: this.reloads,
       listeners: Object.fromEntries(this.listeners),
@@ -61,7 +142,10 @@ export class Metrics {
     const out: string[] = [];
     const family = (name: string, type: string, help: string, rows: [Record<string, string>, number][]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, v] of rows) out.push(`${name}{${Object.entries(labels).map(([k, x]) => `${k}="${escape(x)}"`).join(",")}} ${v}`);
+      for (const [labels, v] of rows) {
+        const l = Object.entries(labels).map(([k, x]) => `${k}="${escape(x)}"`).join(",");
+        out.push(l ? `${name}{${l}} ${v}` : `${name} ${v}`);
+      }
     };
     const each = (pick: (c: Counters) => number) => {
       const rows: [Record<string, string>, number][] = [];
@@ -81,6 +165,21 @@ export class Metrics {
       for (const [reason, n] of c.closes) closes.push([{ listener, route, reason }, n]);
     }
     family("switchyard_connections_closed_total", "counter", "Connections ended, by reason.", closes);
+    const blocked: [Record<string, string>, number][] = [];
+    for (const [listener, c] of this.listeners) for (const [reason, n] of c.blocked) blocked.push([{ listener, reason }, n]);
+    family("switchyard_connections_blocked_total", "counter", "Connections refused by the gate, by reason.", blocked);
+    out.push("# HELP switchyard_upstream_connect_seconds Time to connect to the upstream.", "# TYPE switchyard_upstream_connect_seconds histogram");
+    for (const [key, c] of this.routes) {
+      const [listener, route] = key.split("\0") as [string, string];
+      const l = `listener="${escape(listener)}",route="${escape(route)}"`;
+      let cumulative = 0;
+      CONNECT_BUCKETS.forEach((le, i) => out.push(`switchyard_upstream_connect_seconds_bucket{${l},le="${le}"} ${(cumulative += c.connectBuckets[i]!)}`));
+      cumulative += c.connectBuckets[CONNECT_BUCKETS.length]!;
+      out.push(`switchyard_upstream_connect_seconds_bucket{${l},le="+Inf"} ${cumulative}`,
+        `switchyard_upstream_connect_seconds_sum{${l}} ${c.connectSum}`, `switchyard_upstream_connect_seconds_count{${l}} ${cumulative}`);
+    }
+    family("switchyard_relay_engine", "gauge", "The relay engine in use (1 for the engine named).", [[{ engine: this.relayEngine }, 1]]);
+    if (this.workers > 0) family("switchyard_workers", "gauge", "Worker processes running.", [[{}, this.workers]]);
     family("switchyard_reloads_total", "counter", "Configuration reloads, by result.", [[{ result: "ok" }, this.reloads.ok], [{ result: "failed" }, this.reloads.failed]]);
     out.push("# HELP switchyard_uptime_seconds Seconds since start.", "# TYPE switchyard_uptime_seconds gauge",
       `switchyard_uptime_seconds ${Math.round((Date.now() - this.startedAt) / 1000)}`);

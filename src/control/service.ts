@@ -15,8 +15,8 @@ import { loadResolverModule, type Resolver } from "../route/resolver.ts";
 import { ProxyState } from "../proxy/runtime.ts";
 import { abort } from "../proxy/finish.ts";
 import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
-import { bindAddress, boundAddress, rebind, type BoundListener } from "../listen/listeners.ts";
-import { formatSocketAddress } from "../net/address.ts";
+import { bindAddress, boundAddress, rebind, type BoundListener, type SocketSource } from "../listen/listeners.ts";
+import { socketKey } from "../listen/socket-key.ts";
 
 export type ReloadResult = { ok: true } | { ok: false; errors: readonly string[] };
 
@@ -33,7 +33,8 @@ export class Service {
   #stopSweeper: () => void = () => {};
 
   /** `load` reads the configuration again from where it came (file, flags, environment). */
-  constructor(readonly load: () => Config) {}
+  /** `sockets`: where listening sockets come from (a worker's are the supervisor's). */
+  constructor(readonly load: () => Config, readonly sockets: SocketSource = { kind: "bind", reusePort: false }) {}
 
   get current(): ProxyState {
     return this.#states[this.#states.length - 1]!;
@@ -68,9 +69,9 @@ export class Service {
   }
 
   /** SIGHUP: reopen log files (logrotate), then reload. */
-  async hangup(): Promise<ReloadResult> {
+  async hangup(trigger = "SIGHUP"): Promise<ReloadResult> {
     this.#accessLog?.reopen();
-    return this.reload("SIGHUP");
+    return this.reload(trigger);
   }
 
   /** Stop accepting, let open connections finish up to drainTimeoutMs, then close them. */
@@ -115,7 +116,7 @@ export class Service {
     const added: { key: string; bound: BoundListener }[] = [];
     try {
       for (const [key, { address, listener }] of wanted) {
-        if (!this.#bound.has(key)) added.push({ key, bound: bindAddress(address, listener) });
+        if (!this.#bound.has(key)) added.push({ key, bound: bindAddress(address, listener, key, this.sockets) });
       }
     } catch (e) {
       for (const a of added) a.bound.server.stop(true);
@@ -127,7 +128,8 @@ export class Service {
     }
     for (const { key, bound } of added) {
       this.#bound.set(key, bound);
-      log.info("listening", { address: boundAddress(bound), configured: bound.address });
+      // A worker's sockets are the supervisor's, which logs them once with their real port.
+      if (!bound.inherited) log.info("listening", { address: boundAddress(bound), configured: bound.address });
     }
     for (const [key, b] of this.#bound) {
       if (wanted.has(key)) continue;
@@ -137,13 +139,4 @@ export class Service {
     }
     this.#states = [...this.#states.filter((s) => s.live.size > 0), state];
   }
-}
-
-/**
- * Which bound socket an address means across reloads: its text, except that port 0 ("any port")
- * is per listener, since two listeners may both ask for it and each gets its own socket.
- */
-function socketKey(address: Config["listeners"][number]["listen"][number], listener: string): string {
-  const text = formatSocketAddress(address);
-  return address.kind === "inet" && address.port === 0 ? `${listener}/${text}` : text;
 }

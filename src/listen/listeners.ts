@@ -12,17 +12,38 @@ import type { ListenerRuntime } from "../proxy/runtime.ts";
 import { accept } from "../proxy/pipeline.ts";
 import { CLIENT_HANDLERS } from "../relay/userspace.ts";
 
-export type BoundListener = { readonly address: string; readonly server: TCPSocketListener<Conn> | UnixSocketListener<Conn> };
+export type BoundListener = {
+  readonly address: string;
+  readonly server: TCPSocketListener<Conn> | UnixSocketListener<Conn>;
+  /** Listening on a socket someone else made (supervisor, systemd): they log and own it. */
+  readonly inherited: boolean;
+};
 
 /** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
 export function handlersFor(listener: ListenerRuntime) {
   return { ...CLIENT_HANDLERS, open: (client: Socket<Conn>) => accept(listener, client) };
 }
 
+/**
+ * Where a worker's sockets come from: the supervisor's (an fd per socket key, Bun.listen({fd})), or,
+ * without the native library, its own SO_REUSEPORT bind. A single process binds plainly.
+ */
+export type SocketSource = { readonly kind: "bind"; readonly reusePort: boolean } | { readonly kind: "inherited"; readonly fds: ReadonlyMap<string, number>; readonly bindOthers?: boolean };
+
 /** Bind one address for `listener`; throws with the address in the message if it cannot be bound. */
-export function bindAddress(address: SocketAddress, listener: ListenerRuntime): BoundListener {
-  return { address: formatSocketAddress(address), server: listen(address, handlersFor(listener)) };
+export function bindAddress(address: SocketAddress, listener: ListenerRuntime, key: string, source: SocketSource = PLAIN): BoundListener {
+  const handlers = handlersFor(listener);
+  if (source.kind === "inherited" && (source.fds.has(key) || !source.bindOthers)) {
+    const fd = source.fds.get(key);
+    if (fd === undefined) throw new Error(`cannot listen on ${formatSocketAddress(address)}: the supervisor holds no socket for it`);
+    // Bun.listen({fd}) is not in bun-types 1.4.5 but is supported (DESIGN.md, "Things about Bun").
+    const server = Bun.listen<Conn>({ fd, socket: handlers, allowHalfOpen: true } as unknown as Parameters<typeof Bun.listen<Conn>>[0]);
+    return { address: formatSocketAddress(address), server, inherited: true };
+  }
+  return { address: formatSocketAddress(address), server: listen(address, handlers, source.kind === "bind" && source.reusePort), inherited: false };
 }
+
+const PLAIN: SocketSource = { kind: "bind", reusePort: false };
 
 /** Point an already bound address at another listener runtime (a reload): the socket stays open. */
 export function rebind(bound: BoundListener, listener: ListenerRuntime): void {
@@ -35,14 +56,15 @@ export function boundAddress(b: BoundListener): string {
   return "port" in b.server && s.port !== undefined ? formatSocketAddress({ kind: "inet", host: s.hostname!, port: s.port, literal: true }) : b.address;
 }
 
-function listen(address: SocketAddress, socket: typeof CLIENT_HANDLERS & { open(client: Socket<Conn>): void }) {
+function listen(address: SocketAddress, socket: typeof CLIENT_HANDLERS & { open(client: Socket<Conn>): void }, reusePort: boolean) {
   const text = formatSocketAddress(address);
   try {
     if (address.kind === "unix") {
       removeStaleSocket(address.path);
       return Bun.listen<Conn>({ unix: address.path, socket, allowHalfOpen: true });
     }
-    return Bun.listen<Conn>({ hostname: address.host, port: address.port, socket, allowHalfOpen: true });
+    // reusePort works in Bun.listen 1.4.5 (checked) but is typed only for Bun.serve.
+    return Bun.listen<Conn>({ hostname: address.host, port: address.port, socket, allowHalfOpen: true, ...(reusePort ? { reusePort } : {}) } as unknown as Bun.TCPSocketListenOptions<Conn>);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === "EADDRINUSE" ? "address already in use" : code === "EACCES" ? "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)" : (e as Error).message;

@@ -13,7 +13,7 @@ import { constants } from "node:os";
 import libPath from "./libswitchyard.so" with { type: "file" };
 
 /** Must equal ABI_VERSION in native/src/lib.zig. */
-const EXPECTED_ABI = 2;
+const EXPECTED_ABI = 3;
 
 const SYMBOLS = {
   sy_abi_version: { args: [], returns: FFIType.i32 },

@@ -69,6 +69,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
     conn.upstream = upstream;
     conn.flags |= UPSTREAM_OPEN;
+    conn.routeCounters.observeConnect(performance.now() - conn.lastActive); // lastActive: set when the dial began
     // TCP_NODELAY: Bun already sets it on every accepted and connected TCP socket (seen with strace),
     // so only keepalive is ours. Bun 1.4.5 sets SO_KEEPALIVE and leaves the timers to the kernel.
     if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Counters, Metrics, OK_REASONS } from "../../src/control/metrics.ts";
+import { CONNECT_BUCKETS, Counters, Metrics, OK_REASONS } from "../../src/control/metrics.ts";
 
 interface Sample {
   name: string;
@@ -44,9 +44,11 @@ function parseExposition(text: string): Exposition {
       m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/);
       if (!m) throw new Error(`not a Prometheus line: ${JSON.stringify(line)}`);
       const name = m[1]!;
-      expect(name).toBe(current!);
-      expect(closed.has(name)).toBe(false);
-      expect(families.get(name)!.type).not.toBe("");
+      // A histogram's samples are NAME_bucket, NAME_sum and NAME_count.
+      const family = families.get(current!)?.type === "histogram" ? name.replace(/_(bucket|sum|count)$/, "") : name;
+      expect(family).toBe(current!);
+      expect(closed.has(family)).toBe(false);
+      expect(families.get(family)!.type).not.toBe("");
       const value = Number(m[3]);
       expect(Number.isNaN(value)).toBe(false);
       samples.push({ name, labels: parseLabels(m[2] ?? ""), value });
@@ -107,6 +109,9 @@ const FAMILIES = {
   switchyard_bytes_in_total: "counter",
   switchyard_bytes_out_total: "counter",
   switchyard_connections_closed_total: "counter",
+  switchyard_connections_blocked_total: "counter",
+  switchyard_upstream_connect_seconds: "histogram",
+  switchyard_relay_engine: "gauge",
   switchyard_reloads_total: "counter",
   switchyard_uptime_seconds: "gauge",
 };
@@ -127,7 +132,7 @@ describe("Counters", () => {
     c.bytesIn = 3;
     c.bytesOut = 4;
     c.countClose("done");
-    expect(c.toJSON()).toEqual({ active: 1, total: 2, bytesIn: 3, bytesOut: 4, closes: { done: 1 } });
+    expect(c.toJSON()).toEqual({ active: 1, total: 2, bytesIn: 3, bytesOut: 4, closes: { done: 1 }, blocked: {}, connectBuckets: new Array(14).fill(0), connectSum: 0 });
   });
 
   test("OK_REASONS are the clean endings", () => {
@@ -150,8 +155,40 @@ describe("Metrics registry", () => {
     m.route("edge", "api").bytesIn = 7;
     const json = m.toJSON() as { uptimeSeconds: number; listeners: Record<string, unknown>; routes: Record<string, unknown> };
     expect(json.uptimeSeconds).toBeGreaterThanOrEqual(0);
-    expect(JSON.parse(JSON.stringify(json.listeners))).toEqual({ edge: { active: 0, total: 5, bytesIn: 0, bytesOut: 0, closes: {} } });
-    expect(JSON.parse(JSON.stringify(json.routes))).toEqual({ "edge/api": { active: 0, total: 0, bytesIn: 7, bytesOut: 0, closes: {} } });
+    expect(JSON.parse(JSON.stringify(json.listeners))).toEqual({ edge: { ...new Counters().toJSON(), total: 5 } });
+    expect(JSON.parse(JSON.stringify(json.routes))).toEqual({ "edge/api": { ...new Counters().toJSON(), bytesIn: 7 } });
+  });
+});
+
+describe("summing workers", () => {
+  test("a worker's snapshot adds into the supervisor's registry, per listener and route", () => {
+    const worker = (n: number) => {
+      const m = new Metrics();
+      m.listener("edge").total = n;
+      m.listener("edge").countBlocked("rateLimited");
+      const r = m.route("edge", "api");
+      r.bytesIn = 10 * n;
+      r.countClose("done");
+      r.observeConnect(0.3); // ms: the 0.0005 s bucket
+      r.observeConnect(30); // the 0.05 s bucket
+      return m.snapshot();
+    };
+    const sum = new Metrics();
+    sum.add(worker(1));
+    sum.add(worker(2));
+    expect(sum.listener("edge").total).toBe(3);
+    expect(Object.fromEntries(sum.listener("edge").blocked)).toEqual({ rateLimited: 2 });
+    const api = sum.route("edge", "api");
+    expect(api.bytesIn).toBe(30);
+    expect(Object.fromEntries(api.closes)).toEqual({ done: 2 });
+    expect(api.connectBuckets[0]).toBe(2);
+    expect(api.connectBuckets[CONNECT_BUCKETS.indexOf(0.05)]).toBe(2);
+    expect(api.connectSum).toBeCloseTo(2 * 0.0303, 6);
+    const e = parseExposition(sum.toPrometheus());
+    expect(valueOf(e, "switchyard_upstream_connect_seconds_count", { listener: "edge", route: "api" })).toBe(4);
+    expect(valueOf(e, "switchyard_upstream_connect_seconds_bucket", { listener: "edge", route: "api", le: "0.01" })).toBe(2);
+    expect(valueOf(e, "switchyard_upstream_connect_seconds_bucket", { listener: "edge", route: "api", le: "+Inf" })).toBe(4);
+    expect(valueOf(e, "switchyard_connections_blocked_total", { listener: "edge", reason: "rateLimited" })).toBe(2);
   });
 });
 
@@ -159,7 +196,7 @@ describe("Prometheus text", () => {
   test("with no traffic: every family still has HELP and TYPE, and uptime is a sample", () => {
     const e = parseExposition(new Metrics().toPrometheus());
     expect(Object.fromEntries([...e.families].map(([n, f]) => [n, f.type]))).toEqual(FAMILIES);
-    expect(e.samples.map((s) => s.name)).toEqual(["switchyard_reloads_total", "switchyard_reloads_total", "switchyard_uptime_seconds"]);
+    expect(e.samples.map((s) => s.name)).toEqual(["switchyard_relay_engine", "switchyard_reloads_total", "switchyard_reloads_total", "switchyard_uptime_seconds"]);
   });
 
   test("samples match the counters, per listener and route", () => {
@@ -190,7 +227,8 @@ describe("Prometheus text", () => {
     expect(valueOf(e, "switchyard_connections_total", webLabels)).toBe(1);
     expect(valueOf(e, "switchyard_connections_closed_total", { ...webLabels, reason: "idle_timeout" })).toBe(1);
     // One sample per route in each per-route family, one per (route, reason) in closes, reloads (ok, failed), uptime.
-    expect(e.samples.length).toBe(4 * 2 + 3 + 2 + 1); // … plus the two reload results
+    // Plus per route the connect-time histogram (13 buckets, +Inf, _sum, _count) and the relay engine gauge.
+    expect(e.samples.length).toBe(4 * 2 + 3 + 2 + 1 + 2 * 16 + 1);
   });
 
   test("label values with quotes, backslashes and newlines are escaped and read back intact", () => {

@@ -1,0 +1,319 @@
+/**
+ * The supervisor: holds the listening sockets ({@link SocketSet}), runs N workers of the same binary
+ * on them, and is the control plane: reload (validated here first, then every worker reloads), metrics
+ * (scraped from every worker over IPC and summed), graceful stop, binary upgrade (SIGUSR2).
+ *
+ * - A worker that exits unasked is replaced after a backoff (100 ms doubling to 10 s; reset once a
+ *   worker has lived 10 s). Its sockets stay open here, so connections queued on them wait for the
+ *   replacement instead of being refused.
+ * - A worker told to stop by someone else (SIGTERM to its pid) says so first; its replacement starts at
+ *   once, on the same sockets, while it drains.
+ * - A reload that keeps the same sockets is applied in place by every worker (established connections
+ *   untouched). One that adds or removes addresses opens the new sockets here, starts a new set of
+ *   workers, and drains the old ones (nginx's way).
+ * - Counters of workers that have exited are kept (a worker sends its last snapshot before it exits),
+ *   so totals do not go backwards; a worker that crashes loses what it counted since the last scrape.
+ * @module
+ */
+import type { Subprocess } from "bun";
+import type { Config } from "../config/types.ts";
+import { ConfigError } from "../config/load.ts";
+import { log } from "../log/logger.ts";
+import { SocketSet, type Inherited } from "../listen/socket-set.ts";
+import { SYSTEMD_SOCKET_VARIABLES } from "../listen/systemd.ts";
+import type { FromWorker, ToWorker } from "./ipc.ts";
+import { WORKER_ENV } from "./ipc.ts";
+import { Metrics, type MetricsSnapshot } from "./metrics.ts";
+import type { ReloadResult } from "./service.ts";
+import { notifyReloading, sdNotify } from "./sd-notify.ts";
+
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** A worker that lived this long resets its slot's backoff. */
+const HEALTHY_AFTER_MS = 10_000;
+/** How long a new worker may take to load its configuration and listen. */
+const READY_TIMEOUT_MS = 30_000;
+/** How long a worker may take to answer a reload or a scrape. */
+const ASK_TIMEOUT_MS = 10_000;
+/** Extra time after drainTimeoutMs before a worker that has not exited is killed. */
+const STOP_GRACE_MS = 5_000;
+
+/** Environment of a new binary started by an upgrade: JSON [[socketKey, [fd, …]], …]. */
+export const UPGRADE_ENV = "SWITCHYARD_UPGRADE_FDS";
+
+interface Worker {
+  readonly slot: number;
+  readonly proc: Subprocess<"ignore", "inherit", "inherit">;
+  readonly startedAt: number;
+  ready: boolean;
+  /** Being replaced or stopped: its exit is expected and no replacement follows. */
+  retiring: boolean;
+  onReady: (() => void) | null;
+}
+
+type Pending = { readonly replies: unknown[]; readonly expected: number; readonly done: () => void };
+
+export class Supervisor {
+  /** The supervisor's own counts (reloads) and, summed in, what exited workers counted. */
+  readonly #departed = new Metrics();
+  readonly #workers = new Set<Worker>();
+  readonly #slots: (Worker | null)[];
+  readonly #failures: number[];
+  readonly #pending = new Map<number, Pending>();
+  readonly #sockets: SocketSet;
+  #nextId = 1;
+  #stopping = false;
+  #upgrade: Subprocess | null = null;
+  /** Set when a new binary has taken over: stop without telling systemd STOPPING=1. */
+  #handedOver = false;
+
+  constructor(readonly load: () => Config, public config: Config, readonly count: number, inherited: Inherited | null) {
+    this.#slots = new Array(count).fill(null);
+    this.#failures = new Array(count).fill(0);
+    this.#sockets = new SocketSet(count, inherited);
+  }
+
+  get reloads(): Metrics["reloads"] {
+    return this.#departed.reloads;
+  }
+
+  /** Open the sockets, start every worker, resolve once all of them listen. */
+  async start(): Promise<void> {
+    for (const s of this.#sockets.open(this.config)) log.info("listening", { address: s.bound, configured: s.key, sockets: s.fds.length, origin: s.origin });
+    const started = this.#slots.map((_, slot) => this.#spawn(slot));
+    await this.#whenReady(started);
+  }
+
+  /** Validate here, then have every worker apply it; never throws. */
+  async reload(trigger: string, reopen = false): Promise<ReloadResult> {
+    notifyReloading();
+    try {
+      const result = await this.#reload(reopen);
+      if (result.ok) this.#departed.reloads.ok++;
+      else this.#departed.reloads.failed++;
+      if (result.ok) log.info(`${trigger}: configuration reloaded`, { config: this.config.source, workers: this.count });
+      else log.error(`${trigger}: reload refused, the running configuration stays`, { errors: result.errors });
+      return result;
+    } finally {
+      sdNotify("READY=1");
+    }
+  }
+
+  async #reload(reopen: boolean): Promise<ReloadResult> {
+    let config: Config;
+    try {
+      config = this.load();
+    } catch (e) {
+      return { ok: false, errors: e instanceof ConfigError ? e.lines : [(e as Error).message] };
+    }
+    if (!this.#sockets.matches(config)) return this.#replaceAll(config);
+    this.config = config;
+    const replies = await this.#ask((id) => ({ t: "reload", id, reopen }), this.#current());
+    const errors = (replies as FromWorker[]).flatMap((r) => (r.t === "reloaded" && !r.result.ok ? r.result.errors : []));
+    return errors.length ? { ok: false, errors: [...new Set(errors)] } : { ok: true };
+  }
+
+  /** The addresses changed: new sockets, a new set of workers, then the old set drains. */
+  async #replaceAll(config: Config): Promise<ReloadResult> {
+    try {
+      for (const s of this.#sockets.open(config)) log.info("listening", { address: s.bound, configured: s.key, sockets: s.fds.length, origin: s.origin });
+    } catch (e) {
+      return { ok: false, errors: [(e as Error).message] };
+    }
+    const old = this.#current();
+    for (const w of old) w.retiring = true;
+    this.config = config;
+    const fresh = this.#slots.map((_, slot) => this.#spawn(slot));
+    try {
+      await this.#whenReady(fresh);
+    } catch (e) {
+      return { ok: false, errors: [(e as Error).message] };
+    }
+    for (const w of old) this.#send(w, { t: "stop" });
+    for (const s of this.#sockets.closeUnused(config)) log.info("stopped listening", { address: s.bound });
+    return { ok: true };
+  }
+
+  /** Every worker's counters plus those of workers that have exited. */
+  async metrics(): Promise<Metrics> {
+    const sum = new Metrics();
+    sum.add(this.#departed.snapshot());
+    Object.assign(sum.reloads, this.#departed.reloads);
+    const replies = await this.#ask((id) => ({ t: "scrape", id }), [...this.#workers].filter((w) => w.ready));
+    for (const r of replies as FromWorker[]) if (r.t === "metrics") sum.add(r.metrics);
+    sum.workers = this.#current().length;
+    return sum;
+  }
+
+  /** Stop every worker (each drains up to drainTimeoutMs), close the sockets, resolve when all are gone. */
+  async stop(signal: string): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (!this.#handedOver) sdNotify("STOPPING=1");
+    log.info(`${signal}: draining`, { workers: this.#workers.size, drainTimeoutMs: this.config.drainTimeoutMs });
+    for (const w of this.#workers) this.#send(w, { t: "stop" });
+    const deadline = Date.now() + this.config.drainTimeoutMs + STOP_GRACE_MS;
+    while (this.#workers.size > 0 && Date.now() < deadline) await Bun.sleep(50);
+    for (const w of this.#workers) w.proc.kill("SIGKILL");
+  }
+
+  /** Second signal: stop at once. */
+  kill(): void {
+    for (const w of this.#workers) w.proc.kill("SIGKILL");
+  }
+
+  /**
+   * Binary upgrade (SIGUSR2): start the binary at the same path (now the new one) with every
+   * listening socket inherited; once its workers listen it says "upgraded" and this one drains.
+   * `onHandedOver` runs then (the caller stops its admin API and drains).
+   */
+  upgrade(command: string[], onHandedOver: () => void): void {
+    if (this.#upgrade || this.#stopping) return void log.warn("SIGUSR2: an upgrade or a stop is already under way");
+    const held = this.#sockets.sockets;
+    const fds = held.flatMap((s) => s.fds);
+    let next = 3;
+    const table = held.map((s) => [s.key, s.fds.map(() => next++)]);
+    log.info("SIGUSR2: starting the new binary with the listening sockets", { command: command[0], sockets: fds.length });
+    const env = childEnv({ [UPGRADE_ENV]: JSON.stringify(table) }, false);
+    const proc = Bun.spawn(command, {
+      stdio: ["ignore", "inherit", "inherit", ...fds],
+      env,
+      ipc: (m: { t?: string; pid?: number }) => {
+        if (m.t !== "upgraded") return;
+        log.info("upgrade: the new binary is serving; draining this one", { pid: m.pid });
+        this.#handedOver = true;
+        onHandedOver();
+      },
+      onExit: (_p, code, signal) => {
+        if (this.#handedOver) return;
+        this.#upgrade = null;
+        log.error("upgrade failed: the new binary exited before serving; this one carries on", { code, signal });
+      },
+    });
+    this.#upgrade = proc;
+  }
+
+  #current(): Worker[] {
+    return [...this.#workers].filter((w) => !w.retiring);
+  }
+
+  #spawn(slot: number): Worker {
+    const fds = this.#sockets.fdsFor(slot);
+    const keys = [...fds.keys()];
+    const env = childEnv({ [WORKER_ENV.slot]: String(slot), [WORKER_ENV.fds]: JSON.stringify(keys.map((k, i) => [k, 3 + i])) }, true);
+    const worker: Worker = {
+      slot, startedAt: Date.now(), ready: false, retiring: false, onReady: null,
+      proc: Bun.spawn(workerCommand(), {
+        stdio: ["ignore", "inherit", "inherit", ...keys.map((k) => fds.get(k)!)],
+        env,
+        ipc: (m: FromWorker) => this.#onMessage(worker, m),
+        onExit: (_p, code, signal) => this.#onExit(worker, code, signal),
+      }),
+    };
+    this.#workers.add(worker);
+    this.#slots[slot] = worker;
+    return worker;
+  }
+
+  #onMessage(w: Worker, m: FromWorker): void {
+    switch (m.t) {
+      case "ready":
+        w.ready = true;
+        w.onReady?.();
+        return;
+      case "draining":
+        if (w.retiring || this.#stopping) return;
+        w.retiring = true;
+        log.info("worker draining on a signal; starting its replacement", { slot: w.slot, pid: w.proc.pid });
+        this.#spawn(w.slot);
+        return;
+      case "metrics":
+        if (m.id === 0) return void this.#departed.add(withoutActive(m.metrics)); // its last words
+        this.#reply(m.id, m);
+        return;
+      case "reloaded":
+        this.#reply(m.id, m);
+        return;
+    }
+  }
+
+  #onExit(w: Worker, code: number | null, signal: number | string | null): void {
+    this.#workers.delete(w);
+    if (this.#slots[w.slot] === w) this.#slots[w.slot] = null;
+    if (w.retiring || this.#stopping) return void log.info("worker exited", { slot: w.slot, pid: w.proc.pid, code });
+    const lived = Date.now() - w.startedAt;
+    if (lived > HEALTHY_AFTER_MS) this.#failures[w.slot] = 0;
+    const delay = Math.min(BACKOFF_FIRST_MS * 2 ** this.#failures[w.slot]!, BACKOFF_MAX_MS);
+    this.#failures[w.slot]!++;
+    log.warn("worker died; replacing it", { slot: w.slot, pid: w.proc.pid, code, signal, restartInMs: delay });
+    setTimeout(() => {
+      if (!this.#stopping && this.#slots[w.slot] === null) this.#spawn(w.slot);
+    }, delay);
+  }
+
+  #whenReady(workers: Worker[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let left = workers.length;
+      const timer = setTimeout(() => reject(new Error(`workers did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      const one = () => { if (--left === 0) { clearTimeout(timer); resolve(); } };
+      for (const w of workers) {
+        if (w.ready) one();
+        else w.onReady = one;
+      }
+      if (workers.length === 0) { clearTimeout(timer); resolve(); }
+    });
+  }
+
+  #send(w: Worker, m: ToWorker): void {
+    try {
+      w.proc.send(m);
+    } catch {
+      // The worker is exiting; its exit handler does the rest.
+    }
+  }
+
+  /** Send a request to `targets`; resolves with the replies that came within ASK_TIMEOUT_MS. */
+  #ask(build: (id: number) => ToWorker, targets: Worker[]): Promise<unknown[]> {
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      const replies: unknown[] = [];
+      const done = () => { clearTimeout(timer); this.#pending.delete(id); resolve(replies); };
+      const timer = setTimeout(done, ASK_TIMEOUT_MS);
+      this.#pending.set(id, { replies, expected: targets.length, done });
+      for (const w of targets) this.#send(w, build(id));
+      if (targets.length === 0) done();
+    });
+  }
+
+  #reply(id: number, m: unknown): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    p.replies.push(m);
+    if (p.replies.length >= p.expected) p.done();
+  }
+}
+
+function withoutActive(s: MetricsSnapshot): MetricsSnapshot {
+  const zero = <T extends { active: number }>(c: T): T => ({ ...c, active: 0 });
+  return { ...s, listeners: s.listeners.map(([k, c]) => [k, zero(c)]), routes: s.routes.map(([k, c]) => [k, zero(c)]) };
+}
+
+/**
+ * The environment of a child: ours plus `extra`, without systemd's per-process variables (the socket
+ * fds and LISTEN_PID are ours; a worker must not notify systemd or ping its watchdog).
+ */
+function childEnv(extra: Record<string, string>, worker: boolean): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const v of SYSTEMD_SOCKET_VARIABLES) delete env[v];
+  delete env[UPGRADE_ENV];
+  Object.assign(env, extra);
+  if (worker) for (const v of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete env[v];
+  else delete env.WATCHDOG_PID;
+  return env;
+}
+
+/** This program with the same arguments: the compiled binary, or bun running the entry script. */
+export function workerCommand(): string[] {
+  const compiled = Bun.main.startsWith("/$bunfs/");
+  return compiled ? [process.execPath, ...process.argv.slice(2)] : [process.execPath, Bun.main, ...process.argv.slice(2)];
+}
