@@ -100,6 +100,10 @@ export fn sy_send_datagram(path: [*]const u8, path_len: c_int, msg: [*]const u8,
     return listen.sendDatagram(path, path_len, msg, msg_len);
 }
 
+export fn sy_monotonic_usec() i64 {
+    return listen.monotonicUsec();
+}
+
 export fn sy_close(fd: c_int) c_int {
     const rc = linux.close(fd);
     return if (linux.errno(rc) == .SUCCESS) 0 else -@as(c_int, @intCast(@intFromEnum(linux.errno(rc))));

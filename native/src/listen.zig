@@ -133,7 +133,20 @@ pub fn sendDatagram(path: [*]const u8, path_len: c_int, msg: [*]const u8, msg_le
     return 0;
 }
 
+/// CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC; Bun's hrtime counts from process start).
+pub fn monotonicUsec() i64 {
+    var ts: linux.timespec = undefined;
+    if (failed(linux.clock_gettime(.MONOTONIC, &ts))) return -1;
+    return @as(i64, ts.sec) * 1_000_000 + @divTrunc(@as(i64, ts.nsec), 1000);
+}
+
 const testing = std.testing;
+
+test "monotonic clock is positive and does not go back" {
+    const a = monotonicUsec();
+    const b = monotonicUsec();
+    try testing.expect(a > 0 and b >= a);
+}
 
 test "two reuseport sockets share a kernel-chosen port; the port reads back" {
     const lo = [4]u8{ 127, 0, 0, 1 };

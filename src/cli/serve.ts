@@ -24,7 +24,7 @@ import { Service } from "../control/service.ts";
 import { Supervisor, UPGRADE_ENV, workerCommand } from "../control/supervisor.ts";
 import { runWorker } from "../control/worker.ts";
 import { WORKER_ENV } from "../control/ipc.ts";
-import { sdNotify, startWatchdog } from "../control/sd-notify.ts";
+import { notifyReloading, sdNotify, startWatchdog } from "../control/sd-notify.ts";
 import { nativeStatus } from "../native/index.ts";
 import { socketsUnavailable } from "../native/sockets.ts";
 import { relayEngine } from "../relay/splice.ts";
@@ -121,7 +121,7 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
     process.exit(0);
   };
   const reload = async (run: () => ReturnType<Service["reload"]>) => {
-    sdNotify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+    notifyReloading();
     await run();
     sdNotify("READY=1");
   };

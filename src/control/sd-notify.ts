@@ -7,7 +7,7 @@
  * @module
  */
 import { log } from "../log/logger.ts";
-import { sendDatagram } from "../native/sockets.ts";
+import { monotonicUsec, sendDatagram } from "../native/sockets.ts";
 
 let warned = false;
 
@@ -21,13 +21,10 @@ export function sdNotify(message: string, env: Record<string, string | undefined
   }
 }
 
-/** CLOCK_MONOTONIC in microseconds, as RELOADING=1 wants it (process.hrtime is that clock). */
-export function monotonicUsec(): bigint {
-  return process.hrtime.bigint() / 1000n;
-}
-
+/** RELOADING=1 with the time it started on CLOCK_MONOTONIC (systemd 253+ wants both for Type=notify-reload). */
 export function notifyReloading(): void {
-  sdNotify(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`);
+  const usec = monotonicUsec();
+  sdNotify(usec === null ? "RELOADING=1" : `RELOADING=1\nMONOTONIC_USEC=${usec}`);
 }
 
 /**

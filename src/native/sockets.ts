@@ -17,6 +17,7 @@ const SYMBOLS = {
   sy_is_listening: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_send_datagram: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   sy_close: { args: [FFIType.i32], returns: FFIType.i32 },
+  sy_monotonic_usec: { args: [], returns: FFIType.i64 },
 } as const;
 
 /** Bit flags of sy_listen_inet (native/src/listen.zig). */
@@ -82,6 +83,12 @@ export function isListening(fd: number): "yes" | "no" | "unknown" {
 
 export function closeFd(fd: number): void {
   socketsLibrary()?.sy_close(fd);
+}
+
+/** CLOCK_MONOTONIC in microseconds, or null without the library (Bun's hrtime starts at process start). */
+export function monotonicUsec(): bigint | null {
+  const l = socketsLibrary();
+  return l ? BigInt(l.sy_monotonic_usec()) : null;
 }
 
 /** One datagram to a unix socket path ("@name": abstract namespace). null on success, else why not. */

@@ -10,22 +10,25 @@ for every datagram, then {"exit": code}. Usage: systemd-harness.py NAME WATCHDOG
 import json, os, socket, subprocess, sys, tempfile, select
 
 name, watchdog, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
-tmp = tempfile.mkdtemp(prefix="switchyard-systemd-")
-notify_path = os.path.join(tmp, "notify")
-notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-notify.bind(notify_path)
-
 listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 listener.bind(("127.0.0.1", 0))
 listener.listen(128)
 port = listener.getsockname()[1]
-os.dup2(listener.fileno(), 3)
+if listener.fileno() != 3:
+    os.dup2(listener.fileno(), 3)
 os.set_inheritable(3, True)
+
+# Made after fd 3 is taken, so it cannot land there.
+tmp = tempfile.mkdtemp(prefix="switchyard-systemd-")
+notify_path = os.path.join(tmp, "notify")
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.bind(notify_path)
 
 env = dict(os.environ, NOTIFY_SOCKET=notify_path, LISTEN_FDS="1", LISTEN_FDNAMES=name, WATCHDOG_USEC=watchdog)
 proc = subprocess.Popen(["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', "sh", *cmd], env=env, pass_fds=(3,))
-os.close(3)
+if listener.fileno() != 3:
+    os.close(3)
 listener.close()
 
 def out(obj):
