@@ -6,6 +6,7 @@ const std = @import("std");
 const linux = std.os.linux;
 const splice = @import("splice.zig");
 const listen = @import("listen.zig");
+const limits = @import("limits.zig");
 
 /// Bumped whenever an exported signature changes; src/native/ refuses a library of another version.
 pub const ABI_VERSION: c_int = 3;
@@ -109,6 +110,40 @@ export fn sy_close(fd: c_int) c_int {
     return if (linux.errno(rc) == .SUCCESS) 0 else -@as(c_int, @intCast(@intFromEnum(linux.errno(rc))));
 }
 
+// ---- the gate's shared limits table (limits.zig) --------------------------------------------------
+
+var limits_table: ?limits.Table = null;
+
+/// A new shared table (memfd). fd or -errno. The supervisor makes it and hands it to every worker.
+export fn sy_limits_create() c_int {
+    return limits.create();
+}
+
+/// Map the table behind `fd` in this process, counting open connections in `column`; `clear` != 0
+/// forgets what an earlier worker left in that column. 0 or -errno.
+export fn sy_limits_attach(fd: c_int, column: c_int, clear: c_int) c_int {
+    const slots = limits.map(fd) orelse return -@as(c_int, @intFromEnum(linux.E.NOMEM));
+    limits_table = .{ .slots = slots, .column = @as(u32, @intCast(@max(column, 0))) % limits.COLUMNS };
+    if (clear != 0) limits_table.?.clearColumn();
+    return 0;
+}
+
+/// 0 admitted, 1 rate limited, 2 concurrency limited, 3 busy (admitted), 4 table full (admitted),
+/// -ENOTCONN without a table.
+export fn sy_limits_take(h1: u32, h2: u32, rate: u32, burst: u32, max_conc: u32, count: c_int) c_int {
+    if (limits_table) |*t| return @intFromEnum(t.take(h1, h2, rate, burst, max_conc, count != 0, limits.nowNs()));
+    return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+}
+
+export fn sy_limits_release(h1: u32, h2: u32) void {
+    if (limits_table) |*t| t.release(h1, h2);
+}
+
+export fn sy_limits_open(h1: u32, h2: u32) c_int {
+    if (limits_table) |*t| return @intCast(@min(t.open(h1, h2), std.math.maxInt(c_int)));
+    return 0;
+}
+
 test "abi version is positive" {
     try std.testing.expect(sy_abi_version() > 0);
 }
@@ -127,4 +162,5 @@ test "exported splice engine starts once and polls empty" {
 test {
     _ = splice;
     _ = listen;
+    _ = limits;
 }

@@ -30,6 +30,9 @@ import { socketsUnavailable } from "../native/sockets.ts";
 import { relayEngine } from "../relay/splice.ts";
 import { SocketSet, type Inherited } from "../listen/socket-set.ts";
 import { systemdSockets } from "../listen/systemd.ts";
+import { limitsAttach, limitsCreate } from "../native/limits.ts";
+import { SharedLimitTable } from "../protect/shared-table.ts";
+import { useLimitTable } from "../protect/gate.ts";
 
 /** During an upgrade the old process still holds the admin port for a moment: retry this long. */
 const ADMIN_BIND_RETRY_MS = 10_000;
@@ -96,6 +99,7 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
     for (const s of set.open(config)) log.info("listening", { address: s.bound, configured: s.key, origin: s.origin });
     service = new Service(load, { kind: "inherited", fds: set.fdsFor(0), bindOthers: true });
   } else service = new Service(load);
+  useSharedLimits();
   await service.start(config);
   // The admin listener and the relay engine are fixed for the life of the process.
   const admin = startAdmin(config, { config: () => service.current.config, reload: () => service.reload("POST /reload"), metrics: () => service.metrics });
@@ -130,6 +134,15 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
   process.on("SIGHUP", () => void reload(() => service.hangup()));
   process.on("SIGUSR2", () => log.warn("SIGUSR2: a binary upgrade needs workers > 1 (the supervisor hands the sockets over)"));
   if (config.source.startsWith("/")) watchConfigFile(config.source, () => void reload(() => service.reload("config file changed")));
+}
+
+/**
+ * One process: limits in the native table too (the same code path as workers), else in the heap.
+ * Made before the first connection, so every connection counts in the same table.
+ */
+function useSharedLimits(): void {
+  const made = limitsCreate();
+  if (made.ok && limitsAttach(made.fd, 0, false) === null) useLimitTable(new SharedLimitTable());
 }
 
 /** Sockets passed by systemd (LISTEN_FDS) or by the switchyard this one upgrades; null when none. */

@@ -9,6 +9,7 @@ import { parseSocketAddress, type SocketAddress } from "../net/address.ts";
 import { formatIp, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
+import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
   type Config, type ListenerConfig, type RespondConfig, type RouteConfig, type RouteMatch, type UpstreamConfig,
@@ -24,8 +25,9 @@ const ROUTE_KEYS = [
   "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs",
 ];
 const MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn", "clientCidr"];
-const UNBUILT_LISTENER_KEYS = ["defaultCert", "certDir", "mtls", "protection"];
-const UNBUILT_ROUTE_KEYS = ["ipAffinity", "terminateTls", "cert", "upstreamTls", "maxConnectionsPerSecond", "burst", "suspendTimeoutMs"];
+const UNBUILT_LISTENER_KEYS = ["defaultCert", "certDir", "mtls"];
+const UNBUILT_ROUTE_KEYS = ["ipAffinity", "terminateTls", "cert", "upstreamTls", "suspendTimeoutMs"];
+const UNBUILT_PROTECTION_KEYS = ["ja3Blocklist", "ja4Blocklist", "requireSni"];
 const UNBUILT_MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn"];
 const BUILT_PROTOCOLS = ["tcp"];
 const DAY_MS = 86_400_000;
@@ -158,7 +160,16 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     skipValidation: r.boolean(o, "skipValidation", path, false),
     handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
     routes,
+    gate: readGateConfig(r, readProtection(r, o.protection, [...path, "protection"]), [...path, "protection"]),
   };
+}
+
+/** A listener's `protection` object, key-checked once; each stage reads its own keys from it. */
+function readProtection(r: ConfigReader, value: unknown, path: JsonPath): Obj {
+  if (value === undefined) return {};
+  const o = r.object(value, path, PROTECTION_KEYS) ?? {};
+  for (const key of UNBUILT_PROTECTION_KEYS) if (key in o) notBuilt(r, [...path, key], `protection.${key}`);
+  return o;
 }
 
 function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: number): RouteConfig | undefined {
@@ -188,6 +199,7 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     upstreams,
     balance,
     respond,
+    rateLimit: readRouteRate(r, o, path),
   };
 }
 

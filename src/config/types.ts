@@ -5,6 +5,7 @@
  */
 import type { SocketAddress } from "../net/address.ts";
 import type { Cidr } from "../net/ip.ts";
+import type { GateConfig, RateConfig } from "../protect/config.ts";
 
 export const PROTOCOLS = ["tcp", "tls", "http", "postgres", "mysql", "smtp"] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -43,6 +44,8 @@ export interface RouteConfig {
   readonly upstreams: readonly UpstreamConfig[];
   readonly balance: BalancePolicy;
   readonly respond: RespondConfig | null;
+  /** maxConnectionsPerSecond/burst of the route (across workers); null = unlimited. */
+  readonly rateLimit: RateConfig | null;
 }
 
 export interface ListenerConfig {
@@ -61,6 +64,8 @@ export interface ListenerConfig {
   /** TLS and protocol handshakes must finish within this (used once TLS is built). */
   readonly handshakeTimeoutMs: number;
   readonly routes: readonly RouteConfig[];
+  /** The gate's part of `protection` (src/protect/config.ts). */
+  readonly gate: GateConfig;
 }
 
 export interface Config {

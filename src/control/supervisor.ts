@@ -26,6 +26,7 @@ import { WORKER_ENV } from "./ipc.ts";
 import { Metrics, type MetricsSnapshot } from "./metrics.ts";
 import type { ReloadResult } from "./service.ts";
 import { notifyReloading, sdNotify } from "./sd-notify.ts";
+import { limitsCreate } from "../native/limits.ts";
 
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
@@ -37,6 +38,8 @@ const READY_TIMEOUT_MS = 30_000;
 const ASK_TIMEOUT_MS = 10_000;
 /** Extra time after drainTimeoutMs before a worker that has not exited is killed. */
 const STOP_GRACE_MS = 5_000;
+/** Worker columns of the shared limits table (COLUMNS in native/src/limits.zig). */
+const LIMIT_COLUMNS = 16;
 
 /** Environment of a new binary started by an upgrade: JSON [[socketKey, [fd, …]], …]. */
 export const UPGRADE_ENV = "SWITCHYARD_UPGRADE_FDS";
@@ -62,6 +65,9 @@ export class Supervisor {
   readonly #pending = new Map<number, Pending>();
   readonly #sockets: SocketSet;
   #nextId = 1;
+  #spawned = 0;
+  /** The gate's shared table (memfd), or null: each worker then limits on its own. */
+  readonly #limitsFd: number | null;
   #stopping = false;
   #upgrade: Subprocess | null = null;
   /** Set when a new binary has taken over: stop without telling systemd STOPPING=1. */
@@ -71,6 +77,9 @@ export class Supervisor {
     this.#slots = new Array(count).fill(null);
     this.#failures = new Array(count).fill(0);
     this.#sockets = new SocketSet(count, inherited);
+    const limits = limitsCreate();
+    this.#limitsFd = limits.ok ? limits.fd : null;
+    if (!limits.ok) log.warn("no shared limits table: protection limits hold per worker, not across workers", { error: limits.error });
   }
 
   get reloads(): Metrics["reloads"] {
@@ -200,11 +209,21 @@ export class Supervisor {
   #spawn(slot: number): Worker {
     const fds = this.#sockets.fdsFor(slot);
     const keys = [...fds.keys()];
-    const env = childEnv({ [WORKER_ENV.slot]: String(slot), [WORKER_ENV.fds]: JSON.stringify(keys.map((k, i) => [k, 3 + i])) }, true);
+    const extra: Record<string, string> = { [WORKER_ENV.slot]: String(slot), [WORKER_ENV.fds]: JSON.stringify(keys.map((k, i) => [k, 3 + i])) };
+    const passed = keys.map((k) => fds.get(k)!);
+    if (this.#limitsFd !== null) {
+      // A column per spawn, so a replacement never shares one with the worker it replaces while that
+      // one drains. Clearing on start is safe only while columns are not shared by live workers.
+      const column = this.#spawned % LIMIT_COLUMNS;
+      extra[WORKER_ENV.limits] = JSON.stringify({ fd: 3 + passed.length, column, clear: this.count * 2 <= LIMIT_COLUMNS });
+      passed.push(this.#limitsFd);
+    }
+    this.#spawned++;
+    const env = childEnv(extra, true);
     const worker: Worker = {
       slot, startedAt: Date.now(), ready: false, retiring: false, onReady: null,
       proc: Bun.spawn(workerCommand(), {
-        stdio: ["ignore", "inherit", "inherit", ...keys.map((k) => fds.get(k)!)],
+        stdio: ["ignore", "inherit", "inherit", ...passed],
         env,
         ipc: (m: FromWorker) => this.#onMessage(worker, m),
         onExit: (_p, code, signal) => this.#onExit(worker, code, signal),

@@ -11,6 +11,9 @@ import type { SocketSource } from "../listen/listeners.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
 import { WORKER_ENV } from "./ipc.ts";
 import { Service } from "./service.ts";
+import { limitsAttach } from "../native/limits.ts";
+import { SharedLimitTable } from "../protect/shared-table.ts";
+import { useLimitTable } from "../protect/gate.ts";
 
 /** How often a worker checks that its supervisor is still its parent. */
 const ORPHAN_CHECK_MS = 1000;
@@ -20,6 +23,7 @@ const LAST_WORDS_MS = 100;
 export async function runWorker(config: Config, load: () => Config, env: Record<string, string | undefined>): Promise<void> {
   const slot = Number(env[WORKER_ENV.slot]);
   const sockets: SocketSource = { kind: "inherited", fds: new Map(JSON.parse(env[WORKER_ENV.fds] ?? "[]") as [string, number][]) };
+  attachLimits(env[WORKER_ENV.limits]);
   const service = new Service(load, sockets);
   await service.start(config);
   service.metrics.relayEngine = relayEngine(config);
@@ -51,4 +55,13 @@ export async function runWorker(config: Config, load: () => Config, env: Record<
   setInterval(() => { if (process.ppid !== parent) void stop("supervisor gone", false); }, ORPHAN_CHECK_MS).unref();
   log.debug("worker ready", { slot, pid: process.pid });
   send({ t: "ready", pid: process.pid });
+}
+
+/** Map the supervisor's shared limits table; without it this worker limits on its own (logged). */
+function attachLimits(text: string | undefined): void {
+  if (!text) return;
+  const { fd, column, clear } = JSON.parse(text) as { fd: number; column: number; clear: boolean };
+  const error = limitsAttach(fd, column, clear);
+  if (error) log.warn("cannot map the shared limits table: limits hold per worker", { error });
+  else useLimitTable(new SharedLimitTable());
 }

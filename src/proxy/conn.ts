@@ -6,6 +6,7 @@
 import type { Socket } from "bun";
 import type { Counters } from "../control/metrics.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
+import type { GateTicket } from "../protect/gate.ts";
 
 /** Bit flags of {@link Conn.flags}. */
 export const CLIENT_EOF = 1; // the client sent FIN
@@ -39,6 +40,8 @@ export class Conn {
   relay: "userspace" | "splice" = "userspace";
   readonly startedAt = performance.now();
   lastActive = this.startedAt;
+  /** What the gate counted for this connection (given back at finish); null when nothing. */
+  gateTicket: GateTicket | null = null;
   /** First reason wins: later events of a closing connection do not overwrite why it closed. */
   reason: string | null = null;
 

@@ -6,6 +6,7 @@
 import { log } from "../log/logger.ts";
 import { OK_REASONS } from "../control/metrics.ts";
 import { Conn, FINISHED } from "./conn.ts";
+import { release } from "../protect/gate.ts";
 
 /** Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. */
 export function abort(conn: Conn, reason: string, detail?: string): void {
@@ -32,6 +33,7 @@ export function finish(conn: Conn): void {
   conn.pendingUp = conn.pendingDown = null;
   const state = conn.listener.state;
   state.live.delete(conn);
+  if (conn.gateTicket) release(conn.gateTicket);
   const reason = conn.reason ?? "done";
   const lc = conn.listener.counters;
   const rc = conn.routeCounters;

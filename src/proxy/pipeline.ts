@@ -16,6 +16,7 @@ import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import type { Counters } from "../control/metrics.ts";
 import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
 import { abort } from "./finish.ts";
+import { BLOCK_CLOSE_REASON, type BlockReason } from "../protect/gate.ts";
 
 /** accept: a new client socket on one of `listener`'s addresses. */
 export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
@@ -33,14 +34,22 @@ export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
   routeConnection(conn);
 }
 
-/** gate: checks that need no bytes. */
+/** gate: checks that need no bytes (src/protect/gate.ts). */
 function gate(conn: Conn): "continue" | "closed" {
-  const max = conn.listener.config.maxConnections;
-  if (max > 0 && conn.listener.counters.active > max) {
-    abort(conn, "max_connections");
-    return "closed";
+  const g = conn.listener.gate;
+  if (!g.enabled) return "continue";
+  const result = g.admit(conn.clientIp);
+  if (typeof result === "object") {
+    conn.gateTicket = result;
+    return "continue";
   }
-  return "continue";
+  return blocked(conn, result);
+}
+
+function blocked(conn: Conn, reason: BlockReason): "closed" {
+  conn.listener.counters.countBlocked(reason);
+  abort(conn, BLOCK_CLOSE_REASON[reason]);
+  return "closed";
 }
 
 /** route: the resolver module first (if any), then the listener's route table. */
@@ -56,6 +65,7 @@ function routeByTable(conn: Conn): void {
   const route = conn.listener.table.match({ clientIp: conn.clientIp });
   if (!route) return abort(conn, "no_route");
   useRoute(conn, route);
+  if (route.gate.admit() === "routeRateLimited") return void blocked(conn, "routeRateLimited");
   if (route.config.respond) {
     conn.flags |= RESPONDING;
     conn.client.resume();

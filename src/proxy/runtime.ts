@@ -12,14 +12,17 @@ import { RouteCache } from "../route/cache.ts";
 import type { Resolver } from "../route/resolver.ts";
 import type { AccessLog } from "../log/access-log.ts";
 import type { Conn } from "./conn.ts";
+import { ListenerGate, RouteGate } from "../protect/gate.ts";
 
 export class RouteRuntime {
   readonly counters: Counters;
   readonly balancer: Balancer;
   /** Per upstream: its checked dial target, or null for a DNS name (looked up per connection). */
   readonly targets: (EndpointResult | null)[];
+  readonly gate: RouteGate;
 
   constructor(readonly config: RouteConfig, readonly listener: ListenerRuntime, metrics: Metrics) {
+    this.gate = new RouteGate(listener.config.name, config);
     this.counters = metrics.route(listener.config.name, config.name);
     this.balancer = new Balancer(config.balance, config.upstreams.length);
     const policy = { fromOperator: true, skipValidation: listener.config.skipValidation };
@@ -40,8 +43,10 @@ export class ListenerRuntime {
   readonly resolved: Counters;
   readonly routes: RouteRuntime[];
   readonly table: RouteTable<RouteRuntime>;
+  readonly gate: ListenerGate;
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
+    this.gate = new ListenerGate(config);
     this.counters = metrics.listener(config.name);
     this.unrouted = metrics.route(config.name, UNROUTED);
     this.resolved = metrics.route(config.name, RESOLVED);

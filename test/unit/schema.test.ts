@@ -61,7 +61,9 @@ describe("a minimal config gets every default", () => {
           upstreams: [{ kind: "address", address: { kind: "inet", host: "127.0.0.1", port: 7001, literal: true }, text: "127.0.0.1:7001" }],
           balance: "round-robin",
           respond: null,
+          rateLimit: null,
         }],
+        gate: { blocklist: [], allowlist: [], maxConcurrentPerIp: 0, rateLimit: null },
       }],
     });
   });
@@ -442,7 +444,7 @@ describe("not built yet", () => {
   test.each<[string, Json, string]>([
     ["protocol tls", minimal({ protocol: "tls" }), `listeners[0].protocol: protocol "tls" ${NOT_BUILT}`],
     ["protocol http", minimal({ protocol: "http" }), `listeners[0].protocol: protocol "http" ${NOT_BUILT}`],
-    ["protection", minimal({ protection: { maxConcurrentPerIp: 1 } }), `listeners[0].protection: protection ${NOT_BUILT}`],
+    ["protection.ja3Blocklist", minimal({ protection: { ja3Blocklist: [] } }), `listeners[0].protection.ja3Blocklist: protection.ja3Blocklist ${NOT_BUILT}`],
     ["defaultCert", minimal({ defaultCert: { cert: "a", key: "b" } }), `listeners[0].defaultCert: defaultCert ${NOT_BUILT}`],
     ["certDir", minimal({ certDir: "/etc/c" }), `listeners[0].certDir: certDir ${NOT_BUILT}`],
     ["mtls", minimal({ mtls: {} }), `listeners[0].mtls: mtls ${NOT_BUILT}`],
@@ -471,14 +473,39 @@ describe("not built yet", () => {
     const found = issues({
       listeners: [{
         name: "edge", listen: ["127.0.0.1:8443"], protocol: "tls",
-        protection: { rateLimit: { connectionsPerSecond: 50, burst: 100 } },
+        protection: { rateLimit: { connectionsPerSecond: 50, burst: 100 }, requireSni: false },
         routes: [{ match: { sni: "api.example.com" }, upstreams: [{ address: "10.0.0.2:8443" }], balance: "least-conn", terminateTls: true }],
       }],
     });
     expect(found.every((line) => line.endsWith(NOT_BUILT))).toBe(true);
     expect(found.map((line) => line.split(":")[0])).toEqual([
-      "listeners[0].protection", "listeners[0].protocol", "listeners[0].routes[0].terminateTls", "listeners[0].routes[0].match.sni",
+      "listeners[0].protocol", "listeners[0].routes[0].terminateTls", "listeners[0].routes[0].match.sni", "listeners[0].protection.requireSni",
     ]);
+  });
+});
+
+describe("the gate's keys", () => {
+  test("protection and a route's rate are read", () => {
+    const config = valid(minimal({
+      protection: { rateLimit: { connectionsPerSecond: 5, burst: 10 }, maxConcurrentPerIp: 3, allowlist: ["10.0.0.0/8"], blocklist: ["10.1.0.0/16", "2001:db8::/32"] },
+    }, { maxConnectionsPerSecond: 100 }));
+    const gate = config.listeners[0]!.gate;
+    expect(gate.rateLimit).toEqual({ connectionsPerSecond: 5, burst: 10 });
+    expect(gate.maxConcurrentPerIp).toBe(3);
+    expect(gate.allowlist.map((c) => c.prefix)).toEqual([8]);
+    expect(gate.blocklist.map((c) => c.family)).toEqual([4, 6]);
+    // burst defaults to one second's worth.
+    expect(config.listeners[0]!.routes[0]!.rateLimit).toEqual({ connectionsPerSecond: 100, burst: 100 });
+  });
+
+  test.each<[string, Json, string]>([
+    ["a bad CIDR", minimal({ protection: { blocklist: ["10.0.0.0/33"] } }), 'listeners[0].protection.blocklist[0]: not an address range: "10.0.0.0/33" (expected e.g. "10.0.0.0/8" or "2001:db8::/32")'],
+    ["rateLimit without its rate", minimal({ protection: { rateLimit: { burst: 3 } } }), "listeners[0].protection.rateLimit: connectionsPerSecond is required"],
+    ["an unknown protection key", minimal({ protection: { rate: 1 } }), 'listeners[0].protection.rate: unknown key "rate" in listeners[0].protection (known: rateLimit, maxConcurrentPerIp, allowlist, blocklist, ja3Blocklist, ja4Blocklist, requireSni)'],
+    ["burst alone on a route", minimal({}, { burst: 5 }), "listeners[0].routes[0].burst: burst needs maxConnectionsPerSecond"],
+    ["a zero route rate", minimal({}, { maxConnectionsPerSecond: 0 }), "listeners[0].routes[0].maxConnectionsPerSecond: maxConnectionsPerSecond must be a whole number from 1 to 10000000, got 0"],
+  ])("%s is refused", (_, value, expected) => {
+    expect(issues(value)).toEqual([expected]);
   });
 });
 

@@ -23,6 +23,7 @@ function route(name: string, clients?: string[]): Route {
       upstreams: [],
       balance: "round-robin",
       respond: { status: 200, contentType: "text/plain", body: name },
+      rateLimit: null,
     },
   };
 }
