@@ -159,6 +159,7 @@ function switchyard(ctx: Ctx, engine: string, workers: number): System {
       try {
         await c.waitFor(/switchyard ready/);
         await waitPort(listen, 10_000, c);
+        if (workers > 1) c.adoptChildren(); // the workers: stopped by pid too (CPU and memory already sum descendants)
       } catch (e) { await c.stop(); throw e; }
       return { address: listen, pid: c.pid, stop: () => c.stop() };
     },
