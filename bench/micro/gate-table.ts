@@ -27,5 +27,5 @@ run("shared", new SharedLimitTable());
 run("local", new LocalLimitTable(() => performance.now()));
 // The key hashing the gate does per connection (two murmur32 of the listener name and client IP).
 const start = Bun.nanoseconds();
-for (let i = 0; i < N; i++) { const s = `ip\0edge\0127.0.0.${i & 255}`; Bun.hash.murmur32v3(s, 1); Bun.hash.murmur32v3(s, 2); }
+for (let i = 0; i < N; i++) { const s = `ip\u0000edge\u0000127.0.0.${i & 255}`; Bun.hash.murmur32v3(s, 1); Bun.hash.murmur32v3(s, 2); }
 console.log(`hashing  ${((Bun.nanoseconds() - start) / N).toFixed(0)} ns per key`);

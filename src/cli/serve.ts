@@ -8,7 +8,7 @@
  * - a worker (SWITCHYARD_WORKER set by the supervisor).
  * Signals (supervisor or single process): SIGHUP reopens log files and reloads (so does a change of
  * the config file, and POST /reload), SIGTERM/SIGINT drain and exit 0 (a second one closes at once),
- * SIGUSR2 upgrades the binary (workers > 1). Under systemd (NOTIFY_SOCKET) it reports READY=1,
+ * SIGUSR2 upgrades the binary (src/control/upgrade.ts). Under systemd (NOTIFY_SOCKET) it reports READY=1,
  * RELOADING=1, STOPPING=1 and pings the watchdog; sockets passed by systemd (LISTEN_FDS) are used
  * instead of binding.
  * @module
@@ -21,7 +21,8 @@ import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
 import { startAdmin, type AdminActions } from "../control/admin.ts";
 import { Service } from "../control/service.ts";
-import { Supervisor, UPGRADE_ENV, workerCommand } from "../control/supervisor.ts";
+import { Supervisor, workerCommand } from "../control/supervisor.ts";
+import { announceUpgraded, Upgrade, UPGRADE_ENV } from "../control/upgrade.ts";
 import { runWorker } from "../control/worker.ts";
 import { WORKER_ENV } from "../control/ipc.ts";
 import { notifyReloading, sdNotify, startWatchdog } from "../control/sd-notify.ts";
@@ -65,12 +66,11 @@ async function superviseWorkers(config: Config, load: () => Config, count: numbe
     metrics: () => supervisor.metrics(),
   }, inherited?.origin === "upgrade");
   log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, workers: count, pid: process.pid });
-  if (inherited?.origin === "upgrade") {
-    process.send?.({ t: "upgraded", pid: process.pid });
-    sdNotify(`MAINPID=${process.pid}\nREADY=1`);
-  } else sdNotify("READY=1");
+  if (inherited?.origin === "upgrade") announceUpgraded();
+  else sdNotify("READY=1");
   startWatchdog();
 
+  const upgrade = new Upgrade();
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -80,14 +80,14 @@ async function superviseWorkers(config: Config, load: () => Config, count: numbe
     }
     stopping = true;
     admin?.stop(true);
-    await supervisor.stop(signal);
+    await supervisor.stop(signal, upgrade.handedOver);
     log.info("stopped");
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGHUP", () => void supervisor.reload("SIGHUP", true));
-  process.on("SIGUSR2", () => supervisor.upgrade(workerCommand(), () => void stop("upgrade")));
+  process.on("SIGUSR2", () => { if (!stopping) upgrade.start(workerCommand(), supervisor.handedSockets(), () => void stop("upgrade")); });
   if (config.source.startsWith("/")) watchConfigFile(config.source, () => void supervisor.reload("config file changed"));
 }
 
@@ -102,14 +102,15 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
   useSharedLimits();
   await service.start(config);
   // The admin listener and the relay engine are fixed for the life of the process.
-  const admin = startAdmin(config, { config: () => service.current.config, reload: () => service.reload("POST /reload"), metrics: () => service.metrics });
-  if (admin) log.info("admin API listening", { address: admin.url.href });
+  const admin = await startAdminWithRetry(config, { config: () => service.current.config, reload: () => service.reload("POST /reload"), metrics: () => service.metrics }, inherited?.origin === "upgrade");
   const engine = relayEngine(config);
   service.metrics.relayEngine = engine;
   log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, relay: engine, pid: process.pid });
-  sdNotify("READY=1");
+  if (inherited?.origin === "upgrade") announceUpgraded();
+  else sdNotify("READY=1");
   startWatchdog();
 
+  const upgrade = new Upgrade();
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -118,7 +119,7 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
       process.exit(0);
     }
     stopping = true;
-    sdNotify("STOPPING=1");
+    if (!upgrade.handedOver) sdNotify("STOPPING=1");
     admin?.stop(true);
     await service.drain(signal);
     log.info("stopped");
@@ -132,7 +133,7 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGHUP", () => void reload(() => service.hangup()));
-  process.on("SIGUSR2", () => log.warn("SIGUSR2: a binary upgrade needs workers > 1 (the supervisor hands the sockets over)"));
+  process.on("SIGUSR2", () => { if (!stopping) upgrade.start(workerCommand(), service.listeningSockets(), () => void stop("upgrade")); });
   if (config.source.startsWith("/")) watchConfigFile(config.source, () => void reload(() => service.reload("config file changed")));
 }
 

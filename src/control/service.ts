@@ -84,6 +84,16 @@ export class Service {
     this.closeAll(this.open > 0 ? "drain_timeout" : "shutdown");
   }
 
+  /** Every listening socket's fd by socket key, for a binary upgrade (Bun listeners expose theirs). */
+  listeningSockets(): [string, number[]][] {
+    const out: [string, number[]][] = [];
+    for (const [key, b] of this.#bound) {
+      const fd = (b.server as { fd?: number }).fd;
+      if (typeof fd === "number" && fd >= 0) out.push([key, [fd]]);
+    }
+    return out;
+  }
+
   closeAll(reason: string): void {
     for (const state of this.#states) for (const conn of state.live) abort(conn, reason);
     this.#stopSweeper();

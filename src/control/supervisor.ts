@@ -1,7 +1,8 @@
 /**
  * The supervisor: holds the listening sockets ({@link SocketSet}), runs N workers of the same binary
  * on them, and is the control plane: reload (validated here first, then every worker reloads), metrics
- * (scraped from every worker over IPC and summed), graceful stop, binary upgrade (SIGUSR2).
+ * (scraped from every worker over IPC and summed), graceful stop; it hands its sockets to a binary
+ * upgrade (src/control/upgrade.ts).
  *
  * - A worker that exits unasked is replaced after a backoff (100 ms doubling to 10 s; reset once a
  *   worker has lived 10 s). Its sockets stay open here, so connections queued on them wait for the
@@ -27,6 +28,7 @@ import { Metrics, type MetricsSnapshot } from "./metrics.ts";
 import type { ReloadResult } from "./service.ts";
 import { notifyReloading, sdNotify } from "./sd-notify.ts";
 import { limitsCreate } from "../native/limits.ts";
+import { UPGRADE_ENV, type HandedSockets } from "./upgrade.ts";
 
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
@@ -41,8 +43,6 @@ const STOP_GRACE_MS = 5_000;
 /** Worker columns of the shared limits table (COLUMNS in native/src/limits.zig). */
 const LIMIT_COLUMNS = 16;
 
-/** Environment of a new binary started by an upgrade: JSON [[socketKey, [fd, …]], …]. */
-export const UPGRADE_ENV = "SWITCHYARD_UPGRADE_FDS";
 
 interface Worker {
   readonly slot: number;
@@ -69,9 +69,6 @@ export class Supervisor {
   /** The gate's shared table (memfd), or null: each worker then limits on its own. */
   readonly #limitsFd: number | null;
   #stopping = false;
-  #upgrade: Subprocess | null = null;
-  /** Set when a new binary has taken over: stop without telling systemd STOPPING=1. */
-  #handedOver = false;
 
   constructor(readonly load: () => Config, public config: Config, readonly count: number, inherited: Inherited | null) {
     this.#slots = new Array(count).fill(null);
@@ -155,10 +152,10 @@ export class Supervisor {
   }
 
   /** Stop every worker (each drains up to drainTimeoutMs), close the sockets, resolve when all are gone. */
-  async stop(signal: string): Promise<void> {
+  async stop(signal: string, handedOver = false): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    if (!this.#handedOver) sdNotify("STOPPING=1");
+    if (!handedOver) sdNotify("STOPPING=1");
     log.info(`${signal}: draining`, { workers: this.#workers.size, drainTimeoutMs: this.config.drainTimeoutMs });
     for (const w of this.#workers) this.#send(w, { t: "stop" });
     const deadline = Date.now() + this.config.drainTimeoutMs + STOP_GRACE_MS;
@@ -171,35 +168,9 @@ export class Supervisor {
     for (const w of this.#workers) w.proc.kill("SIGKILL");
   }
 
-  /**
-   * Binary upgrade (SIGUSR2): start the binary at the same path (now the new one) with every
-   * listening socket inherited; once its workers listen it says "upgraded" and this one drains.
-   * `onHandedOver` runs then (the caller stops its admin API and drains).
-   */
-  upgrade(command: string[], onHandedOver: () => void): void {
-    if (this.#upgrade || this.#stopping) return void log.warn("SIGUSR2: an upgrade or a stop is already under way");
-    const held = this.#sockets.sockets;
-    const fds = held.flatMap((s) => s.fds);
-    let next = 3;
-    const table = held.map((s) => [s.key, s.fds.map(() => next++)]);
-    log.info("SIGUSR2: starting the new binary with the listening sockets", { command: command[0], sockets: fds.length });
-    const env = childEnv({ [UPGRADE_ENV]: JSON.stringify(table) }, false);
-    const proc = Bun.spawn(command, {
-      stdio: ["ignore", "inherit", "inherit", ...fds],
-      env,
-      ipc: (m: { t?: string; pid?: number }) => {
-        if (m.t !== "upgraded") return;
-        log.info("upgrade: the new binary is serving; draining this one", { pid: m.pid });
-        this.#handedOver = true;
-        onHandedOver();
-      },
-      onExit: (_p, code, signal) => {
-        if (this.#handedOver) return;
-        this.#upgrade = null;
-        log.error("upgrade failed: the new binary exited before serving; this one carries on", { code, signal });
-      },
-    });
-    this.#upgrade = proc;
+  /** Every held socket with its fds, for a binary upgrade. */
+  handedSockets(): HandedSockets {
+    return this.#sockets.sockets.map((s) => [s.key, s.fds] as const);
   }
 
   #current(): Worker[] {
@@ -331,8 +302,14 @@ function childEnv(extra: Record<string, string>, worker: boolean): Record<string
   return env;
 }
 
+/**
+ * The path this binary was started from, read once at start: after the file is replaced by rename
+ * (an upgrade), Bun's execPath reads /proc/self/exe again and names the old, deleted file.
+ */
+const SELF = process.execPath.replace(/ \(deleted\)$/, "");
+
 /** This program with the same arguments: the compiled binary, or bun running the entry script. */
 export function workerCommand(): string[] {
   const compiled = Bun.main.startsWith("/$bunfs/");
-  return compiled ? [process.execPath, ...process.argv.slice(2)] : [process.execPath, Bun.main, ...process.argv.slice(2)];
+  return compiled ? [SELF, ...process.argv.slice(2)] : [SELF, Bun.main, ...process.argv.slice(2)];
 }
