@@ -14,14 +14,13 @@
  * @module
  */
 import { watch } from "node:fs";
-import { availableParallelism } from "node:os";
 import { basename, dirname } from "node:path";
 import type { Server } from "bun";
 import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
 import { startAdmin, type AdminActions } from "../control/admin.ts";
 import { Service } from "../control/service.ts";
-import { Supervisor, workerCommand } from "../control/supervisor.ts";
+import { Supervisor, workerCommand, workerCount } from "../control/supervisor.ts";
 import { announceUpgraded, Upgrade, UPGRADE_ENV } from "../control/upgrade.ts";
 import { runWorker } from "../control/worker.ts";
 import { WORKER_ENV } from "../control/ipc.ts";
@@ -50,11 +49,6 @@ export async function serve(config: Config, load: () => Config): Promise<void> {
   if (count > 1 && socketsWhy === null) return superviseWorkers(config, load, count, inherited);
   if (count > 1) log.warn("workers need the native library (listening sockets the supervisor holds); running one process", { workers: count, reason: socketsWhy });
   return serveOneProcess(config, load, inherited);
-}
-
-/** `workers`: a number, or "auto" = one per core. */
-export function workerCount(workers: Config["workers"]): number {
-  return workers === "auto" ? availableParallelism() : workers;
 }
 
 async function superviseWorkers(config: Config, load: () => Config, count: number, inherited: Inherited | null): Promise<void> {

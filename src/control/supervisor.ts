@@ -17,6 +17,7 @@
  * @module
  */
 import type { Subprocess } from "bun";
+import { availableParallelism } from "node:os";
 import type { Config } from "../config/types.ts";
 import { ConfigError } from "../config/load.ts";
 import { log } from "../log/logger.ts";
@@ -112,6 +113,7 @@ export class Supervisor {
     } catch (e) {
       return { ok: false, errors: e instanceof ConfigError ? e.lines : [(e as Error).message] };
     }
+    if (workerCount(config.workers) !== this.count) log.warn("workers changed: the new count applies at the next start or binary upgrade", { running: this.count, configured: config.workers });
     if (!this.#sockets.matches(config)) return this.#replaceAll(config);
     this.config = config;
     const replies = await this.#ask((id) => ({ t: "reload", id, reopen }), this.#current());
@@ -300,6 +302,11 @@ function childEnv(extra: Record<string, string>, worker: boolean): Record<string
   if (worker) for (const v of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete env[v];
   else delete env.WATCHDOG_PID;
   return env;
+}
+
+/** `workers`: a number, or "auto" = one per core. */
+export function workerCount(workers: Config["workers"]): number {
+  return workers === "auto" ? availableParallelism() : workers;
 }
 
 /**

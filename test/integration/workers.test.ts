@@ -5,7 +5,7 @@
  * binary upgrade; an invalid reload is refused with its position while the old configuration serves.
  */
 import { expect, test } from "bun:test";
-import { copyFileSync, renameSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket } from "bun";
 import { BINARY, eventually, startProxy, tempDir, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
@@ -210,3 +210,32 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+test("workers: SIGHUP reopens the access log in every worker (logrotate)", async () => {
+  const echo = echoServer();
+  const dir = tempDir();
+  const log = join(dir, "access.log");
+  const file = writeConfig({ ...config(echo.port), log: { access: log } }, dir);
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", "-c", file]);
+    const records = (path: string) => { try { return readFileSync(path, "utf8").split("\n").filter(Boolean).length; } catch { return 0; } };
+    let load = steadyLoad(p.port, 2);
+    await eventually(() => load.ok() >= 40, 20_000, "connections");
+    await load.stop();
+    await eventually(() => records(log) >= 40, 10_000, "records in the first file");
+    renameSync(log, `${log}.1`);
+    process.kill(p.pid, "SIGHUP");
+    await eventually(() => count(p!.stderr(), "SIGHUP: configuration reloaded") === 1, 20_000, "the reload");
+    load = steadyLoad(p.port, 2);
+    await eventually(() => load.ok() >= 40, 20_000, "connections after the rotation");
+    const { failures, ok } = await load.stop();
+    expect(failures).toEqual([]);
+    // Every record after the rotation lands in the new file: both workers reopened it.
+    await eventually(() => records(log) >= ok, 10_000, "records in the new file");
+    expect(records(log)).toBe(ok);
+  } finally {
+    await p?.stop();
+    echo.stop();
+  }
+}, 60_000);
