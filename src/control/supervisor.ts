@@ -52,7 +52,8 @@ interface Worker {
   ready: boolean;
   /** Being replaced or stopped: its exit is expected and no replacement follows. */
   retiring: boolean;
-  onReady: (() => void) | null;
+  /** Called once: true when it listens, false if it exits first. */
+  onReady: ((ok: boolean) => void) | null;
 }
 
 type Pending = { readonly replies: unknown[]; readonly expected: number; readonly done: () => void };
@@ -88,7 +89,13 @@ export class Supervisor {
   async start(): Promise<void> {
     for (const s of this.#sockets.open(this.config)) log.info("listening", { address: s.bound, configured: s.key, sockets: s.fds.length, origin: s.origin });
     const started = this.#slots.map((_, slot) => this.#spawn(slot));
-    await this.#whenReady(started);
+    try {
+      await this.#whenReady(started);
+    } catch (e) {
+      this.#stopping = true;
+      this.kill();
+      throw e;
+    }
   }
 
   /** Validate here, then have every worker apply it; never throws. */
@@ -129,12 +136,18 @@ export class Supervisor {
       return { ok: false, errors: [(e as Error).message] };
     }
     const old = this.#current();
+    const previous = this.config;
     for (const w of old) w.retiring = true;
     this.config = config;
     const fresh = this.#slots.map((_, slot) => this.#spawn(slot));
     try {
       await this.#whenReady(fresh);
     } catch (e) {
+      // Back to the old set: it never stopped serving; the new sockets close again.
+      for (const w of fresh) { w.retiring = true; w.proc.kill("SIGKILL"); }
+      for (const w of old) { w.retiring = false; this.#slots[w.slot] = w; }
+      this.config = previous;
+      this.#sockets.closeUnused(previous);
       return { ok: false, errors: [(e as Error).message] };
     }
     for (const w of old) this.#send(w, { t: "stop" });
@@ -211,7 +224,8 @@ export class Supervisor {
     switch (m.t) {
       case "ready":
         w.ready = true;
-        w.onReady?.();
+        w.onReady?.(true);
+        w.onReady = null;
         return;
       case "draining":
         if (w.retiring || this.#stopping) return;
@@ -220,7 +234,11 @@ export class Supervisor {
         this.#spawn(w.slot);
         return;
       case "metrics":
-        if (m.id === 0) return void this.#departed.add(withoutActive(m.metrics)); // its last words
+        if (m.id === 0) {
+          // Its last words: counted here from now on, and no longer scraped (it is about to exit).
+          w.ready = false;
+          return void this.#departed.add(withoutActive(m.metrics));
+        }
         this.#reply(m.id, m);
         return;
       case "reloaded":
@@ -231,6 +249,8 @@ export class Supervisor {
 
   #onExit(w: Worker, code: number | null, signal: number | string | null): void {
     this.#workers.delete(w);
+    w.onReady?.(false);
+    w.onReady = null;
     if (this.#slots[w.slot] === w) this.#slots[w.slot] = null;
     if (w.retiring || this.#stopping) return void log.info("worker exited", { slot: w.slot, pid: w.proc.pid, code });
     const lived = Date.now() - w.startedAt;
@@ -246,10 +266,15 @@ export class Supervisor {
   #whenReady(workers: Worker[]): Promise<void> {
     return new Promise((resolve, reject) => {
       let left = workers.length;
-      const timer = setTimeout(() => reject(new Error(`workers did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-      const one = () => { if (--left === 0) { clearTimeout(timer); resolve(); } };
+      let failed = false;
+      const fail = (why: string) => { if (!failed) { failed = true; clearTimeout(timer); reject(new Error(why)); } };
+      const timer = setTimeout(() => fail(`workers did not start within ${READY_TIMEOUT_MS} ms`), READY_TIMEOUT_MS);
+      const one = (ok: boolean) => {
+        if (!ok) return fail("a worker exited before it was ready (see its log lines above)");
+        if (--left === 0 && !failed) { clearTimeout(timer); resolve(); }
+      };
       for (const w of workers) {
-        if (w.ready) one();
+        if (w.ready) one(true);
         else w.onReady = one;
       }
       if (workers.length === 0) { clearTimeout(timer); resolve(); }
