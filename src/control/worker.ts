@@ -22,6 +22,7 @@ const LAST_WORDS_MS = 100;
 
 export async function runWorker(config: Config, load: () => Config, env: Record<string, string | undefined>): Promise<void> {
   const slot = Number(env[WORKER_ENV.slot]);
+  log.tag({ worker: slot });
   const sockets: SocketSource = { kind: "inherited", fds: new Map(JSON.parse(env[WORKER_ENV.fds] ?? "[]") as [string, number][]) };
   attachLimits(env[WORKER_ENV.limits]);
   const service = new Service(load, sockets);

@@ -11,10 +11,17 @@ type Fields = Record<string, unknown>;
 export class Logger {
   #min = RANK.info;
   #format: LogFormat = "text";
+  /** Fields on every line of this process (a worker's number). */
+  #base: Fields | undefined;
 
   configure(level: LogLevel, format: LogFormat | null): void {
     this.#min = RANK[level];
     this.#format = format ?? "text";
+  }
+
+  /** Add `fields` to every line this process writes from now on. */
+  tag(fields: Fields): void {
+    this.#base = { ...this.#base, ...fields };
   }
 
   enabled(level: LogLevel): boolean {
@@ -28,6 +35,7 @@ export class Logger {
 
   #write(level: LogLevel, msg: string, fields: Fields | undefined): void {
     if (RANK[level] < this.#min) return;
+    if (this.#base) fields = { ...this.#base, ...fields };
     const ts = new Date().toISOString();
     let line: string;
     if (this.#format === "json") {
