@@ -31,6 +31,7 @@ export class Service {
   #resolver: Resolver | null = null;
   #resolverLoads = 0;
   #stopSweeper: () => void = () => {};
+  #draining = false;
 
   /** `load` reads the configuration again from where it came (file, flags, environment). */
   /** `sockets`: where listening sockets come from (a worker's are the supervisor's). */
@@ -53,6 +54,7 @@ export class Service {
 
   /** Validate and apply the configuration as it is now; never throws. */
   async reload(trigger: string): Promise<ReloadResult> {
+    if (this.#draining) return { ok: false, errors: ["the service is stopping"] };
     let state: ProxyState;
     try {
       state = await this.#prepare(this.load());
@@ -77,6 +79,7 @@ export class Service {
   /** Stop accepting, let open connections finish up to drainTimeoutMs, then close them. */
   async drain(signal: string): Promise<void> {
     const { drainTimeoutMs } = this.current.config;
+    this.#draining = true;
     log.info(`${signal}: draining`, { open: this.open, drainTimeoutMs });
     for (const b of this.#bound.values()) b.server.stop(false);
     const deadline = Date.now() + drainTimeoutMs;

@@ -68,6 +68,7 @@ export class Supervisor {
   readonly #sockets: SocketSet;
   #nextId = 1;
   #spawned = 0;
+  #reloads: Promise<unknown> = Promise.resolve();
   /** The gate's shared table (memfd), or null: each worker then limits on its own. */
   readonly #limitsFd: number | null;
   #stopping = false;
@@ -98,8 +99,18 @@ export class Supervisor {
     }
   }
 
-  /** Validate here, then have every worker apply it; never throws. */
-  async reload(trigger: string, reopen = false): Promise<ReloadResult> {
+  /**
+   * Validate here, then have every worker apply it; never throws. Reloads run one at a time (a file
+   * save and a POST /reload often arrive together); none starts once the service is stopping.
+   */
+  reload(trigger: string, reopen = false): Promise<ReloadResult> {
+    const run = this.#reloads.then(() => this.#reloadNow(trigger, reopen));
+    this.#reloads = run;
+    return run;
+  }
+
+  async #reloadNow(trigger: string, reopen: boolean): Promise<ReloadResult> {
+    if (this.#stopping) return { ok: false, errors: ["the service is stopping"] };
     notifyReloading();
     try {
       const result = await this.#reload(reopen);
@@ -173,6 +184,8 @@ export class Supervisor {
     if (!handedOver) sdNotify("STOPPING=1");
     log.info(`${signal}: draining`, { workers: this.#workers.size, drainTimeoutMs: this.config.drainTimeoutMs });
     for (const w of this.#workers) this.#send(w, { t: "stop" });
+    // Without this the kernel would go on queueing new connections that no worker will accept.
+    this.#sockets.closeAll();
     const deadline = Date.now() + this.config.drainTimeoutMs + STOP_GRACE_MS;
     while (this.#workers.size > 0 && Date.now() < deadline) await Bun.sleep(50);
     for (const w of this.#workers) w.proc.kill("SIGKILL");

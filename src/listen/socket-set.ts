@@ -93,6 +93,12 @@ export class SocketSet {
     return gone;
   }
 
+  /** Close every socket held here (a stop: once the workers close theirs too, new clients are refused). */
+  closeAll(): void {
+    for (const h of this.#held.values()) for (const fd of new Set(h.fds)) closeFd(fd);
+    this.#held.clear();
+  }
+
   /** Worker `slot`'s fd for every held key. */
   fdsFor(slot: number): Map<string, number> {
     const out = new Map<string, number>();

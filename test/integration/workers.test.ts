@@ -9,7 +9,7 @@ import { copyFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket } from "bun";
 import { BINARY, eventually, startProxy, tempDir, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
-import { echoServer } from "../helpers/peers.ts";
+import { connect, echoServer } from "../helpers/peers.ts";
 import { childrenOf, steadyLoad } from "../helpers/load.ts";
 
 const adminPort = (p: RunningProxy) => Number([...p.stderr().matchAll(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/g)].at(-1)![1]);
@@ -196,6 +196,7 @@ test("workers: an invalid reload is refused with FILE:LINE:COL and the old confi
     const [a, b] = await Promise.all([load.stop(), both.stop()]);
     expect(a.failures).toEqual([]);
     expect(b.failures).toEqual([]);
+    expect(await p.stop()).toBe(0);
   } finally {
     await p?.stop();
     echo.stop();
@@ -234,6 +235,31 @@ test("workers: SIGHUP reopens the access log in every worker (logrotate)", async
     // Every record after the rotation lands in the new file: both workers reopened it.
     await eventually(() => records(log) >= ok, 10_000, "records in the new file");
     expect(records(log)).toBe(ok);
+  } finally {
+    await p?.stop();
+    echo.stop();
+  }
+}, 60_000);
+
+test("workers: SIGTERM drains every worker: open connections finish, new ones are refused, exit 0", async () => {
+  const echo = echoServer();
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", "-c", writeConfig(config(echo.port), tempDir())]);
+    const open = await connect(p.port);
+    open.socket.write("before");
+    await eventually(() => open.receivedText() === "before", 5000, "echo");
+    process.kill(p.pid, "SIGTERM");
+    await p.waitForLog("SIGTERM: draining");
+    const port = p.port;
+    await eventually(() => (p!.stderr().match(/: draining worker=\d+ open=/g) ?? []).length >= 2, 10_000, "both workers draining");
+    const refused = await connect(port).then((c) => c.closed, (e) => ({ error: String(e.code ?? e) }));
+    expect(refused.error).toBe("ECONNREFUSED");
+    open.socket.write(" during");
+    await eventually(() => open.receivedText() === "before during", 5000, "echo while draining");
+    expect(p.proc.exitCode).toBeNull();
+    open.socket.end();
+    expect(await p.proc.exited).toBe(0);
   } finally {
     await p?.stop();
     echo.stop();
