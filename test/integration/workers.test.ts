@@ -265,3 +265,19 @@ test("workers: SIGTERM drains every worker: open connections finish, new ones ar
     echo.stop();
   }
 }, 60_000);
+
+test("workers without the native library: one process, said once at start, still serving", async () => {
+  const echo = echoServer();
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", "-c", writeConfig(config(echo.port), tempDir())], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SWITCHYARD_NATIVE: "off" } });
+    expect(count(p.stderr(), "workers need the native library")).toBe(1);
+    expect(childrenOf(p.pid)).toEqual([]);
+    const load = steadyLoad(p.port, 2);
+    await eventually(() => load.ok() >= 20, 20_000, "connections");
+    expect((await load.stop()).failures).toEqual([]);
+  } finally {
+    await p?.stop();
+    echo.stop();
+  }
+}, 60_000);
