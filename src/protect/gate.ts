@@ -81,12 +81,14 @@ export class ListenerGate {
     if (!this.#perIp) return { listener, ip: null };
     const g = this.config.gate;
     const ip = keyOf(`ip\0${this.#name}\0${clientIp}`);
-    const verdict = table.take(ip, g.rateLimit?.connectionsPerSecond ?? 0, g.rateLimit?.burst ?? 0, g.maxConcurrentPerIp, true);
+    // Counted as open only when a concurrency limit needs it: an uncounted entry can be reused.
+    const counted = g.maxConcurrentPerIp > 0;
+    const verdict = table.take(ip, g.rateLimit?.connectionsPerSecond ?? 0, g.rateLimit?.burst ?? 0, g.maxConcurrentPerIp, counted);
     if (verdict === "rateLimited" || verdict === "concurrencyLimited") {
       if (listener) table.release(listener);
       return verdict;
     }
-    return { listener, ip: g.maxConcurrentPerIp > 0 ? ip : null };
+    return { listener, ip: counted ? ip : null };
   }
 
   /** Open connections on this listener, all workers together (for tests and GET /blocked). */
