@@ -2,7 +2,8 @@
  * systemd without systemd: test/helpers/systemd-harness.py makes the notify socket and a listening
  * socket at fd 3 as systemd does for a Type=notify unit with socket activation, and reports every
  * datagram. Checks READY=1, RELOADING=1 with MONOTONIC_USEC then READY=1 on SIGHUP, WATCHDOG=1,
- * STOPPING=1 on SIGTERM and exit 0, and that the inherited socket is the one served.
+ * STOPPING=1 on SIGTERM and exit 0, that the inherited socket is the one served, and that a binary
+ * upgrade hands it to a new process that says MAINPID= (the old one exits 0 without STOPPING=1).
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
@@ -55,17 +56,30 @@ async function underSystemd(workers: number) {
     const uptime = Number((await Bun.file("/proc/uptime").text()).split(" ")[0]) * 1e6;
     expect(Math.abs(uptime - usec)).toBeLessThan(120e6);
 
-    const { failures } = await load.stop();
-    expect(failures).toEqual([]);
-    process.kill(pid, "SIGTERM");
-    await eventually(() => lines.some((l) => "exit" in l), 30_000, "the service to exit");
-    expect(notes()).toContain("STOPPING=1");
-    expect(lines.find((l) => "exit" in l)).toEqual({ exit: 0 });
     // Nothing but the main process notifies: no worker sent READY=1 of its own.
     expect(notes().filter((n) => n === "READY=1").length).toBe(2);
+
+    // Binary upgrade: the new process takes the socket systemd passed and becomes MAINPID; the old
+    // one exits 0 without STOPPING=1 (systemd would think the service is stopping).
+    process.kill(pid, "SIGUSR2");
+    await eventually(() => notes().some((n) => n.startsWith("MAINPID=")), 30_000, "MAINPID= from the new process");
+    const mainpid = Number(/^MAINPID=(\d+)\nREADY=1$/.exec(notes().find((n) => n.startsWith("MAINPID="))!)![1]);
+    expect(mainpid).not.toBe(pid);
+    await eventually(() => lines.some((l) => "exit" in l), 30_000, "the old process to exit");
+    expect(lines.find((l) => "exit" in l)).toEqual({ exit: 0 });
+    expect(notes()).not.toContain("STOPPING=1");
+    const after = load.ok();
+    await eventually(() => load.ok() >= after + 20, 20_000, "connections served by the new process");
+    const { failures } = await load.stop();
+    expect(failures).toEqual([]);
+
+    process.kill(mainpid, "SIGTERM");
+    await eventually(() => notes().includes("STOPPING=1"), 30_000, "STOPPING=1 from the new main process");
+    await eventually(() => { try { process.kill(mainpid, 0); return false; } catch { return true; } }, 30_000, "the new main process to exit");
   } finally {
     const first = lines[0] as { pid?: number } | undefined;
-    if (first?.pid && proc.exitCode === null) { try { process.kill(first.pid, "SIGKILL"); } catch {} }
+    const main = notes().find((n) => n.startsWith("MAINPID="));
+    for (const pid of [first?.pid, main ? Number(/\d+/.exec(main)![0]) : 0]) if (pid) { try { process.kill(pid, "SIGKILL"); } catch {} }
     proc.kill();
     await proc.exited;
     echo.stop();
