@@ -62,7 +62,7 @@ export class SocketSet {
       for (const listener of config.listeners) for (const address of listener.listen) {
         const key = socketKey(address, listener.name);
         if (this.#held.has(key) || made.some((m) => m.key === key)) continue;
-        made.push(this.#take(key, listener) ?? this.#make(key, address, listener));
+        made.push(this.#take(key, address, listener) ?? this.#make(key, address, listener));
       }
     } catch (e) {
       for (const m of made) if (m.origin === "native") for (const fd of m.fds) closeFd(fd);
@@ -106,15 +106,16 @@ export class SocketSet {
     return out;
   }
 
-  #take(key: string, listener: ListenerConfig): HeldSocket | null {
+  #take(key: string, address: SocketAddress, listener: ListenerConfig): HeldSocket | null {
     if (!this.inherited) return null;
     const { byKey, origin } = this.inherited;
     const list = byKey.get(key) ?? (origin === "systemd" ? (byKey.get(listener.name)?.length ? byKey.get(listener.name) : byKey.get("unknown")) : undefined);
     if (!list?.length) return null;
     const fds = origin === "upgrade" ? list.splice(0) : [list.shift()!];
     if (isListening(fds[0]!) === "no") throw new Error(`inherited fd ${fds[0]} for ${key} is not a listening socket`);
-    const port = localPort(fds[0]!);
-    return { key, bound: port ? key.replace(/^.*\//, "").replace(/:\d+$/, `:${port}`) : key, fds, origin };
+    const port = address.kind === "inet" ? localPort(fds[0]!) : 0;
+    const bound = address.kind === "inet" && port ? formatSocketAddress({ ...address, port }) : formatSocketAddress(address);
+    return { key, bound, fds, origin };
   }
 
   #make(key: string, address: SocketAddress, listener: ListenerConfig): HeldSocket {
