@@ -9,6 +9,7 @@ import { parseSocketAddress, type SocketAddress } from "../net/address.ts";
 import { formatIp, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
+import { readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
   type Config, type ListenerConfig, type RespondConfig, type RouteConfig, type RouteMatch, type UpstreamConfig,
@@ -21,13 +22,13 @@ const LISTENER_KEYS = [
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
-  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs",
+  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls",
 ];
 const MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn", "clientCidr"];
-const UNBUILT_LISTENER_KEYS = ["defaultCert", "certDir", "mtls", "protection"];
-const UNBUILT_ROUTE_KEYS = ["ipAffinity", "terminateTls", "cert", "upstreamTls", "maxConnectionsPerSecond", "burst", "suspendTimeoutMs"];
-const UNBUILT_MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn"];
-const BUILT_PROTOCOLS = ["tcp"];
+const UNBUILT_LISTENER_KEYS: string[] = [];
+const UNBUILT_ROUTE_KEYS = ["ipAffinity", "maxConnectionsPerSecond", "burst", "suspendTimeoutMs"];
+const UNBUILT_MATCH_KEYS = ["host", "path", "ehlo"];
+const BUILT_PROTOCOLS = ["tcp", ...TLS_PROTOCOLS];
 const DAY_MS = 86_400_000;
 
 export const DEFAULTS = {
@@ -137,7 +138,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     : r.array(o.routes, [...path, "routes"]);
   if (routeList?.length === 0 && !hasResolver) r.fail([...path, "routes"], "routes must hold at least one route");
   routeList?.forEach((item, i) => {
-    const route = readRoute(r, item, [...path, "routes", i], i);
+    const route = readRoute(r, item, [...path, "routes", i], i, protocol);
     if (!route) return;
     routes.push(route);
     if (routeNames.has(route.name)) r.fail([...path, "routes", i, "name"], `duplicate route name "${route.name}"`);
@@ -158,11 +159,12 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
     handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
+    ...readTlsListener(r, o, path, protocol, (p, what) => notBuilt(r, p, what)),
     routes,
   };
 }
 
-function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: number): RouteConfig | undefined {
+function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: number, protocol: ListenerConfig["protocol"]): RouteConfig | undefined {
   const o = r.object(value, path, ROUTE_KEYS);
   if (!o) return undefined;
   for (const key of UNBUILT_ROUTE_KEYS) if (key in o) notBuilt(r, [...path, key], key);
@@ -189,6 +191,7 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     upstreams,
     balance,
     respond,
+    ...readTlsRoute(r, o, path, protocol),
   };
 }
 
@@ -207,7 +210,7 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath): RouteMatch 
   // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
   if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
-  return { clientCidr };
+  return { clientCidr, ...readProtocolMatch(r, o, path) };
 }
 
 function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {

@@ -19,10 +19,11 @@ function route(name: string, clients?: string[]): Route {
   return {
     config: {
       name,
-      match: clients === undefined ? null : { clientCidr: clients.map(cidr) },
+      match: clients === undefined ? null : { clientCidr: clients.map(cidr), sni: [], alpn: [], database: [], user: [] },
       upstreams: [],
       balance: "round-robin",
       respond: { status: 200, contentType: "text/plain", body: name },
+      terminateTls: false, cert: null, mtls: null, upstreamTls: null,
     },
   };
 }

@@ -1,0 +1,122 @@
+/**
+ * The TLS and PostgreSQL keys of the schema (listener: defaultCert, certDir, mtls, protection's TLS
+ * keys; route: terminateTls, cert, mtls, upstreamTls; match: sni, alpn, database, user), kept apart
+ * from src/config/schema.ts so the protocols that need them compose rather than grow one function.
+ * Files are not read here: certificates are loaded (and their failures reported) by src/tls/certs.ts.
+ * @module
+ */
+import type { JsonPath } from "./jsonc.ts";
+import type { ConfigReader, Obj } from "./reader.ts";
+import type { CertPaths, MtlsConfig, Protocol, TlsProtection, UpstreamTlsConfig } from "./types.ts";
+
+/** Every key of `protection` (SPEC.md); only the TLS ones are read here. */
+const PROTECTION_KEYS = ["rateLimit", "maxConcurrentPerIp", "allowlist", "blocklist", "ja3Blocklist", "ja4Blocklist", "requireSni"];
+const TLS_PROTECTION_KEYS = ["ja3Blocklist", "ja4Blocklist", "requireSni"];
+const JA3 = /^[0-9a-f]{32}$/;
+const JA4 = /^[tqd][0-9s][0-9a-z][di][0-9]{2}[0-9]{2}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/;
+
+export const TLS_PROTOCOLS: readonly Protocol[] = ["tls", "postgres"];
+
+export function readTlsListener(r: ConfigReader, o: Obj, path: JsonPath, protocol: Protocol, notBuilt: (path: JsonPath, what: string) => void) {
+  const tlsKeys = ["defaultCert", "certDir", "mtls"].filter((k) => k in o);
+  if (!TLS_PROTOCOLS.includes(protocol)) for (const k of tlsKeys) r.fail([...path, k], `${k} needs protocol "tls" or "postgres" (this listener is "${protocol}")`);
+  return {
+    defaultCert: o.defaultCert === undefined ? null : readCert(r, o.defaultCert, [...path, "defaultCert"]),
+    certDir: r.string(o, "certDir", path) ?? null,
+    mtls: o.mtls === undefined ? null : readMtls(r, o.mtls, [...path, "mtls"]),
+    tlsProtection: readTlsProtection(r, o.protection, [...path, "protection"], notBuilt),
+  };
+}
+
+/** The TLS keys of `protection`; the others are src/protect/'s (reported as not built here). */
+export function readTlsProtection(r: ConfigReader, value: unknown, path: JsonPath, notBuilt: (path: JsonPath, what: string) => void): TlsProtection {
+  const none = { ja3Blocklist: [], ja4Blocklist: [], requireSni: false };
+  if (value === undefined) return none;
+  const o = r.object(value, path, PROTECTION_KEYS);
+  if (!o) return none;
+  for (const k of PROTECTION_KEYS) if (k in o && !TLS_PROTECTION_KEYS.includes(k)) notBuilt([...path, k], `protection.${k}`);
+  return {
+    ja3Blocklist: readList(r, o, "ja3Blocklist", path, (s) => JA3.test(s) ? null : "a JA3 fingerprint is 32 lower-case hex digits (the MD5)"),
+    ja4Blocklist: readList(r, o, "ja4Blocklist", path, (s) => JA4.test(s) ? null : 'a JA4 fingerprint looks like "t13d1516h2_8daaf6152771_e5627efa2ab1"'),
+    requireSni: r.boolean(o, "requireSni", path, false),
+  };
+}
+
+export function readTlsRoute(r: ConfigReader, o: Obj, path: JsonPath, protocol: Protocol) {
+  const terminateTls = r.boolean(o, "terminateTls", path, protocol === "postgres");
+  for (const k of ["terminateTls", "cert", "mtls", "upstreamTls"]) {
+    if (k in o && !TLS_PROTOCOLS.includes(protocol)) r.fail([...path, k], `${k} needs protocol "tls" or "postgres" (this listener is "${protocol}")`);
+  }
+  if (protocol === "postgres" && o.terminateTls === false) r.fail([...path, "terminateTls"], "a postgres listener routes on the startup message, which it can only read after terminating TLS");
+  const cert = o.cert === undefined ? null : readCert(r, o.cert, [...path, "cert"]);
+  const mtls = o.mtls === undefined ? null : readMtls(r, o.mtls, [...path, "mtls"]);
+  const upstreamTls = o.upstreamTls === undefined ? null : readUpstreamTls(r, o.upstreamTls, [...path, "upstreamTls"]);
+  if (!terminateTls) {
+    for (const [k, v] of [["cert", cert], ["mtls", mtls], ["upstreamTls", upstreamTls]] as const) {
+      if (v) r.fail([...path, k], `${k} applies to a route that terminates TLS (set "terminateTls": true)`);
+    }
+  }
+  return { terminateTls, cert, mtls, upstreamTls };
+}
+
+/** match.sni, alpn, database, user: a string or a list of strings. */
+export function readProtocolMatch(r: ConfigReader, o: Obj, path: JsonPath) {
+  return {
+    sni: readList(r, o, "sni", path, sniProblem).map(normaliseName),
+    alpn: readList(r, o, "alpn", path, (s) => s.length > 0 && s.length < 256 ? null : "an ALPN protocol is 1 to 255 characters"),
+    database: readList(r, o, "database", path, (s) => s.length > 0 ? null : "empty database name"),
+    user: readList(r, o, "user", path, (s) => s.length > 0 ? null : "empty user name"),
+  };
+}
+
+/** Lower case, no trailing dot: the form the ClientHello sniffer reports names in. */
+export function normaliseName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.endsWith(".") ? lower.slice(0, -1) : lower;
+}
+
+function sniProblem(s: string): string | null {
+  if (s === "") return null;
+  const name = s.startsWith("*.") ? s.slice(2) : s;
+  if (name.includes("*")) return `only a leading "*." wildcard is supported: "${s}"`;
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(name)) return `not a server name: "${s}"`;
+  return null;
+}
+
+function readList(r: ConfigReader, o: Obj, key: string, path: JsonPath, problem: (s: string) => string | null): string[] {
+  const v = o[key];
+  if (v === undefined) return [];
+  const list = typeof v === "string" ? [v] : r.array(v, [...path, key]);
+  const out: string[] = [];
+  list?.forEach((item, i) => {
+    const at = typeof v === "string" ? [...path, key] : [...path, key, i];
+    if (typeof item !== "string") return void r.fail(at, `${key} entries are strings, got ${JSON.stringify(item)}`);
+    const why = problem(item);
+    if (why) r.fail(at, why);
+    else out.push(item);
+  });
+  return out;
+}
+
+function readCert(r: ConfigReader, value: unknown, path: JsonPath): CertPaths | null {
+  const o = r.object(value, path, ["cert", "key"]);
+  if (!o) return null;
+  const cert = r.string(o, "cert", path);
+  const key = r.string(o, "key", path);
+  if (cert === undefined || key === undefined) return r.fail(path, "a certificate needs both cert and key (file paths)") ?? null;
+  return { cert, key };
+}
+
+function readMtls(r: ConfigReader, value: unknown, path: JsonPath): MtlsConfig | null {
+  const o = r.object(value, path, ["ca", "requireClientCert"]);
+  if (!o) return null;
+  const ca = r.string(o, "ca", path);
+  if (ca === undefined) return r.fail(path, "mtls needs ca (a file of CA certificates)") ?? null;
+  return { ca, requireClientCert: r.boolean(o, "requireClientCert", path, true) };
+}
+
+function readUpstreamTls(r: ConfigReader, value: unknown, path: JsonPath): UpstreamTlsConfig | null {
+  const o = r.object(value, path, ["serverName", "ca", "verify"]);
+  if (!o) return null;
+  return { serverName: r.string(o, "serverName", path) ?? null, ca: r.string(o, "ca", path) ?? null, verify: r.boolean(o, "verify", path, true) };
+}
