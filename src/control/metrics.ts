@@ -33,6 +33,15 @@ export class Metrics {
   readonly listeners = new Map<string, Counters>();
   /** Key: `listener\0route`. */
   readonly routes = new Map<string, Counters>();
+  /** TLS handshakes by `listener\0mode` (terminate, passthrough). */
+  readonly tlsHandshakes = new Map<string, number>();
+  /** Connections refused before routing by `listener\0reason` (malformed hello, blocked JA3, …). */
+  readonly tlsRefused = new Map<string, number>();
+
+  countTls(map: Map<string, number>, listener: string, label: string): void {
+    const key = `${listener}\0${label}`;
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
 
   listener(name: string): Counters {
     let c = this.listeners.get(name);
@@ -53,6 +62,8 @@ export class Metrics {
       reloads: this.reloads,
       listeners: Object.fromEntries(this.listeners),
       routes: Object.fromEntries([...this.routes].map(([k, v]) => [k.replace("\0", "/"), v])),
+      tlsHandshakes: Object.fromEntries([...this.tlsHandshakes].map(([k, v]) => [k.replace("\0", "/"), v])),
+      tlsRefused: Object.fromEntries([...this.tlsRefused].map(([k, v]) => [k.replace("\0", "/"), v])),
     };
   }
 
@@ -81,6 +92,12 @@ export class Metrics {
       for (const [reason, n] of c.closes) closes.push([{ listener, route, reason }, n]);
     }
     family("switchyard_connections_closed_total", "counter", "Connections ended, by reason.", closes);
+    const split = (map: Map<string, number>, label: string) => [...map].map(([k, n]) => {
+      const [listener, value] = k.split("\0") as [string, string];
+      return [{ listener, [label]: value }, n] as [Record<string, string>, number];
+    });
+    family("switchyard_tls_handshakes_total", "counter", "TLS connections by mode (terminate: handshake completed here; passthrough: hello read and passed on).", split(this.tlsHandshakes, "mode"));
+    family("switchyard_tls_refused_total", "counter", "Connections refused before routing, by reason (malformed hello, fingerprint blocklist, missing SNI, handshake failure or timeout).", split(this.tlsRefused, "reason"));
     family("switchyard_reloads_total", "counter", "Configuration reloads, by result.", [[{ result: "ok" }, this.reloads.ok], [{ result: "failed" }, this.reloads.failed]]);
     out.push("# HELP switchyard_uptime_seconds Seconds since start.", "# TYPE switchyard_uptime_seconds gauge",
       `switchyard_uptime_seconds ${Math.round((Date.now() - this.startedAt) / 1000)}`);

@@ -108,6 +108,8 @@ const FAMILIES = {
   switchyard_bytes_out_total: "counter",
   switchyard_connections_closed_total: "counter",
   switchyard_reloads_total: "counter",
+  switchyard_tls_handshakes_total: "counter",
+  switchyard_tls_refused_total: "counter",
   switchyard_uptime_seconds: "gauge",
 };
 

@@ -1,0 +1,34 @@
+/**
+ * Per-connection state of listeners that sniff before routing (tls, postgres): the first bytes,
+ * the facts read from them, and how TLS was handled. One object, made only on those listeners, so a
+ * plain TCP connection carries a single null field for all of it.
+ * @module
+ */
+import type { Socket } from "bun";
+import { FirstBytes } from "../sniff/collect.ts";
+import type { Conn } from "./conn.ts";
+
+export type SniffPhase = "tls-hello" | "pg-startup";
+
+export class ProtoState {
+  first = new FirstBytes();
+  sni: string | null = null;
+  alpn: readonly string[] = [];
+  ja3: string | null = null;
+  ja4: string | null = null;
+  tls: "terminate" | "passthrough" | "none" = "none";
+  /** Verified client certificate (mTLS): its subject, e.g. "CN=alice,O=Example". */
+  clientIdentity: string | null = null;
+  database: string | null = null;
+  user: string | null = null;
+  /** The accepted TCP socket once a TLS socket runs over it (its events are not the relay's). */
+  raw: Socket<Conn> | null = null;
+
+  constructor(public phase: SniffPhase) {}
+
+  /** Start reading a new message from scratch (after a PostgreSQL SSLRequest/GSSENCRequest, or TLS). */
+  restart(phase: SniffPhase): void {
+    this.phase = phase;
+    this.first = new FirstBytes();
+  }
+}
