@@ -266,6 +266,29 @@ describe("certificate reload", () => {
   }, 60_000);
 });
 
+describe("protocol versions and resumption", () => {
+  const sh = (c: string) => run(["bash", "-c", c]).then((r) => r.out);
+  test("TLS 1.0 and 1.1 are refused, TLS 1.2 and 1.3 accepted; a TLS 1.2 cipher without ECDHE+AEAD is refused", async () => {
+    const at = `-connect 127.0.0.1:${edge()} -servername api.example.com`;
+    expect(await sh(`echo | openssl s_client ${at} -tls1 2>&1`)).toContain("Cipher is (NONE)");
+    expect(await sh(`echo | openssl s_client ${at} -tls1_1 2>&1`)).toContain("Cipher is (NONE)");
+    expect(await sh(`echo | openssl s_client ${at} -tls1_2 2>&1`)).toContain("New, TLSv1.2");
+    expect(await sh(`echo | openssl s_client ${at} -tls1_3 2>&1`)).toContain("New, TLSv1.3");
+    expect(await sh(`echo | openssl s_client ${at} -tls1_2 -cipher AES128-SHA 2>&1`)).toContain("Cipher is (NONE)");
+  });
+
+  test("a TLS 1.2 session is resumed, also after a reload", async () => {
+    const dir = tempDir();
+    const at = `-connect 127.0.0.1:${edge()} -servername fallback.test -tls1_2`;
+    await sh(`(sleep 1; echo) | openssl s_client ${at} -sess_out ${dir}/s.pem`);
+    expect(await sh(`echo | openssl s_client ${at} -sess_in ${dir}/s.pem 2>&1`)).toContain("Reused, TLSv1.2");
+    const before = proxy.stderr().split("configuration reloaded").length;
+    process.kill(proxy.pid, "SIGHUP");
+    await eventually(() => proxy.stderr().split("configuration reloaded").length > before, 10_000, "reload");
+    expect(await sh(`echo | openssl s_client ${at} -sess_in ${dir}/s.pem 2>&1`)).toContain("Reused, TLSv1.2");
+  });
+});
+
 /** A TCP front that rewrites the client's first read with `rewrite`, writes it one record at a time, then relays. */
 async function shim(port: number, rewrite: (first: Uint8Array) => Uint8Array) {
   const server = serve({
