@@ -59,6 +59,7 @@ export function pgStartupPhase(conn: Conn, full: boolean): void {
       conn.client.pause();
       conn.pendingUp = bytes; // the startup message goes to the backend first
       conn.bytesIn += bytes.length;
+      p.release();
       return route(conn);
   }
 }

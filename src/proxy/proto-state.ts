@@ -8,6 +8,9 @@ import type { Socket } from "bun";
 import { FirstBytes } from "../sniff/collect.ts";
 import type { Conn } from "./conn.ts";
 
+/** Shared by every connection whose first bytes were released (it is never pushed to). */
+const EMPTY = new FirstBytes();
+
 export type SniffPhase = "tls-hello" | "pg-startup";
 
 export class ProtoState {
@@ -25,6 +28,11 @@ export class ProtoState {
   raw: Socket<Conn> | null = null;
 
   constructor(public phase: SniffPhase) {}
+
+  /** The collected bytes have been handed on (replayed, given to TLS, sent to the backend): drop them. */
+  release(): void {
+    this.first = EMPTY;
+  }
 
   /** Start reading a new message from scratch (after a PostgreSQL SSLRequest/GSSENCRequest, or TLS). */
   restart(phase: SniffPhase): void {

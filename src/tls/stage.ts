@@ -70,6 +70,7 @@ export function passThrough(conn: Conn): void {
   const bytes = p.first.bytes;
   conn.pendingUp = bytes;
   conn.bytesIn += bytes.length;
+  p.release();
 }
 
 function terminate(conn: Conn, settings: RouteTls): void {
@@ -82,6 +83,7 @@ function terminate(conn: Conn, settings: RouteTls): void {
   const [, tlsSocket] = upgrade.call(raw, { isServer: true, initialData: p.first.bytes, tls, socket: TLS_HANDLERS, data: conn });
   conn.client = tlsSocket;
   conn.flags |= USERSPACE_ONLY;
+  p.release();
   raw.resume();
 }
 
