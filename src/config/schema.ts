@@ -9,7 +9,7 @@ import { parseSocketAddress, type SocketAddress } from "../net/address.ts";
 import { formatIp, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
-import { readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
+import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
   type Config, type ListenerConfig, type RespondConfig, type RouteConfig, type RouteMatch, type UpstreamConfig,
@@ -149,6 +149,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     }
   });
 
+  checkTlsCertificates(r, o, path, routes, protocol);
   return {
     name,
     listen,

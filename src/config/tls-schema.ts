@@ -120,3 +120,11 @@ function readUpstreamTls(r: ConfigReader, value: unknown, path: JsonPath): Upstr
   if (!o) return null;
   return { serverName: r.string(o, "serverName", path) ?? null, ca: r.string(o, "ca", path) ?? null, verify: r.boolean(o, "verify", path, true) };
 }
+
+/** A tls route that terminates needs a certificate from somewhere: its own, defaultCert or certDir. */
+export function checkTlsCertificates(r: ConfigReader, listener: Obj, path: JsonPath, routes: readonly { readonly terminateTls: boolean; readonly cert: CertPaths | null }[], protocol: Protocol): void {
+  if (protocol !== "tls" || listener.defaultCert !== undefined || listener.certDir !== undefined) return;
+  routes.forEach((route, i) => {
+    if (route.terminateTls && !route.cert) r.fail([...path, "routes", i], "this route terminates TLS but has no cert, and the listener has neither defaultCert nor certDir");
+  });
+}

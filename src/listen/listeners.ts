@@ -18,7 +18,7 @@ export type BoundListener = { readonly address: string; readonly server: TCPSock
 /** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
 export function handlersFor(listener: ListenerRuntime) {
   // Listeners that read before routing (tls, postgres) wrap the relay's handlers (src/proxy/sniff-stage.ts).
-  const base = listener.certs ? SNIFF_HANDLERS : CLIENT_HANDLERS;
+  const base = listener.sniffs ? SNIFF_HANDLERS : CLIENT_HANDLERS;
   return { ...base, open: (client: Socket<Conn>) => accept(listener, client) };
 }
 

@@ -19,6 +19,7 @@ import { forwardCancel } from "./cancel.ts";
 
 /** The one-byte answers to SSLRequest and GSSENCRequest. */
 const SSL_YES = new Uint8Array([0x53]); // 'S'
+const SSL_NO = new Uint8Array([0x4e]); // 'N'
 const GSSENC_NO = new Uint8Array([0x4e]); // 'N'
 
 export function pgStartupPhase(conn: Conn, full: boolean): void {
@@ -44,6 +45,11 @@ export function pgStartupPhase(conn: Conn, full: boolean): void {
   switch (m.kind) {
     case "ssl-request":
       if (p.tls !== "none") return refuse(conn, "malformed_startup", "SSLRequest inside TLS");
+      // Without any certificate, say 'N' as a server without SSL does: sslmode=prefer goes on in plain text.
+      if (!conn.listener.certs!.forName(null)) {
+        conn.client.write(SSL_NO);
+        return p.restart("pg-startup");
+      }
       conn.client.write(SSL_YES);
       return p.restart("tls-hello");
     case "gssenc-request":

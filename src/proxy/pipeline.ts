@@ -32,7 +32,7 @@ export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
   conn.routeCounters.active++;
   conn.routeCounters.total++;
   if (gate(conn) === "closed") return;
-  if (listener.certs) return sniff(conn);
+  if (listener.sniffs) return sniff(conn);
   // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
   client.pause();
   route(conn);

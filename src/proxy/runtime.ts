@@ -48,6 +48,8 @@ export class ListenerRuntime {
   readonly resolved: Counters;
   readonly routes: RouteRuntime[];
   readonly table: RouteTable<RouteRuntime>;
+  /** tls and postgres listeners read the client's first bytes before routing (src/proxy/sniff-stage.ts). */
+  readonly sniffs: boolean;
   /** tls and postgres listeners: their certificates (loaded when the configuration is applied). */
   readonly certs: ListenerCerts | null;
   /** postgres listeners: TLS before any route is known (SSLRequest or direct TLS). */
@@ -56,8 +58,8 @@ export class ListenerRuntime {
   readonly upstreamHandlers: SocketHandler<Conn>;
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
-    const sniffs = config.protocol === "tls" || config.protocol === "postgres";
-    this.certs = sniffs ? new ListenerCerts(config) : null;
+    this.sniffs = config.protocol === "tls" || config.protocol === "postgres";
+    this.certs = this.sniffs ? new ListenerCerts(config) : null;
     this.preRouteTls = config.protocol === "postgres" ? new RouteTls(config, null, this.certs!) : null;
     this.upstreamHandlers = config.protocol === "postgres" ? PG_UPSTREAM_HANDLERS : UPSTREAM_HANDLERS;
     this.counters = metrics.listener(config.name);

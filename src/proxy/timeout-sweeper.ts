@@ -22,7 +22,7 @@ import { DIALING, HANDSHAKING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
  * connections live on beside the new one's). The period comes from the first state's timeouts.
  */
 export function startTimeoutSweeper(first: ProxyState, states: () => Iterable<ProxyState>): () => void {
-  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs, ...(l.certs ? [l.config.handshakeTimeoutMs] : [])]).filter((t) => t > 0);
+  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs, ...(l.sniffs ? [l.config.handshakeTimeoutMs] : [])]).filter((t) => t > 0);
   const period = Math.min(1000, Math.max(50, Math.floor(Math.min(...timeouts) / 4)));
   const timer = setInterval(() => { for (const state of states()) sweep(state); }, period);
   timer.unref();

@@ -42,6 +42,9 @@ beforeAll(async () => {
         { name: "orders", match: { database: "orders" }, upstreams: [`127.0.0.1:${a.port}`] },
         { name: "billing", match: { database: "billing" }, upstreams: [`127.0.0.1:${b.port}`] },
       ],
+    }, {
+      name: "pg-plain", listen: "127.0.0.1:0", protocol: "postgres",
+      routes: [{ name: "all", upstreams: [`127.0.0.1:${a.port}`] }],
     }],
   })]);
 }, 120_000);
@@ -69,6 +72,15 @@ test("sslmode=verify-full against the test CA and SNI db.test: the second databa
 test("sslmode=disable still works (plaintext startup routed the same way)", async () => {
   const r = await psql(`${base()} dbname=billing sslmode=disable`, "select current_database()");
   expect(r).toEqual({ code: 0, out: "billing" });
+});
+
+test("a postgres listener without any certificate answers SSLRequest 'N': sslmode=prefer goes on in plain text, require fails", async () => {
+  const plain = Number(proxy.addresses[1]!.split(":").pop());
+  const prefer = await psql(`host=127.0.0.1 port=${plain} user=postgres dbname=orders sslmode=prefer`, "select current_database()");
+  expect(prefer).toEqual({ code: 0, out: "orders" });
+  const require = await psql(`host=127.0.0.1 port=${plain} user=postgres dbname=orders sslmode=require`, "select 1");
+  expect(require.code).not.toBe(0);
+  expect(require.out).toContain("does not support SSL");
 });
 
 test("a query cancelled by psql (SIGINT → CancelRequest) reaches the backend that owns the key", async () => {

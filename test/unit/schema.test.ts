@@ -466,7 +466,7 @@ describe("not built yet", () => {
   test("the SPEC's example listener reports each unbuilt feature, not an unknown key", () => {
     const found = issues({
       listeners: [{
-        name: "edge", listen: ["127.0.0.1:8443"], protocol: "tls",
+        name: "edge", listen: ["127.0.0.1:8443"], protocol: "tls", defaultCert: { cert: "/etc/ssl/a.pem", key: "/etc/ssl/a.key" },
         protection: { rateLimit: { connectionsPerSecond: 50, burst: 100 } },
         routes: [{ match: { sni: "api.example.com" }, upstreams: [{ address: "10.0.0.2:8443" }], balance: "least-conn", terminateTls: true }],
       }],
