@@ -47,6 +47,7 @@ export function readTlsRoute(r: ConfigReader, o: Obj, path: JsonPath, protocol: 
   for (const k of ["terminateTls", "cert", "mtls", "upstreamTls"]) {
     if (k in o && !TLS_PROTOCOLS.includes(protocol)) r.fail([...path, k], `${k} needs protocol "tls" or "postgres" (this listener is "${protocol}")`);
   }
+  if (TLS_PROTOCOLS.includes(protocol) && o.respond !== undefined) r.fail([...path, "respond"], `respond answers plain HTTP, which a "${protocol}" listener's clients do not speak`);
   if (protocol === "postgres" && o.terminateTls === false) r.fail([...path, "terminateTls"], "a postgres listener routes on the startup message, which it can only read after terminating TLS");
   const cert = o.cert === undefined ? null : readCert(r, o.cert, [...path, "cert"]);
   const mtls = o.mtls === undefined ? null : readMtls(r, o.mtls, [...path, "mtls"]);

@@ -58,6 +58,7 @@ describe("TLS keys", () => {
     ["cert without terminating", tls({}, { cert: { cert: "a", key: "b" } }), 'listeners[0].routes[0].cert: cert applies to a route that terminates TLS (set "terminateTls": true)'],
     ["defaultCert on tcp", minimal({ defaultCert: { cert: "a", key: "b" } }), 'listeners[0].defaultCert: defaultCert needs protocol "tls" or "postgres" (this listener is "tcp")'],
     ["a terminating route with no certificate anywhere", tls({}, { terminateTls: true }), "listeners[0].routes[0]: this route terminates TLS but has no cert, and the listener has neither defaultCert nor certDir"],
+    ["respond on a tls listener", minimal({ protocol: "tls" }, { upstreams: undefined, respond: { body: "x" } }), 'listeners[0].routes[0].respond: respond answers plain HTTP, which a "tls" listener\'s clients do not speak'],
     ["a certificate without key", tls({ defaultCert: { cert: "a" } }), "listeners[0].defaultCert: a certificate needs both cert and key (file paths)"],
   ])("%s", (_, value, expected) => {
     expect(issues(value)).toEqual([expected]);
