@@ -79,7 +79,8 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
 
   /** The route for these facts, or null when none matches and there is no default route. */
   match(facts: RouteFacts): R | null {
-    const ip: { v?: IpAddress | null } = {}; // parsed on first need: most tables never look at it
+    const ip = PARSED_IP; // the client address, parsed on first need: most tables never look at it
+    ip.v = undefined;
     const sni = facts.sni;
     if (sni) {
       const exact = this.#exact.get(sni);
@@ -93,6 +94,9 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
     return first(this.#anyName, facts, ip) ?? this.#fallback;
   }
 }
+
+/** Scratch for match(), which is synchronous: no allocation per connection. */
+const PARSED_IP: { v?: IpAddress | null } = {};
 
 function first<R>(list: readonly Matcher<R>[], facts: RouteFacts, ip: { v?: IpAddress | null }): R | null {
   for (const m of list) {
