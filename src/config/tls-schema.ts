@@ -49,6 +49,11 @@ export function readTlsRoute(r: ConfigReader, o: Obj, path: JsonPath, protocol: 
   }
   if (TLS_PROTOCOLS.includes(protocol) && o.respond !== undefined) r.fail([...path, "respond"], `respond answers plain HTTP, which a "${protocol}" listener's clients do not speak`);
   if (protocol === "postgres" && o.terminateTls === false) r.fail([...path, "terminateTls"], "a postgres listener routes on the startup message, which it can only read after terminating TLS");
+  if (protocol === "postgres") {
+    for (const k of ["cert", "mtls", "upstreamTls"]) {
+      if (k in o) r.fail([...path, k], `a postgres listener ends TLS before the route is known (the database is inside TLS): set ${k === "cert" ? "defaultCert or certDir" : k === "mtls" ? "mtls" : "nothing: TLS to PostgreSQL servers is not built"}${k === "upstreamTls" ? "" : " on the listener"}`);
+    }
+  }
   const cert = o.cert === undefined ? null : readCert(r, o.cert, [...path, "cert"]);
   const mtls = o.mtls === undefined ? null : readMtls(r, o.mtls, [...path, "mtls"]);
   const upstreamTls = o.upstreamTls === undefined ? null : readUpstreamTls(r, o.upstreamTls, [...path, "upstreamTls"]);

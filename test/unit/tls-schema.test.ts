@@ -59,6 +59,7 @@ describe("TLS keys", () => {
     ["defaultCert on tcp", minimal({ defaultCert: { cert: "a", key: "b" } }), 'listeners[0].defaultCert: defaultCert needs protocol "tls" or "postgres" (this listener is "tcp")'],
     ["a terminating route with no certificate anywhere", tls({}, { terminateTls: true }), "listeners[0].routes[0]: this route terminates TLS but has no cert, and the listener has neither defaultCert nor certDir"],
     ["respond on a tls listener", minimal({ protocol: "tls" }, { upstreams: undefined, respond: { body: "x" } }), 'listeners[0].routes[0].respond: respond answers plain HTTP, which a "tls" listener\'s clients do not speak'],
+    ["a route cert on a postgres listener", minimal({ protocol: "postgres", defaultCert: { cert: "a", key: "b" } }, { cert: { cert: "c", key: "d" } }), "listeners[0].routes[0].cert: a postgres listener ends TLS before the route is known (the database is inside TLS): set defaultCert or certDir on the listener"],
     ["a certificate without key", tls({ defaultCert: { cert: "a" } }), "listeners[0].defaultCert: a certificate needs both cert and key (file paths)"],
   ])("%s", (_, value, expected) => {
     expect(issues(value)).toEqual([expected]);
