@@ -18,7 +18,7 @@ import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import type { Counters } from "../control/metrics.ts";
 import { abort } from "./finish.ts";
 import { startSniff } from "./sniff-stage.ts";
-import { passThrough, tlsStage, upstreamTlsFor } from "../tls/stage.ts";
+import { passThrough, tlsStage, upstreamTlsFor, UPSTREAM_TLS_HANDLERS } from "../tls/stage.ts";
 import type { RouteFacts } from "../route/table.ts";
 
 /** accept: a new client socket on one of `listener`'s addresses. */
@@ -156,9 +156,10 @@ function connectUpstream(conn: Conn, target: DialTarget): void {
   conn.flags = (conn.flags | DIALING) & ~HANDSHAKING; // the connect timeout takes over from the handshake timeout
   conn.lastActive = performance.now(); // the sweeper times the dial from here
   // Failures arrive in UPSTREAM_HANDLERS.connectError; the promise's rejection is the same event.
-  const socket = conn.listener.upstreamHandlers;
+  const tls = target.kind === "inet" ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
+  const socket = tls ? UPSTREAM_TLS_HANDLERS : conn.listener.upstreamHandlers;
   if (target.kind === "unix") Bun.connect<Conn>({ unix: target.path, socket, data: conn, allowHalfOpen: true }).catch(ignore);
-  else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket, data: conn, allowHalfOpen: true, tls: upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) }).catch(ignore);
+  else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket, data: conn, allowHalfOpen: true, tls }).catch(ignore);
 }
 
 function ignore(): void {}

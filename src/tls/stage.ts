@@ -25,6 +25,8 @@ import { fingerprints } from "../sniff/fingerprint.ts";
 import type { RouteTls } from "./route-tls.ts";
 import { upstreamTls } from "./options.ts";
 import { afterPreRouteTls } from "../postgres/stage.ts";
+import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
+import { log } from "../log/logger.ts";
 
 /** Feed the collected bytes to the ClientHello parser; act once it is whole. */
 export function helloPhase(conn: Conn, full: boolean): void {
@@ -141,3 +143,16 @@ export function upstreamTlsFor(conn: Conn, host: string): object | undefined {
 }
 
 const upstreamSettings = new WeakMap<object, Map<string, object>>();
+
+/** Upstream handlers for re-encrypted routes: a failed handshake or verification is named as such. */
+export const UPSTREAM_TLS_HANDLERS = {
+  ...UPSTREAM_HANDLERS,
+  handshake(s: Socket<Conn>, ok: boolean, authorizationError: Error | null) {
+    const conn = s.data;
+    if (ok && !authorizationError) return;
+    const verify = conn.route?.config.upstreamTls?.verify ?? true;
+    if (ok && !verify) return; // verification off: the error is informational
+    log.warn("upstream TLS handshake failed", { id: conn.id, upstream: conn.upstreamText, error: authorizationError?.message ?? "handshake failed" });
+    conn.because("upstream_tls_failed");
+  },
+};

@@ -20,6 +20,8 @@ let echo: Server;
 let http: ReturnType<typeof Bun.serve>;
 let passBackend: Subprocess;
 let passPort = 0;
+let reencBackend: Subprocess;
+let reencPort = 0;
 let proxy: RunningProxy;
 let blockedJa3 = "";
 let configPath = "";
@@ -89,6 +91,9 @@ beforeAll(async () => {
   passPort = freePort();
   passBackend = Bun.spawn(["openssl", "s_server", "-accept", `127.0.0.1:${passPort}`, "-cert", pass.cert, "-key", pass.key, "-rev", "-quiet"],
     { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  reencPort = freePort();
+  reencBackend = Bun.spawn(["openssl", "s_server", "-accept", `127.0.0.1:${reencPort}`, "-cert", pass.cert, "-key", pass.key, "-rev", "-quiet"],
+    { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   blockedJa3 = await ja3Of((port) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "blocked.example.org", "-alpn", "blocked/1"]);
 
   configPath = writeConfig({
@@ -100,6 +105,8 @@ beforeAll(async () => {
         routes: [
           { name: "api", match: { sni: "api.example.com" }, terminateTls: true, cert: api, upstreams: [`127.0.0.1:${echo.port}`] },
           { name: "pass", match: { sni: "pass.example.com" }, terminateTls: false, upstreams: [`127.0.0.1:${passPort}`] },
+          { name: "reenc", match: { sni: "reenc.example.com" }, terminateTls: true, upstreamTls: { serverName: "pass.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
+          { name: "reenc-bad", match: { sni: "reenc-bad.example.com" }, terminateTls: true, upstreamTls: { serverName: "other.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
           { name: "wild", match: { sni: "*.example.com" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
           { name: "default", match: { sni: "" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
         ],
@@ -119,6 +126,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.stop();
   passBackend?.kill();
+  reencBackend?.kill();
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
   echo?.stop();
   http?.stop(true);
@@ -155,6 +163,16 @@ describe("SNI routes on one port: terminate and passthrough", () => {
     const r = await sClient(edge(), "pass.example.com", "abc\n");
     expect(subjectLine(r.out)).toContain("pass.example.com");
     expect(r.out).toContain("cba"); // s_server -rev answers each line reversed
+  });
+
+  test("upstream TLS: terminated, then re-encrypted with SNI and verified against the CA; a name mismatch is refused", async () => {
+    const bad = await sClient(edge(), "reenc-bad.example.com", "xyz\n");
+    expect(bad.out).not.toContain("zyx");
+    await eventually(() => records().some((l) => l.route === "reenc-bad"), 10_000, "reenc-bad record");
+    expect(records().find((l) => l.route === "reenc-bad")!.reason).toBe("upstream_tls_failed");
+    const r = await sClient(edge(), "reenc.example.com", "abc\n");
+    expect(subjectLine(r.out)).toContain("*.example.com"); // the proxy's certificate, not the backend's
+    expect(r.out).toContain("cba");
   });
 
   test("the access log says how each connection was handled", async () => {
