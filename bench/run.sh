@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 bun=node_modules/.bin/bun
 missing=()
 for f in dist/switchyard bench/loadgen/zig-out/bin/loadgen "$bun"; do [ -x "$f" ] || missing+=("$f"); done
-for t in haproxy nginx wrk hyperfine; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in haproxy nginx wrk hyperfine openssl; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bench: missing ${missing[*]} (build with 'bash scripts/build.sh'; install the tools with apt-get install haproxy nginx libnginx-mod-stream wrk hyperfine)" >&2
   exit 1
