@@ -24,6 +24,8 @@ let reencBackend: Subprocess;
 let reencPort = 0;
 let proxy: RunningProxy;
 let blockedJa3 = "";
+let blockedJa4 = "";
+const ja4Client = (port: number) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "ja4.example.org", "-tls1_2", "-alpn", "ja4-blocked"];
 let configPath = "";
 let apiCertDir = "";
 const procs: Subprocess[] = [];
@@ -60,8 +62,8 @@ function subjectLine(out: string): string {
   return /subject=([^\n]*)/.exec(out)?.[1]?.trim() ?? "";
 }
 
-/** The JA3 of a client command's ClientHello, captured on a raw listener. */
-async function ja3Of(cmd: (port: number) => string[]): Promise<string> {
+/** The fingerprints of a client command's ClientHello, captured on a raw listener. */
+async function fingerprintsOf(cmd: (port: number) => string[]): Promise<{ ja3: string; ja4: string }> {
   let bytes = new Uint8Array(0);
   const raw = serve({ data(_s: unknown, d: Uint8Array) { bytes = new Uint8Array([...bytes, ...d]); } } as any);
   const p = Bun.spawn(cmd(raw.port), { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
@@ -71,7 +73,7 @@ async function ja3Of(cmd: (port: number) => string[]): Promise<string> {
   raw.stop();
   const r = sniffClientHello(bytes);
   if (r.kind !== "match") throw new Error("no hello");
-  return fingerprints(r.facts).ja3;
+  return fingerprints(r.facts);
 }
 
 beforeAll(async () => {
@@ -94,14 +96,15 @@ beforeAll(async () => {
   reencPort = freePort();
   reencBackend = Bun.spawn(["openssl", "s_server", "-accept", `127.0.0.1:${reencPort}`, "-cert", pass.cert, "-key", pass.key, "-rev", "-quiet"],
     { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
-  blockedJa3 = await ja3Of((port) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "blocked.example.org", "-alpn", "blocked/1"]);
+  blockedJa3 = (await fingerprintsOf((port) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "blocked.example.org", "-alpn", "blocked/1"])).ja3;
+  blockedJa4 = (await fingerprintsOf(ja4Client)).ja4;
 
   configPath = writeConfig({
     admin: { listen: "127.0.0.1:0" },
     listeners: [
       {
         name: "edge", listen: "127.0.0.1:0", protocol: "tls", certDir, defaultCert: fallback, handshakeTimeoutMs: 1500,
-        protection: { ja3Blocklist: [blockedJa3] },
+        protection: { ja3Blocklist: [blockedJa3], ja4Blocklist: [blockedJa4] },
         routes: [
           { name: "api", match: { sni: "api.example.com" }, terminateTls: true, cert: api, upstreams: [`127.0.0.1:${echo.port}`] },
           { name: "pass", match: { sni: "pass.example.com" }, terminateTls: false, upstreams: [`127.0.0.1:${passPort}`] },
@@ -216,6 +219,13 @@ describe("handshake protection", () => {
     expect(r.out).not.toContain("subject=");
     await eventually(() => records().some((l) => l.reason === "ja3_blocked"), 10_000, "ja3_blocked record");
     expect(records().find((l) => l.reason === "ja3_blocked")).toMatchObject({ ja3: blockedJa3, route: null, upstream: null });
+  });
+
+  test("a blocked JA4 is refused too", async () => {
+    const r = await run(ja4Client(edge()));
+    expect(r.out).not.toContain("subject=");
+    await eventually(() => records().some((l) => l.reason === "ja4_blocked"), 10_000, "ja4_blocked record");
+    expect(records().find((l) => l.reason === "ja4_blocked")).toMatchObject({ ja4: blockedJa4, sni: "ja4.example.org", upstream: null });
   });
 
   test("a malformed hello is closed with a named reason and counted", async () => {
