@@ -29,8 +29,8 @@ export function configFromEnvironment(mode: "tcp" | "http" | "smtp" | null, env:
   const m = MODES[chosen];
   const layer: Layer = { source: "<environment>", value: {}, origins: new Map() };
   const backend = env[m.backend] || (env.PROXY_RESOLVER ? undefined : m.defaultBackend);
-  // The reference proxy's TCP ports carry PostgreSQL and MySQL, but protocol-aware routing for them is
-  // a later step: until then they are plain TCP listeners.
+  // The reference proxy's TCP ports carry PostgreSQL and MySQL: plain TCP listeners, except the
+  // PostgreSQL port with PROXY_TLS_ENABLED (a postgres listener, below).
   const protocol = chosen === "tcp" ? "tcp" : chosen;
   (layer.value as Record<string, unknown>).listeners = m.ports.map(([name, variable, port], i) => {
     layer.origins.set(JSON.stringify(["listeners", i, "listen"]), variable);
