@@ -4,7 +4,7 @@
 #
 #   bash bench/run.sh            full run (3 interleaved rounds of 5 s runs, ~10 min); results in bench/results/
 #   bash bench/run.sh --quick    smoke test (~1 min): 1 round of 1 s runs; results in a temp dir; exit 1 if broken
-#   options: --rounds N --duration S --warmup S --hold N --scenarios rr-1k,bulk,http,hold,rate --label L --out DIR
+#   options: --rounds N --duration S --warmup S --hold N --scenarios rr-1k,bulk,http,hold,tls-rr,tls-new,tls-resume,rate --label L --out DIR
 #
 # Expects dist/switchyard and bench/loadgen/zig-out/bin/loadgen (`bash scripts/build.sh`; `npm run bench`
 # builds first). Every process the runner starts is stopped by pid at the end, also on failure or Ctrl-C.
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 bun=node_modules/.bin/bun
 missing=()
 for f in dist/switchyard bench/loadgen/zig-out/bin/loadgen "$bun"; do [ -x "$f" ] || missing+=("$f"); done
-for t in haproxy nginx wrk hyperfine; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in haproxy nginx wrk hyperfine openssl; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bench: missing ${missing[*]} (build with 'bash scripts/build.sh'; install the tools with apt-get install haproxy nginx libnginx-mod-stream wrk hyperfine)" >&2
   exit 1

@@ -94,19 +94,20 @@ async function main(): Promise<number> {
     for (const n of found.notes) console.log(`  note: ${n}`);
     for (const p of found.problems) console.log(`  PROBLEM: ${p}`);
     const perRun = settings.duration + settings.warmup + 1;
-    const total = scenarios.reduce((a, sc) => a + systems.filter((s) => sc.direct || s.kind !== "direct").length, 0) * settings.rounds * perRun;
+    const runsOn = (sc: (typeof scenarios)[number], s: (typeof systems)[number]) => (sc.direct || s.kind !== "direct") && (!sc.tls || s.startTls !== undefined);
+    const total = scenarios.reduce((a, sc) => a + systems.filter((s) => runsOn(sc, s)).length, 0) * settings.rounds * perRun;
     console.log(`plan: ${scenarios.map((s) => s.id).join(", ")} × ${settings.rounds} round(s), ~${Math.ceil(total / 60)} min; work dir ${work}`);
 
     for (const sc of scenarios) {
       for (let round = 1; round <= settings.rounds; round++) {
         for (const sys of systems) {
-          if (!sc.direct && sys.kind === "direct") continue;
+          if (!runsOn(sc, sys)) continue;
           const rec: RunRecord = { scenario: sc.id, round, system: sys.id, ok: false, value: null, p99Us: null, errors: 0, detail: {}, raw: null };
           const t0 = Date.now();
           const idle = await waitQuiet(QUIET_IDLE, quick ? 0 : Math.min(QUIET_WAIT_MS, quietBudget));
           quietBudget = Math.max(0, quietBudget - (Date.now() - t0));
           try {
-            const inst = await sys.start(backends[sc.backend]);
+            const inst = await (sc.tls ? sys.startTls!(backends[sc.backend]) : sys.start(backends[sc.backend]));
             try {
               const m = await sc.run(ctx, settings, inst);
               Object.assign(rec, { ok: true, value: m.value, p99Us: m.p99Us, errors: m.errors, detail: { ...m.detail, host_idle_before_pct: Math.round(idle) }, raw: m.raw });

@@ -37,6 +37,8 @@ export interface Scenario {
   backend: keyof Backends;
   /** false: the scenario measures a proxy only (memory), so `direct` sits it out. */
   direct: boolean;
+  /** true: the target terminates TLS (System.startTls); systems that cannot sit it out. */
+  tls?: boolean;
   run(ctx: Ctx, s: Settings, target: Instance): Promise<Measure>;
 }
 
@@ -189,5 +191,55 @@ const hold: Scenario = {
   },
 };
 
+// ---------------------------------------------------------------- TLS termination
+// The same certificate (EC P-256) on every system; plaintext behind it. `openssl s_time` (one client
+// process, sequential handshakes) counts handshakes; wrk over HTTPS measures keep-alive traffic.
+
+async function sTime(s: Settings, t: Instance, extra: string[]): Promise<Measure> {
+  const seconds = Math.max(1, Math.round(s.duration));
+  const cmd = ["openssl", "s_time", "-connect", t.address, "-time", String(seconds), ...extra];
+  const r = await run("openssl s_time", cmd, (seconds + 60) * 1000);
+  // "1234 connections in 5 real seconds, 0 bytes read per connection"
+  const m = /(\d+) connections in (\d+(?:\.\d+)?) real seconds/.exec(r.stdout);
+  if (r.code !== 0 || !m) throw new Error(`${cmd.join(" ")} exited ${r.code}: ${(r.stderr + r.stdout).trim().slice(-300)}`);
+  const n = Number(m[1]);
+  // s_time prints one character per connection: "r" for a resumed session, "*" for a full handshake.
+  const progress = r.stdout.slice(r.stdout.lastIndexOf("starting") + "starting".length).split("\n").find((l) => /^[r*]+$/.test(l)) ?? "";
+  const resumed = progress.replace(/\*/g, "").length;
+  return {
+    value: n / Math.max(Number(m[2]), 1e-3), p99Us: null, errors: 0,
+    detail: { connections: n, resumed_pct: progress.length ? Math.round((100 * resumed) / progress.length) : null },
+    raw: r.stdout.replace(/[r*]{80,}/g, (x) => `${x.length} progress marks`),
+  };
+}
+
+const tlsNew: Scenario = {
+  id: "tls-new", title: "TLS 1.3 full handshakes per second (openssl s_time -new, one client process)", unit: "conn/s",
+  higherIsBetter: true, backend: "echo", direct: false, tls: true,
+  run: (_ctx, s, t) => sTime(s, t, ["-new"]),
+};
+
+const tlsResumed: Scenario = {
+  id: "tls-resume", title: "TLS 1.2 resumed handshakes per second (openssl s_time -reuse -tls1_2)", unit: "conn/s",
+  higherIsBetter: true, backend: "echo", direct: false, tls: true,
+  run: (_ctx, s, t) => sTime(s, t, ["-reuse", "-tls1_2"]),
+};
+
+const tlsRr: Scenario = {
+  id: "tls-rr", title: "HTTPS keep-alive GET of a 1 KB response through TLS termination (wrk, 2 threads, 50 connections)",
+  unit: "req/s", higherIsBetter: true, backend: "http", direct: false, tls: true,
+  async run(_ctx, s, t) {
+    const url = `https://${t.address}/1k`;
+    if (s.warmup > 0) await wrk(Math.max(1, Math.round(s.warmup)), url);
+    const rep = await wrk(Math.max(1, Math.round(s.duration)), url);
+    const errors = Object.values(rep.errors).reduce((a, b) => a + b, 0);
+    return {
+      value: rep.requests / (rep.duration_us / 1e6), p99Us: rep.latency_us.p99, errors,
+      detail: { requests: rep.requests, p50_us: rep.latency_us.p50, p999_us: rep.latency_us.p999, non_2xx: rep.errors.status },
+      raw: rep,
+    };
+  },
+};
+
 /** In run order: `rate` last, since it leaves tens of thousands of TIME_WAIT sockets behind. */
-export const SCENARIOS: Scenario[] = [rr, bulk, http, hold, rate];
+export const SCENARIOS: Scenario[] = [rr, bulk, http, hold, tlsRr, tlsNew, tlsResumed, rate];

@@ -4,7 +4,7 @@
  * Every proxy is started fresh for each run, from a config generated in the work dir.
  * @module
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Child, freePort, waitPort } from "./procs.ts";
 
@@ -30,6 +30,25 @@ export interface System {
   kind: "direct" | "switchyard" | "haproxy" | "nginx";
   describe: string;
   start(backend: string): Promise<Instance>;
+  /** Terminate TLS with the bench certificate and relay plaintext to `backend` (TLS scenarios); absent = not measured there. */
+  startTls?(backend: string): Promise<Instance>;
+}
+
+/** The one certificate every TLS-terminating system serves (EC P-256, self-signed, made per run). */
+export interface TlsFiles { cert: string; key: string; combined: string }
+
+let tlsFiles: TlsFiles | null = null;
+export function benchCert(ctx: Ctx): TlsFiles {
+  if (tlsFiles) return tlsFiles;
+  const dir = dirFor(ctx, "tls-cert");
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+    "-subj", "/CN=bench.test", "-addext", "subjectAltName=DNS:bench.test", "-keyout", key, "-out", cert], { stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`openssl req: ${r.stderr.toString()}`);
+  const combined = join(dir, "combined.pem");
+  writeFileSync(combined, readFileSync(cert, "utf8") + readFileSync(key, "utf8")); // HAProxy's crt: chain and key in one file
+  return (tlsFiles = { cert, key, combined });
 }
 
 let serial = 0;
@@ -69,7 +88,19 @@ export function switchyardConfig(listen: string, backend: string): string {
   }, null, 2) + "\n";
 }
 
-export function haproxyConfig(listen: string, backend: string, threads: number): string {
+/** A tls listener terminating with the bench certificate, relaying plaintext to the backend. */
+export function switchyardTlsConfig(listen: string, backend: string, tls: TlsFiles): string {
+  return JSON.stringify({
+    log: { access: "off" },
+    drainTimeoutMs: 1000,
+    listeners: [{
+      name: "bench-tls", listen: [listen], protocol: "tls", defaultCert: { cert: tls.cert, key: tls.key },
+      routes: [{ terminateTls: true, upstreams: [{ address: backend }] }],
+    }],
+  }, null, 2) + "\n";
+}
+
+export function haproxyConfig(listen: string, backend: string, threads: number, tls: TlsFiles | null = null): string {
   return `global
   nbthread ${threads}
   maxconn 9000
@@ -81,7 +112,7 @@ defaults
   timeout server 60s
 
 frontend bench
-  bind ${listen}
+  bind ${listen}${tls ? ` ssl crt ${tls.combined}` : ""}
   default_backend echo
 
 backend echo
@@ -127,6 +158,10 @@ ${temp}
       default_type text/plain;
       return 200 "hello from the bench backend\\n";
     }
+    location /1k {
+      default_type text/plain;
+      return 200 "${"x".repeat(1023)}\\n";
+    }
   }
 }
 `;
@@ -163,6 +198,18 @@ function switchyard(ctx: Ctx, engine: string, workers: number): System {
       } catch (e) { await c.stop(); throw e; }
       return { address: listen, pid: c.pid, stop: () => c.stop() };
     },
+    startTls: async (backend) => {
+      const dir = dirFor(ctx, `switchyard-tls-${engine}-${workers}`);
+      const listen = `127.0.0.1:${freePort()}`;
+      const cfg = join(dir, "switchyard.jsonc");
+      writeFileSync(cfg, switchyardTlsConfig(listen, backend, benchCert(ctx)));
+      const c = new Child(`switchyard tls ${engine} w${workers}`, [ctx.switchyard, "serve", "-c", cfg, "--relay", engine, "--workers", String(workers)], join(dir, "switchyard"));
+      try {
+        await c.waitFor(/switchyard ready/);
+        await waitPort(listen, 10_000, c);
+      } catch (e) { await c.stop(); throw e; }
+      return { address: listen, pid: c.pid, stop: () => c.stop() };
+    },
   };
 }
 
@@ -177,6 +224,15 @@ function haproxy(ctx: Ctx, threads: number): System {
       const cfg = join(dir, "haproxy.cfg");
       writeFileSync(cfg, haproxyConfig(listen, backend, threads));
       const c = new Child(`haproxy t${threads}`, ["haproxy", "-f", cfg, "-db"], join(dir, "haproxy"));
+      try { await waitPort(listen, 10_000, c); } catch (e) { await c.stop(); throw e; }
+      return { address: listen, pid: c.pid, stop: () => c.stop() };
+    },
+    startTls: async (backend) => {
+      const dir = dirFor(ctx, `haproxy-tls-t${threads}`);
+      const listen = `127.0.0.1:${freePort()}`;
+      const cfg = join(dir, "haproxy.cfg");
+      writeFileSync(cfg, haproxyConfig(listen, backend, threads, benchCert(ctx)));
+      const c = new Child(`haproxy tls t${threads}`, ["haproxy", "-f", cfg, "-db"], join(dir, "haproxy"));
       try { await waitPort(listen, 10_000, c); } catch (e) { await c.stop(); throw e; }
       return { address: listen, pid: c.pid, stop: () => c.stop() };
     },

@@ -29,18 +29,38 @@ export function configFromEnvironment(mode: "tcp" | "http" | "smtp" | null, env:
   const m = MODES[chosen];
   const layer: Layer = { source: "<environment>", value: {}, origins: new Map() };
   const backend = env[m.backend] || (env.PROXY_RESOLVER ? undefined : m.defaultBackend);
-  // The reference proxy's TCP ports carry PostgreSQL and MySQL, but protocol-aware routing for them is
-  // a later step: until then they are plain TCP listeners.
+  // The reference proxy's TCP ports carry PostgreSQL and MySQL: plain TCP listeners, except the
+  // PostgreSQL port with PROXY_TLS_ENABLED (a postgres listener, below).
   const protocol = chosen === "tcp" ? "tcp" : chosen;
   (layer.value as Record<string, unknown>).listeners = m.ports.map(([name, variable, port], i) => {
     layer.origins.set(JSON.stringify(["listeners", i, "listen"]), variable);
     layer.origins.set(JSON.stringify(["listeners", i, "routes"]), m.backend);
+    const tls = name === "postgres" ? postgresTls(env, layer, i) : null;
     return {
-      name, protocol, listen: [`0.0.0.0:${env[variable] || port}`],
+      name, protocol: tls ? "postgres" : protocol, listen: [`0.0.0.0:${env[variable] || port}`], ...tls,
       ...(backend ? { routes: [{ name: "backend", upstreams: [{ address: backend }] }] } : {}),
     };
   });
   return layer;
+}
+
+/**
+ * PROXY_TLS_ENABLED and friends (the reference proxy's "PostgreSQL STARTTLS"): the PostgreSQL port
+ * becomes a postgres listener that answers SSLRequest and terminates TLS with PROXY_TLS_CERT/KEY,
+ * verifying clients against PROXY_TLS_CA when given. MySQL's SSL handshake is not built: its port
+ * stays plain TCP.
+ */
+function postgresTls(env: Env, layer: Layer, i: number): Record<string, unknown> | null {
+  if (!env.PROXY_TLS_ENABLED || !TRUE.has(env.PROXY_TLS_ENABLED.toLowerCase())) return null;
+  layer.origins.set(JSON.stringify(["listeners", i, "protocol"]), "PROXY_TLS_ENABLED");
+  layer.origins.set(JSON.stringify(["listeners", i, "defaultCert"]), "PROXY_TLS_CERT/PROXY_TLS_KEY");
+  const out: Record<string, unknown> = { defaultCert: { cert: env.PROXY_TLS_CERT || undefined, key: env.PROXY_TLS_KEY || undefined } };
+  if (env.PROXY_TLS_CA) {
+    const require = env.PROXY_TLS_REQUIRE_CLIENT_CERT;
+    out.mtls = { ca: env.PROXY_TLS_CA, requireClientCert: require ? TRUE.has(require.toLowerCase()) : true };
+    layer.origins.set(JSON.stringify(["listeners", i, "mtls"]), "PROXY_TLS_CA");
+  }
+  return out;
 }
 
 const TRUE = new Set(["1", "true", "yes", "on"]);

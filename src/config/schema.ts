@@ -10,6 +10,7 @@ import { formatIp, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
+import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
   type Config, type ListenerConfig, type RespondConfig, type RouteConfig, type RouteMatch, type UpstreamConfig,
@@ -22,14 +23,12 @@ const LISTENER_KEYS = [
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
-  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs",
+  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls",
 ];
 const MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn", "clientCidr"];
-const UNBUILT_LISTENER_KEYS = ["defaultCert", "certDir", "mtls"];
-const UNBUILT_ROUTE_KEYS = ["ipAffinity", "terminateTls", "cert", "upstreamTls", "suspendTimeoutMs"];
-const UNBUILT_PROTECTION_KEYS = ["ja3Blocklist", "ja4Blocklist", "requireSni"];
-const UNBUILT_MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn"];
-const BUILT_PROTOCOLS = ["tcp"];
+const UNBUILT_ROUTE_KEYS = ["ipAffinity", "suspendTimeoutMs"];
+const UNBUILT_MATCH_KEYS = ["host", "path", "ehlo"];
+const BUILT_PROTOCOLS = ["tcp", ...TLS_PROTOCOLS];
 const DAY_MS = 86_400_000;
 
 export const DEFAULTS = {
@@ -110,9 +109,9 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
   const o = r.object(value, path, LISTENER_KEYS);
   if (!o) return undefined;
   const name = r.string(o, "name", path, `listener${index}`);
-  for (const key of UNBUILT_LISTENER_KEYS) if (key in o) notBuilt(r, [...path, key], key);
   const protocol = r.oneOf(o, "protocol", path, PROTOCOLS, "tcp");
   if (!BUILT_PROTOCOLS.includes(protocol)) notBuilt(r, [...path, "protocol"], `protocol "${protocol}"`);
+  const protection = readProtection(r, o.protection, [...path, "protection"]);
 
   const listenValue = typeof o.listen === "string" ? [o.listen] : o.listen;
   const listen: SocketAddress[] = [];
@@ -138,7 +137,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     : r.array(o.routes, [...path, "routes"]);
   if (routeList?.length === 0 && !hasResolver) r.fail([...path, "routes"], "routes must hold at least one route");
   routeList?.forEach((item, i) => {
-    const route = readRoute(r, item, [...path, "routes", i], i);
+    const route = readRoute(r, item, [...path, "routes", i], i, protocol);
     if (!route) return;
     routes.push(route);
     if (routeNames.has(route.name)) r.fail([...path, "routes", i, "name"], `duplicate route name "${route.name}"`);
@@ -149,6 +148,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     }
   });
 
+  checkTlsCertificates(r, o, path, routes, protocol);
   return {
     name,
     listen,
@@ -159,8 +159,9 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
     handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
+    ...readTlsListener(r, o, path, protocol, protection),
     routes,
-    gate: readGateConfig(r, readProtection(r, o.protection, [...path, "protection"]), [...path, "protection"]),
+    gate: readGateConfig(r, protection, [...path, "protection"]),
   };
 }
 
@@ -168,11 +169,10 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
 function readProtection(r: ConfigReader, value: unknown, path: JsonPath): Obj {
   if (value === undefined) return {};
   const o = r.object(value, path, PROTECTION_KEYS) ?? {};
-  for (const key of UNBUILT_PROTECTION_KEYS) if (key in o) notBuilt(r, [...path, key], `protection.${key}`);
   return o;
 }
 
-function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: number): RouteConfig | undefined {
+function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: number, protocol: ListenerConfig["protocol"]): RouteConfig | undefined {
   const o = r.object(value, path, ROUTE_KEYS);
   if (!o) return undefined;
   for (const key of UNBUILT_ROUTE_KEYS) if (key in o) notBuilt(r, [...path, key], key);
@@ -200,6 +200,7 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     balance,
     respond,
     rateLimit: readRouteRate(r, o, path),
+    ...readTlsRoute(r, o, path, protocol),
   };
 }
 
@@ -218,7 +219,7 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath): RouteMatch 
   // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
   if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
-  return { clientCidr };
+  return { clientCidr, ...readProtocolMatch(r, o, path) };
 }
 
 function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {

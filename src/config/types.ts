@@ -35,6 +35,43 @@ export interface RespondConfig {
 export interface RouteMatch {
   /** Client address ranges; empty = any client. */
   readonly clientCidr: readonly Cidr[];
+  /** Server names, lower case without a trailing dot: "a.example.com", "*.example.com" or "" (any); empty = any. */
+  readonly sni: readonly string[];
+  /** ALPN protocols; the route matches when the client offers any of them; empty = any. */
+  readonly alpn: readonly string[];
+  /** PostgreSQL database and user names (exact); empty = any. */
+  readonly database: readonly string[];
+  readonly user: readonly string[];
+}
+
+/** A certificate chain and its private key, as file paths. */
+export interface CertPaths {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Client-certificate verification (mTLS). */
+export interface MtlsConfig {
+  /** CA bundle (file path) that client certificates must chain to. */
+  readonly ca: string;
+  /** true: a client without a valid certificate is refused; false: asked for one, accepted without. */
+  readonly requireClientCert: boolean;
+}
+
+/** TLS towards the upstream of a terminated route. */
+export interface UpstreamTlsConfig {
+  /** SNI sent to the upstream and the name its certificate must carry; null = the upstream's host. */
+  readonly serverName: string | null;
+  /** CA bundle (file path); null = the system's trust store. */
+  readonly ca: string | null;
+  readonly verify: boolean;
+}
+
+/** The TLS keys of a listener's `protection` (the other keys belong to src/protect/). */
+export interface TlsProtection {
+  readonly ja3Blocklist: readonly string[];
+  readonly ja4Blocklist: readonly string[];
+  readonly requireSni: boolean;
 }
 
 export interface RouteConfig {
@@ -46,6 +83,13 @@ export interface RouteConfig {
   readonly respond: RespondConfig | null;
   /** maxConnectionsPerSecond/burst of the route (across workers); null = unlimited. */
   readonly rateLimit: RateConfig | null;
+  /** TLS listeners: true = decrypt here (with `cert`, else the listener's), false = pass the bytes through. */
+  readonly terminateTls: boolean;
+  readonly cert: CertPaths | null;
+  /** Overrides the listener's mtls for this route; null = the listener's. */
+  readonly mtls: MtlsConfig | null;
+  /** null = plaintext to the upstream. */
+  readonly upstreamTls: UpstreamTlsConfig | null;
 }
 
 export interface ListenerConfig {
@@ -61,8 +105,13 @@ export interface ListenerConfig {
   readonly resolveTimeoutMs: number;
   /** Trust run-time endpoints without the SSRF check (the reference proxy's *_SKIP_VALIDATION). */
   readonly skipValidation: boolean;
-  /** TLS and protocol handshakes must finish within this (used once TLS is built). */
+  /** From accept until relaying starts (sniffing, TLS handshake, PostgreSQL startup): slower is dropped. */
   readonly handshakeTimeoutMs: number;
+  readonly defaultCert: CertPaths | null;
+  /** A directory of NAME.pem + NAME.key pairs, chosen by the SANs of each certificate. */
+  readonly certDir: string | null;
+  readonly mtls: MtlsConfig | null;
+  readonly tlsProtection: TlsProtection;
   readonly routes: readonly RouteConfig[];
   /** The gate's part of `protection` (src/protect/config.ts). */
   readonly gate: GateConfig;

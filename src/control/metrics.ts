@@ -74,6 +74,8 @@ export interface MetricsSnapshot {
   routes: [string, CountersSnapshot][];
   reloads: { ok: number; failed: number };
   relay: string;
+  tlsHandshakes: [string, number][];
+  tlsRefused: [string, number][];
 }
 
 /** Upper bounds (seconds) of the upstream connect time histogram's buckets; +Inf follows. */
@@ -93,6 +95,15 @@ export class Metrics {
   relayEngine = "userspace";
   /** Worker processes running (supervisor only; 0 in a single process). */
   workers = 0;
+  /** TLS handshakes by `listener\0mode` (terminate, passthrough). */
+  readonly tlsHandshakes = new Map<string, number>();
+  /** Connections refused before routing by `listener\0reason` (malformed hello, blocked JA3, …). */
+  readonly tlsRefused = new Map<string, number>();
+
+  countTls(map: Map<string, number>, listener: string, label: string): void {
+    const key = `${listener}\0${label}`;
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
 
   listener(name: string): Counters {
     let c = this.listeners.get(name);
@@ -113,6 +124,8 @@ export class Metrics {
       routes: [...this.routes].map(([k, c]) => [k, c.toJSON()]),
       reloads: { ...this.reloads },
       relay: this.relayEngine,
+      tlsHandshakes: [...this.tlsHandshakes],
+      tlsRefused: [...this.tlsRefused],
     };
   }
 
@@ -124,6 +137,8 @@ export class Metrics {
       const [listener, route] = key.split("\0") as [string, string];
       this.route(listener, route).add(c);
     }
+    for (const [key, n] of s.tlsHandshakes) this.tlsHandshakes.set(key, (this.tlsHandshakes.get(key) ?? 0) + n);
+    for (const [key, n] of s.tlsRefused) this.tlsRefused.set(key, (this.tlsRefused.get(key) ?? 0) + n);
   }
 
   toJSON(): object {
@@ -134,6 +149,8 @@ export class Metrics {
       reloads: this.reloads,
       listeners: Object.fromEntries(this.listeners),
       routes: Object.fromEntries([...this.routes].map(([k, v]) => [k.replace("\0", "/"), v])),
+      tlsHandshakes: Object.fromEntries([...this.tlsHandshakes].map(([k, v]) => [k.replace("\0", "/"), v])),
+      tlsRefused: Object.fromEntries([...this.tlsRefused].map(([k, v]) => [k.replace("\0", "/"), v])),
     };
   }
 
@@ -180,6 +197,12 @@ export class Metrics {
     }
     family("switchyard_relay_engine", "gauge", "The relay engine in use (1 for the engine named).", [[{ engine: this.relayEngine }, 1]]);
     if (this.workers > 0) family("switchyard_workers", "gauge", "Worker processes running.", [[{}, this.workers]]);
+    const split = (map: Map<string, number>, label: string) => [...map].map(([k, n]) => {
+      const [listener, value] = k.split("\0") as [string, string];
+      return [{ listener, [label]: value }, n] as [Record<string, string>, number];
+    });
+    family("switchyard_tls_handshakes_total", "counter", "TLS connections by mode (terminate: handshake completed here; passthrough: hello read and passed on).", split(this.tlsHandshakes, "mode"));
+    family("switchyard_tls_refused_total", "counter", "Connections refused before routing, by reason (malformed hello, fingerprint blocklist, missing SNI, handshake failure or timeout).", split(this.tlsRefused, "reason"));
     family("switchyard_reloads_total", "counter", "Configuration reloads, by result.", [[{ result: "ok" }, this.reloads.ok], [{ result: "failed" }, this.reloads.failed]]);
     out.push("# HELP switchyard_uptime_seconds Seconds since start.", "# TYPE switchyard_uptime_seconds gauge",
       `switchyard_uptime_seconds ${Math.round((Date.now() - this.startedAt) / 1000)}`);

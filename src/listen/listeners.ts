@@ -11,6 +11,7 @@ import type { Conn } from "../proxy/conn.ts";
 import type { ListenerRuntime } from "../proxy/runtime.ts";
 import { accept } from "../proxy/pipeline.ts";
 import { CLIENT_HANDLERS } from "../relay/userspace.ts";
+import { SNIFF_HANDLERS } from "../proxy/sniff-stage.ts";
 
 export type BoundListener = {
   readonly address: string;
@@ -21,7 +22,9 @@ export type BoundListener = {
 
 /** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
 export function handlersFor(listener: ListenerRuntime) {
-  return { ...CLIENT_HANDLERS, open: (client: Socket<Conn>) => accept(listener, client) };
+  // Listeners that read before routing (tls, postgres) wrap the relay's handlers (src/proxy/sniff-stage.ts).
+  const base = listener.sniffs ? SNIFF_HANDLERS : CLIENT_HANDLERS;
+  return { ...base, open: (client: Socket<Conn>) => accept(listener, client) };
 }
 
 /**

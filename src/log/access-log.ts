@@ -20,6 +20,11 @@ export interface AccessRecord {
   ja3: string | null;
   ja4: string | null;
   tls: "terminate" | "passthrough" | "none";
+  /** mTLS: the verified client certificate's subject (only when there is one). */
+  clientCert?: string;
+  /** postgres listeners: from the StartupMessage. */
+  database?: string;
+  user?: string | null;
   relay: "userspace" | "splice" | "sockmap" | null;
   bytesIn: number;
   bytesOut: number;

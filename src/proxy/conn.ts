@@ -7,6 +7,7 @@ import type { Socket } from "bun";
 import type { Counters } from "../control/metrics.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import type { GateTicket } from "../protect/gate.ts";
+import type { ProtoState } from "./proto-state.ts";
 
 /** Bit flags of {@link Conn.flags}. */
 export const CLIENT_EOF = 1; // the client sent FIN
@@ -19,6 +20,9 @@ export const FINISHED = 64; // counted and logged; any further event is ignored
 export const HANDED_OVER = 128; // a native engine relays the bytes; Bun's events are not ours to act on
 export const DIALING = 256; // connecting to the upstream since lastActive (the sweeper times it out)
 export const SPLICE_LATER = 512; // relay "auto": hand over to the splice engine once busy
+export const SNIFFING = 1024; // reading the first bytes (ClientHello, PostgreSQL startup) before routing
+export const HANDSHAKING = 2048; // between accept and dialing on a sniffing listener (handshakeTimeoutMs)
+export const USERSPACE_ONLY = 4096; // decrypted here: the bytes must not be handed to a kernel relay
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 
@@ -44,6 +48,8 @@ export class Conn {
   gateTicket: GateTicket | null = null;
   /** First reason wins: later events of a closing connection do not overwrite why it closed. */
   reason: string | null = null;
+  /** What was sniffed and how TLS was handled; null on listeners that do not sniff (tcp). */
+  proto: ProtoState | null = null;
 
   /** Read at accept: Bun cannot tell a closed socket's peer any more. */
   readonly clientIp: string;
@@ -52,7 +58,8 @@ export class Conn {
   constructor(
     readonly id: number,
     readonly listener: ListenerRuntime,
-    readonly client: Socket<Conn>,
+    /** The client socket; after TLS termination, the TLS socket over the accepted one. */
+    public client: Socket<Conn>,
   ) {
     this.routeCounters = listener.unrouted;
     // A unix-socket client has no address or port.

@@ -52,8 +52,8 @@ export function finish(conn: Conn): void {
   const client = `${conn.clientIp}:${conn.clientPort}`;
   state.accessLog?.write({
     ts: new Date().toISOString(), id: conn.id, listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
-    client, upstream: conn.upstreamText, protocol: conn.listener.config.protocol, sni: null, alpn: null, ja3: null, ja4: null,
-    tls: "none", relay: conn.upstream ? conn.relay : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
+    client, upstream: conn.upstreamText, protocol: conn.listener.config.protocol, ...protoFields(conn),
+    relay: conn.upstream ? conn.relay : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
   });
   const hook = state.resolver?.onDisconnect;
   if (hook) {
@@ -67,4 +67,17 @@ export function finish(conn: Conn): void {
       log.warn("resolver onDisconnect threw", { error: String(e) });
     }
   }
+}
+
+const NO_PROTO = { sni: null, alpn: null, ja3: null, ja4: null, tls: "none" } as const;
+
+/** The access log's TLS and PostgreSQL fields (null on plain TCP listeners). */
+function protoFields(conn: Conn) {
+  const p = conn.proto;
+  if (!p) return NO_PROTO;
+  return {
+    sni: p.sni, alpn: p.alpn[0] ?? null, ja3: p.ja3, ja4: p.ja4, tls: p.tls,
+    ...(p.clientIdentity !== null ? { clientCert: p.clientIdentity } : {}),
+    ...(p.database !== null ? { database: p.database, user: p.user } : {}),
+  };
 }

@@ -13,6 +13,11 @@ import type { Resolver } from "../route/resolver.ts";
 import type { AccessLog } from "../log/access-log.ts";
 import type { Conn } from "./conn.ts";
 import { ListenerGate, RouteGate } from "../protect/gate.ts";
+import { ListenerCerts } from "../tls/certs.ts";
+import { RouteTls } from "../tls/route-tls.ts";
+import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
+import { PG_UPSTREAM_HANDLERS } from "../postgres/cancel.ts";
+import type { SocketHandler } from "bun";
 
 export class RouteRuntime {
   readonly counters: Counters;
@@ -20,9 +25,12 @@ export class RouteRuntime {
   /** Per upstream: its checked dial target, or null for a DNS name (looked up per connection). */
   readonly targets: (EndpointResult | null)[];
   readonly gate: RouteGate;
+  /** Certificates and settings when this route terminates TLS; null otherwise. */
+  readonly tls: RouteTls | null;
 
   constructor(readonly config: RouteConfig, readonly listener: ListenerRuntime, metrics: Metrics) {
     this.gate = new RouteGate(listener.config.name, config);
+    this.tls = config.terminateTls && listener.certs ? new RouteTls(listener.config, config, listener.certs) : null;
     this.counters = metrics.route(listener.config.name, config.name);
     this.balancer = new Balancer(config.balance, config.upstreams.length);
     const policy = { fromOperator: true, skipValidation: listener.config.skipValidation };
@@ -44,9 +52,21 @@ export class ListenerRuntime {
   readonly routes: RouteRuntime[];
   readonly table: RouteTable<RouteRuntime>;
   readonly gate: ListenerGate;
+  /** tls and postgres listeners read the client's first bytes before routing (src/proxy/sniff-stage.ts). */
+  readonly sniffs: boolean;
+  /** tls and postgres listeners: their certificates (loaded when the configuration is applied). */
+  readonly certs: ListenerCerts | null;
+  /** postgres listeners: TLS before any route is known (SSLRequest or direct TLS). */
+  readonly preRouteTls: RouteTls | null;
+  /** Socket handlers of this listener's upstream connections (postgres watches for BackendKeyData). */
+  readonly upstreamHandlers: SocketHandler<Conn>;
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
     this.gate = new ListenerGate(config);
+    this.sniffs = config.protocol === "tls" || config.protocol === "postgres";
+    this.certs = this.sniffs ? new ListenerCerts(config) : null;
+    this.preRouteTls = config.protocol === "postgres" ? new RouteTls(config, null, this.certs!) : null;
+    this.upstreamHandlers = config.protocol === "postgres" ? PG_UPSTREAM_HANDLERS : UPSTREAM_HANDLERS;
     this.counters = metrics.listener(config.name);
     this.unrouted = metrics.route(config.name, UNROUTED);
     this.resolved = metrics.route(config.name, RESOLVED);

@@ -8,15 +8,21 @@
  * @module
  */
 import type { ProxyState } from "./runtime.ts";
+import type { Conn } from "./conn.ts";
 import { abort } from "./finish.ts";
-import { DIALING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
+import { refuse } from "../tls/stage.ts";
+
+function handshakeTimeout(conn: Conn): void {
+  refuse(conn, "handshake_timeout");
+}
+import { DIALING, HANDSHAKING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
 
 /**
  * Sweep the connections of every state `states()` returns (after a reload, the old configuration's
  * connections live on beside the new one's). The period comes from the first state's timeouts.
  */
 export function startTimeoutSweeper(first: ProxyState, states: () => Iterable<ProxyState>): () => void {
-  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs]).filter((t) => t > 0);
+  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs, ...(l.sniffs ? [l.config.handshakeTimeoutMs] : [])]).filter((t) => t > 0);
   const period = Math.min(1000, Math.max(50, Math.floor(Math.min(...timeouts) / 4)));
   const timer = setInterval(() => { for (const state of states()) sweep(state); }, period);
   timer.unref();
@@ -29,6 +35,11 @@ function sweep(state: ProxyState): void {
     if (conn.flags & NOT_OURS) continue;
     const config = conn.listener.config;
     const silent = now - conn.lastActive;
+    // Sniffing and TLS: the whole handshake must fit in handshakeTimeoutMs, however the bytes trickle in.
+    if (conn.flags & HANDSHAKING) {
+      if (now - conn.startedAt > config.handshakeTimeoutMs) handshakeTimeout(conn);
+      continue;
+    }
     if ((conn.flags & (DIALING | UPSTREAM_OPEN)) === DIALING) {
       if (silent > config.connectTimeoutMs) abort(conn, "connect_timeout", `no answer from ${conn.upstreamText} within ${config.connectTimeoutMs} ms`);
     } else if (config.idleTimeoutMs > 0 && silent > config.idleTimeoutMs) {

@@ -20,7 +20,7 @@
  */
 import type { Socket } from "bun";
 import type { Config } from "../config/types.ts";
-import { CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, SPLICE_LATER, UPSTREAM_EOF, UPSTREAM_SHUT } from "../proxy/conn.ts";
+import { CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, SPLICE_LATER, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY } from "../proxy/conn.ts";
 
 const HALF_CLOSED = CLIENT_EOF | UPSTREAM_EOF | CLIENT_SHUT | UPSTREAM_SHUT;
 import { finish } from "../proxy/finish.ts";
@@ -74,6 +74,7 @@ export const SPLICE_AUTO_AFTER_BYTES = 256 * 1024;
  */
 export function spliceHandover(conn: Conn): boolean {
   const configured = conn.listener.state.config.relay;
+  if (conn.flags & USERSPACE_ONLY) return false; // TLS terminated here: the plaintext exists only in userspace
   if (relayEngine(conn.listener.state.config) !== "splice") return false;
   if (configured === "auto") {
     conn.flags |= SPLICE_LATER;

@@ -22,6 +22,8 @@ export interface ResolveContext {
   database: string | null;
   user: string | null;
   ehlo: string | null;
+  /** Subject of the client certificate verified by mTLS (e.g. "CN=alice,O=Example"); null without one. */
+  clientCert: string | null;
 }
 
 /**

@@ -206,13 +206,13 @@ describe("broken files: FILE:LINE:COL: message", () => {
       '  "listeners": [',
       "    {",
       '      "listen": "127.0.0.1:7000",',
-      '      "protocol": "tls",',
+      '      "protocol": "http",',
       '      "routes": [{ "upstreams": ["127.0.0.1:7001"] }]',
       "    }",
       "  ]",
       "}",
     );
-    expect(errorLines(path)).toEqual([`${path}:5:7: protocol "tls" ${NOT_BUILT}`]);
+    expect(errorLines(path)).toEqual([`${path}:5:7: protocol "http" ${NOT_BUILT}`]);
   });
 
   test("several issues, one line each, in order", () => {

@@ -113,6 +113,8 @@ const FAMILIES = {
   switchyard_upstream_connect_seconds: "histogram",
   switchyard_relay_engine: "gauge",
   switchyard_reloads_total: "counter",
+  switchyard_tls_handshakes_total: "counter",
+  switchyard_tls_refused_total: "counter",
   switchyard_uptime_seconds: "gauge",
 };
 

@@ -1,0 +1,106 @@
+/**
+ * CancelRequest routing. A client cancels a query by opening a new connection and sending the
+ * process id and secret key its backend gave it (BackendKeyData); the proxy must send that to the
+ * same backend. So the upstream handlers of postgres listeners read the backend's first messages
+ * (authentication, ParameterStatus, BackendKeyData, ReadyForQuery) as they pass, remember which
+ * backend address issued which key, and stop looking at ReadyForQuery. Bounded: at most
+ * {@link MAX_STARTUP_REPLY} bytes are watched per connection, at most {@link MAX_KEYS} keys are kept
+ * (finished connections' keys are dropped first).
+ * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
+ * @module
+ */
+import type { Socket, SocketHandler } from "bun";
+import { Conn, FINISHED } from "../proxy/conn.ts";
+import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
+import { abort } from "../proxy/finish.ts";
+import { concatBytes } from "../net/bytes.ts";
+
+/** The backend's startup replies are small (about 400 bytes); SASL adds a few hundred. */
+export const MAX_STARTUP_REPLY = 16 * 1024;
+export const MAX_KEYS = 65_536;
+// https://www.postgresql.org/docs/current/protocol-message-formats.html
+const BACKEND_KEY_DATA = 0x4b; // 'K'
+const READY_FOR_QUERY = 0x5a; // 'Z'
+const ERROR_RESPONSE = 0x45; // 'E'
+
+interface KeyOwner {
+  readonly conn: Conn;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** "pid:keyhex" → the backend that issued it. */
+const owners = new Map<string, KeyOwner>();
+
+function keyOf(pid: number, key: Uint8Array): string {
+  return `${pid}:${Buffer.from(key).toString("hex")}`;
+}
+
+/** Per connection: the backend bytes not yet parsed, or null once done watching. */
+const watching = new WeakMap<Conn, Uint8Array | null>();
+
+const upstreamData = UPSTREAM_HANDLERS.data!;
+
+export const PG_UPSTREAM_HANDLERS: SocketHandler<Conn> = {
+  ...UPSTREAM_HANDLERS,
+  data(upstream, chunk) {
+    const conn = upstream.data;
+    if (watching.get(conn) !== null && !(conn.flags & FINISHED)) watch(conn, upstream, chunk);
+    upstreamData(upstream, chunk);
+  },
+};
+
+function watch(conn: Conn, upstream: Socket<Conn>, chunk: Uint8Array): void {
+  const before = watching.get(conn);
+  const bytes = before ? concatBytes(before, chunk) : chunk;
+  let pos = 0;
+  while (pos + 5 <= bytes.length) {
+    const type = bytes[pos]!;
+    const len = ((bytes[pos + 1]! << 24) >>> 0) + (bytes[pos + 2]! << 16) + (bytes[pos + 3]! << 8) + bytes[pos + 4]!;
+    if (len < 4 || pos + 1 + len > bytes.length) break;
+    if (type === BACKEND_KEY_DATA && len >= 12) {
+      const body = bytes.subarray(pos + 5, pos + 1 + len);
+      const pid = ((body[0]! << 24) >>> 0) + (body[1]! << 16) + (body[2]! << 8) + body[3]!;
+      remember(keyOf(pid, body.subarray(4)), { conn, host: upstream.remoteAddress, port: upstream.remotePort });
+    }
+    if (type === READY_FOR_QUERY || type === ERROR_RESPONSE) return void watching.set(conn, null);
+    pos += 1 + len;
+  }
+  const rest = bytes.subarray(pos);
+  watching.set(conn, rest.length > MAX_STARTUP_REPLY || bytes.length - pos > MAX_STARTUP_REPLY ? null : rest.slice());
+}
+
+function remember(key: string, owner: KeyOwner): void {
+  if (owners.size >= MAX_KEYS) {
+    for (const [k, o] of owners) if (o.conn.flags & FINISHED) owners.delete(k);
+    // Still full: the oldest keys go (their sessions are the likeliest to have ended).
+    for (const k of owners.keys()) {
+      if (owners.size < MAX_KEYS) break;
+      owners.delete(k);
+    }
+  }
+  owners.set(key, owner);
+}
+
+interface CancelData { bytes: Uint8Array }
+
+const CANCEL_HANDLERS: SocketHandler<CancelData> = {
+  open(s) {
+    s.end(s.data.bytes);
+  },
+  data() {},
+  connectError() {},
+};
+
+/**
+ * Send a CancelRequest to the backend that issued the key, then close the client connection, as a
+ * server does (it never answers a CancelRequest). An unknown key is dropped silently.
+ */
+export function forwardCancel(conn: Conn, pid: number, key: Uint8Array, message: Uint8Array): void {
+  const owner = owners.get(keyOf(pid, key));
+  if (!owner || owner.conn.flags & FINISHED) return abort(conn, "cancel_unknown_key");
+  conn.upstreamText = `${owner.host}:${owner.port}`;
+  Bun.connect<CancelData>({ hostname: owner.host, port: owner.port, socket: CANCEL_HANDLERS, data: { bytes: message.slice() } }).catch(() => {});
+  conn.because("cancel_forwarded");
+  abort(conn, "cancel_forwarded");
+}

@@ -1,0 +1,42 @@
+/**
+ * Per-connection state of listeners that sniff before routing (tls, postgres): the first bytes,
+ * the facts read from them, and how TLS was handled. One object, made only on those listeners, so a
+ * plain TCP connection carries a single null field for all of it.
+ * @module
+ */
+import type { Socket } from "bun";
+import { FirstBytes } from "../sniff/collect.ts";
+import type { Conn } from "./conn.ts";
+
+/** Shared by every connection whose first bytes were released (it is never pushed to). */
+const EMPTY = new FirstBytes();
+
+export type SniffPhase = "tls-hello" | "pg-startup";
+
+export class ProtoState {
+  first = new FirstBytes();
+  sni: string | null = null;
+  alpn: readonly string[] = [];
+  ja3: string | null = null;
+  ja4: string | null = null;
+  tls: "terminate" | "passthrough" | "none" = "none";
+  /** Verified client certificate (mTLS): its subject, e.g. "CN=alice,O=Example". */
+  clientIdentity: string | null = null;
+  database: string | null = null;
+  user: string | null = null;
+  /** The accepted TCP socket once a TLS socket runs over it (its events are not the relay's). */
+  raw: Socket<Conn> | null = null;
+
+  constructor(public phase: SniffPhase) {}
+
+  /** The collected bytes have been handed on (replayed, given to TLS, sent to the backend): drop them. */
+  release(): void {
+    this.first = EMPTY;
+  }
+
+  /** Start reading a new message from scratch (after a PostgreSQL SSLRequest/GSSENCRequest, or TLS). */
+  restart(phase: SniffPhase): void {
+    this.phase = phase;
+    this.first = new FirstBytes();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The sniff stage of listeners that route on what the client says first (tls, postgres): keep the
+ * client readable, collect its first bytes in one place (src/sniff/collect.ts), and hand them to
+ * the protocol's phase until it has its facts. The listener's socket handlers are the relay's,
+ * wrapped so that (1) bytes go to the sniffer while SNIFFING, and (2) events of an accepted socket
+ * that now carries a TLS socket are left to the TLS socket, which is `conn.client` from then on.
+ * Time is bounded by handshakeTimeoutMs (the sweeper), size by MAX_SNIFF_BYTES (the collector).
+ * @module
+ */
+import type { Socket, SocketHandler } from "bun";
+import { Conn, HANDSHAKING, NOT_OURS, SNIFFING } from "./conn.ts";
+import { ProtoState } from "./proto-state.ts";
+import { CLIENT_HANDLERS } from "../relay/userspace.ts";
+import { abort } from "./finish.ts";
+import { helloPhase } from "../tls/stage.ts";
+import { pgStartupPhase } from "../postgres/stage.ts";
+
+/** Begin sniffing: the client stays readable and its bytes come to {@link sniffData}. */
+export function startSniff(conn: Conn): void {
+  conn.proto = new ProtoState(conn.listener.config.protocol === "postgres" ? "pg-startup" : "tls-hello");
+  conn.flags |= SNIFFING | HANDSHAKING;
+}
+
+function sniffData(conn: Conn, chunk: Uint8Array): void {
+  conn.lastActive = performance.now();
+  const p = conn.proto!;
+  const full = p.first.push(chunk) === "full";
+  if (p.phase === "tls-hello") helloPhase(conn, full);
+  else pgStartupPhase(conn, full);
+}
+
+type Handlers = Omit<SocketHandler<Conn>, "open"> & { handshake?(s: Socket<Conn>, ok: boolean, error: Error | null): void };
+
+const clientData = CLIENT_HANDLERS.data!;
+const clientEnd = CLIENT_HANDLERS.end!;
+const clientDrain = CLIENT_HANDLERS.drain!;
+const clientClose = CLIENT_HANDLERS.close!;
+const clientError = CLIENT_HANDLERS.error!;
+
+/** Client handlers of sniffing listeners (accepted sockets and the TLS sockets made over them). */
+export const SNIFF_HANDLERS: Handlers = {
+  binaryType: "uint8array",
+  data(s, chunk) {
+    const conn = s.data;
+    if (s !== conn.client || conn.flags & NOT_OURS) return;
+    if (conn.flags & SNIFFING) return sniffData(conn, chunk);
+    clientData(s, chunk);
+  },
+  drain(s) {
+    if (s === s.data.client) clientDrain(s);
+  },
+  end(s) {
+    const conn = s.data;
+    if (s !== conn.client || conn.flags & NOT_OURS) return;
+    // A client that stops before it has said enough to be routed: nothing to relay.
+    if (conn.flags & SNIFFING) return abort(conn, conn.proto!.first.length > 0 ? "incomplete_handshake" : "client_closed");
+    clientEnd(s);
+  },
+  close(s, error) {
+    if (s === s.data.client) clientClose(s, error);
+  },
+  error(s, error) {
+    if (s === s.data.client) clientError(s, error);
+  },
+};

@@ -1,0 +1,55 @@
+/**
+ * The one place that collects the first bytes of a connection before it is routed. Chunks are kept
+ * as Bun delivered them (each data event is a fresh copy) and joined only when a sniffer asks, so a
+ * hello that arrives one byte at a time costs one join per read, not one per byte per sniffer.
+ *
+ * Bounds, and why:
+ * - size, {@link MAX_SNIFF_BYTES}: a ClientHello with a post-quantum key share is about 1.7 KB and
+ *   real ones stay far below 16 KB (one TLS record's payload is at most 2^14); anything longer is
+ *   not a hello we will route on, and reading without a cap is a memory attack.
+ * - time, the listener's handshakeTimeoutMs: a client that sends one byte a minute must not hold a
+ *   connection slot; the timeout sweeper enforces it (no timer per connection).
+ * Pure: no Bun.
+ * @module
+ */
+/** RFC 8446 §5.1: a record carries at most 2^14 bytes; one hello needs at most about one record. */
+export const MAX_SNIFF_BYTES = 16 * 1024;
+
+export class FirstBytes {
+  #buffer: Uint8Array = new Uint8Array(0);
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Add a chunk; "full" when the bound is reached (the sniffer then has all it will ever get). */
+  push(chunk: Uint8Array): "ok" | "full" {
+    if (this.#length === 0) {
+      this.#buffer = chunk; // the common case: the whole hello in one read, no copy
+      this.#length = chunk.length;
+    } else {
+      // Nothing read is dropped: a passthrough must send every byte on, even past the bound.
+      const need = this.#length + chunk.length;
+      if (!this.#owned || need > this.#buffer.length) this.#grow(need);
+      this.#buffer.set(chunk, this.#length);
+      this.#length = need;
+    }
+    return this.#length >= MAX_SNIFF_BYTES ? "full" : "ok";
+  }
+
+  /** Everything read so far: what a passthrough sends on first. */
+  get bytes(): Uint8Array {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  #owned = false;
+
+  /** Doubling growth: a hello read one byte at a time is copied O(n) times in total, not O(n²). */
+  #grow(need: number): void {
+    const next = new Uint8Array(Math.max(need, this.#owned ? this.#buffer.length * 2 : 2048));
+    next.set(this.#buffer.subarray(0, this.#length));
+    this.#buffer = next;
+    this.#owned = true;
+  }
+}

@@ -1,0 +1,71 @@
+import { describe, expect, test } from "bun:test";
+import { readConfig } from "../../src/config/schema.ts";
+import type { JsonPath } from "../../src/config/jsonc.ts";
+import type { Config } from "../../src/config/types.ts";
+type Json = Record<string, unknown>;
+
+/** `listeners[0].routes[1].name` for a path, to keep expectations short. */
+function show(path: JsonPath): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
+}
+
+/** A valid config with one listener and one route, with `listener` and `route` merged in. */
+function minimal(listener: Json = {}, route: Json = {}, top: Json = {}): Json {
+  return {
+    listeners: [{ listen: "127.0.0.1:7000", routes: [{ upstreams: ["127.0.0.1:7001"], ...route }], ...listener }],
+    ...top,
+  };
+}
+
+function valid(value: unknown, env: Record<string, string | undefined> = {}): Config {
+  const { config, issues } = readConfig(value, "test.jsonc", env);
+  if (!config) throw new Error(`expected a valid config, got:\n${issues.map((i) => `${show(i.path)}: ${i.message}`).join("\n")}`);
+  expect(issues).toEqual([]);
+  return config;
+}
+
+/** Every issue as `path: message`, in the order reported. */
+function issues(value: unknown, env: Record<string, string | undefined> = {}): string[] {
+  const result = readConfig(value, "test.jsonc", env);
+  expect(result.config).toBeNull();
+  return result.issues.map((i) => `${show(i.path)}: ${i.message}`);
+}
+
+
+const tls = (listener: Json = {}, route: Json = {}) => minimal({ protocol: "tls", ...listener }, route);
+
+describe("TLS keys", () => {
+  test("a tls listener with certificates, mTLS, protection and routes of every kind", () => {
+    const c = valid(tls({
+      defaultCert: { cert: "/c.pem", key: "/c.key" }, certDir: "/certs", mtls: { ca: "/ca.pem" },
+      protection: { ja3Blocklist: ["5a1edc7f170af1014fc65c994878e63c"], ja4Blocklist: ["t13d1516h2_8daaf6152771_e5627efa2ab1"], requireSni: true },
+    }, { match: { sni: ["*.Example.com", "a.test."], alpn: "h2" }, terminateTls: true, upstreamTls: { serverName: "in.test" } }));
+    const l = c.listeners[0]!;
+    expect(l.defaultCert).toEqual({ cert: "/c.pem", key: "/c.key" });
+    expect(l.mtls).toEqual({ ca: "/ca.pem", requireClientCert: true });
+    expect(l.tlsProtection.requireSni).toBe(true);
+    const r = l.routes[0]!;
+    expect(r.match?.sni).toEqual(["*.example.com", "a.test"]);
+    expect(r.match?.alpn).toEqual(["h2"]);
+    expect(r.terminateTls).toBe(true);
+    expect(r.upstreamTls).toEqual({ serverName: "in.test", ca: null, verify: true });
+  });
+
+  test.each<[string, Json, string]>([
+    ["a wildcard in the middle", tls({}, { match: { sni: "a.*.test" } }), 'listeners[0].routes[0].match.sni: only a leading "*." wildcard is supported: "a.*.test"'],
+    ["a malformed JA3", tls({ protection: { ja3Blocklist: ["xyz"] } }), "listeners[0].protection.ja3Blocklist[0]: a JA3 fingerprint is 32 lower-case hex digits (the MD5)"],
+    ["terminateTls on tcp", minimal({}, { terminateTls: true }), 'listeners[0].routes[0].terminateTls: terminateTls needs protocol "tls" or "postgres" (this listener is "tcp")'],
+    ["cert without terminating", tls({}, { cert: { cert: "a", key: "b" } }), 'listeners[0].routes[0].cert: cert applies to a route that terminates TLS (set "terminateTls": true)'],
+    ["defaultCert on tcp", minimal({ defaultCert: { cert: "a", key: "b" } }), 'listeners[0].defaultCert: defaultCert needs protocol "tls" or "postgres" (this listener is "tcp")'],
+    ["a terminating route with no certificate anywhere", tls({}, { terminateTls: true }), "listeners[0].routes[0]: this route terminates TLS but has no cert, and the listener has neither defaultCert nor certDir"],
+    ["respond on a tls listener", minimal({ protocol: "tls" }, { upstreams: undefined, respond: { body: "x" } }), 'listeners[0].routes[0].respond: respond answers plain HTTP, which a "tls" listener\'s clients do not speak'],
+    ["a route cert on a postgres listener", minimal({ protocol: "postgres", defaultCert: { cert: "a", key: "b" } }, { cert: { cert: "c", key: "d" } }), "listeners[0].routes[0].cert: a postgres listener ends TLS before the route is known (the database is inside TLS): set defaultCert or certDir on the listener"],
+    ["a certificate without key", tls({ defaultCert: { cert: "a" } }), "listeners[0].defaultCert: a certificate needs both cert and key (file paths)"],
+  ])("%s", (_, value, expected) => {
+    expect(issues(value)).toEqual([expected]);
+  });
+
+  test("postgres routes terminate by default", () => {
+    expect(valid(minimal({ protocol: "postgres" }, { match: { database: "orders" } })).listeners[0]!.routes[0]!.terminateTls).toBe(true);
+  });
+});
