@@ -463,14 +463,16 @@ describe("not built yet", () => {
   });
 
   test("the SPEC's example listener is valid", () => {
-    const found = issues({
+    const config = valid({
       listeners: [{
         name: "edge", listen: ["127.0.0.1:8443"], protocol: "tls", defaultCert: { cert: "/etc/ssl/a.pem", key: "/etc/ssl/a.key" },
         protection: { rateLimit: { connectionsPerSecond: 50, burst: 100 }, requireSni: false },
         routes: [{ match: { sni: "api.example.com" }, upstreams: [{ address: "10.0.0.2:8443" }], balance: "least-conn", terminateTls: true }],
       }],
     });
-    expect(found).toEqual([]);
+    const edge = config.listeners[0]!;
+    expect(edge.gate.rateLimit).toEqual({ connectionsPerSecond: 50, burst: 100 });
+    expect(edge.routes[0]!.terminateTls).toBe(true);
   });
 });
 
