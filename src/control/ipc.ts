@@ -11,7 +11,9 @@ export type ToWorker =
   | { readonly t: "reload"; readonly id: number; readonly reopen: boolean }
   | { readonly t: "scrape"; readonly id: number }
   /** Stop accepting, drain, exit 0 (the supervisor is replacing or stopping this worker). */
-  | { readonly t: "stop" };
+  | { readonly t: "stop" }
+  /** A postgres CancelRequest another worker does not own the key of (hex message). */
+  | { readonly t: "cancel"; readonly key: string; readonly message: string };
 
 export type FromWorker =
   | { readonly t: "ready"; readonly pid: number }
@@ -19,7 +21,9 @@ export type FromWorker =
   /** id 0: unasked, the last snapshot of a worker about to exit. */
   | { readonly t: "metrics"; readonly id: number; readonly metrics: MetricsSnapshot }
   /** Told to stop by someone other than the supervisor (a signal): the supervisor starts a replacement now. */
-  | { readonly t: "draining"; readonly pid: number };
+  | { readonly t: "draining"; readonly pid: number }
+  /** A postgres CancelRequest whose key this worker does not know: offer it to the others. */
+  | { readonly t: "cancel"; readonly key: string; readonly message: string };
 
 /** Environment variables the supervisor sets for a worker. */
 export const WORKER_ENV = {

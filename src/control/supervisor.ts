@@ -257,6 +257,10 @@ export class Supervisor {
       case "reloaded":
         this.#reply(m.id, m);
         return;
+      case "cancel":
+        // The session is in some other worker; the one that owns the key sends it on.
+        for (const other of this.#workers) if (other !== w && other.ready) this.#send(other, m);
+        return;
     }
   }
 

@@ -14,6 +14,7 @@ import { Service } from "./service.ts";
 import { limitsAttach } from "../native/limits.ts";
 import { SharedLimitTable } from "../protect/shared-table.ts";
 import { useLimitTable } from "../protect/gate.ts";
+import { cancelIfOwned, onUnknownCancelKey } from "../postgres/cancel.ts";
 
 /** How often a worker checks that its supervisor is still its parent. */
 const ORPHAN_CHECK_MS = 1000;
@@ -29,6 +30,7 @@ export async function runWorker(config: Config, load: () => Config, env: Record<
   await service.start(config);
   service.metrics.relayEngine = relayEngine(config);
   const send = (m: FromWorker) => process.send?.(m);
+  onUnknownCancelKey((key, message) => send({ t: "cancel", key, message: Buffer.from(message).toString("hex") }));
 
   let stopping = false;
   const stop = async (why: string, tellSupervisor: boolean) => {
@@ -46,6 +48,7 @@ export async function runWorker(config: Config, load: () => Config, env: Record<
       void (m.reopen ? service.hangup(`worker ${slot}`) : service.reload(`worker ${slot}`)).then((result) => send({ t: "reloaded", id: m.id, result }));
     } else if (m.t === "scrape") send({ t: "metrics", id: m.id, metrics: service.metrics.snapshot() });
     else if (m.t === "stop") void stop("supervisor", false);
+    else if (m.t === "cancel") cancelIfOwned(m.key, Buffer.from(m.message, "hex"));
   });
   process.on("SIGTERM", () => void stop("SIGTERM", true));
   // Ctrl-C reaches the whole process group: the supervisor decides (it stops every worker).

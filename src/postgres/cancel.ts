@@ -93,14 +93,43 @@ const CANCEL_HANDLERS: SocketHandler<CancelData> = {
 };
 
 /**
+ * Where a CancelRequest goes when this process does not know its key: with workers, the session may
+ * live in another worker (SO_REUSEPORT spreads a client's connections), so the worker hands the
+ * request to its supervisor, which offers it to every other worker ({@link cancelIfOwned}). Null in
+ * a single process.
+ */
+let askOtherWorkers: ((key: string, message: Uint8Array) => void) | null = null;
+
+export function onUnknownCancelKey(ask: (key: string, message: Uint8Array) => void): void {
+  askOtherWorkers = ask;
+}
+
+/**
  * Send a CancelRequest to the backend that issued the key, then close the client connection, as a
- * server does (it never answers a CancelRequest). An unknown key is dropped silently.
+ * server does (it never answers a CancelRequest). An unknown key is dropped silently, after the
+ * other workers were offered it.
  */
 export function forwardCancel(conn: Conn, pid: number, key: Uint8Array, message: Uint8Array): void {
-  const owner = owners.get(keyOf(pid, key));
-  if (!owner || owner.conn.flags & FINISHED) return abort(conn, "cancel_unknown_key");
-  conn.upstreamText = `${owner.host}:${owner.port}`;
+  const text = keyOf(pid, key);
+  const owner = owners.get(text);
+  if (owner && !(owner.conn.flags & FINISHED)) {
+    conn.upstreamText = sendCancel(owner, message);
+    return abort(conn, "cancel_forwarded");
+  }
+  if (!askOtherWorkers) return abort(conn, "cancel_unknown_key");
+  askOtherWorkers(text, message);
+  abort(conn, "cancel_to_workers");
+}
+
+/** A CancelRequest another worker could not place: send it on if this process owns the key. */
+export function cancelIfOwned(key: string, message: Uint8Array): boolean {
+  const owner = owners.get(key);
+  if (!owner || owner.conn.flags & FINISHED) return false;
+  sendCancel(owner, message);
+  return true;
+}
+
+function sendCancel(owner: KeyOwner, message: Uint8Array): string {
   Bun.connect<CancelData>({ hostname: owner.host, port: owner.port, socket: CANCEL_HANDLERS, data: { bytes: message.slice() } }).catch(() => {});
-  conn.because("cancel_forwarded");
-  abort(conn, "cancel_forwarded");
+  return `${owner.host}:${owner.port}`;
 }
