@@ -12,7 +12,7 @@ import { log } from "../log/logger.ts";
 import { startAdmin } from "../control/admin.ts";
 import { Service } from "../control/service.ts";
 import { nativeStatus } from "../native/index.ts";
-import { relayEngine } from "../relay/splice.ts";
+import { relayEngine } from "../relay/engine.ts";
 
 export async function serve(config: Config, load: () => Config): Promise<void> {
   const native = nativeStatus();

@@ -49,7 +49,6 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
   const workers = readWorkers(r, top);
   if (workers !== 1) notBuilt(r, ["workers"], `workers ${JSON.stringify(workers)} (more than one worker process)`);
   const relay = r.oneOf(top, "relay", [], RELAY_ENGINES, "auto");
-  if (relay === "sockmap") notBuilt(r, ["relay"], `the ${relay} relay engine`);
   const resolver = r.string(top, "resolver", []) ?? null;
   const admin = readAdmin(r, top.admin, env);
   const log = readLog(r, top.log);

@@ -17,7 +17,8 @@ export const RESPONDING = 32; // a static responder owns the connection
 export const FINISHED = 64; // counted and logged; any further event is ignored
 export const HANDED_OVER = 128; // a native engine relays the bytes; Bun's events are not ours to act on
 export const DIALING = 256; // connecting to the upstream since lastActive (the sweeper times it out)
-export const SPLICE_LATER = 512; // relay "auto": hand over to the splice engine once busy
+export const KERNEL_LATER = 512; // relay "auto": hand over to the kernel engine (sockmap or splice) once busy
+export const USERSPACE_ONLY = 1024; // never handed to a kernel engine (the proxy terminates TLS on it)
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 
@@ -36,7 +37,7 @@ export class Conn {
   bytesIn = 0;
   bytesOut = 0;
   /** The engine that relayed the bytes once the upstream was open (the access log's `relay`). */
-  relay: "userspace" | "splice" = "userspace";
+  relay: "userspace" | "splice" | "sockmap" = "userspace";
   readonly startedAt = performance.now();
   lastActive = this.startedAt;
   /** First reason wins: later events of a closing connection do not overwrite why it closed. */
@@ -55,6 +56,14 @@ export class Conn {
     // A unix-socket client has no address or port.
     this.clientIp = client.remoteAddress || "unix";
     this.clientPort = client.remotePort || 0;
+  }
+
+  /**
+   * Keep this connection in the userspace relay for its whole life: the TLS stage calls it for
+   * connections whose TLS the proxy terminates (their plaintext exists only in JS).
+   */
+  markUserspaceOnly(): void {
+    this.flags = (this.flags | USERSPACE_ONLY) & ~KERNEL_LATER;
   }
 
   /** Note why the connection is ending, unless a reason is already known. */

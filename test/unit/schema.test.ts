@@ -448,7 +448,6 @@ describe("not built yet", () => {
     ["mtls", minimal({ mtls: {} }), `listeners[0].mtls: mtls ${NOT_BUILT}`],
     ["workers 2", minimal({}, {}, { workers: 2 }), `workers: workers 2 (more than one worker process) ${NOT_BUILT}`],
     ["workers auto", minimal({}, {}, { workers: "auto" }), `workers: workers "auto" (more than one worker process) ${NOT_BUILT}`],
-    ["relay sockmap", minimal({}, {}, { relay: "sockmap" }), `relay: the sockmap relay engine ${NOT_BUILT}`],
     ["balance least-cpu", minimal({}, { balance: "least-cpu" }), `listeners[0].routes[0].balance: least-cpu balancing ${NOT_BUILT}`],
     ["proxyProtocol", minimal({}, { proxyProtocol: "v2" }), `listeners[0].routes[0].proxyProtocol: PROXY protocol ${NOT_BUILT}`],
     ["suspended", minimal({}, { suspended: true }), `listeners[0].routes[0].suspended: suspended routes ${NOT_BUILT}`],
