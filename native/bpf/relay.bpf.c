@@ -30,10 +30,13 @@ char sock_pairs[8] __attribute__((section("maps"), used));
 __attribute__((section("sk_skb/stream_verdict"), used))
 int relay_verdict(struct __sk_buff *skb)
 {
-	// A FIN arrives as an empty skb. Redirected, it would make the peer's send of 0 bytes fail
-	// (EPIPE) and stop that peer's redirects for good; FINs are passed on by the loader's thread.
+	// A FIN arrives as an empty skb: TCP has already noted it (the socket reads EOF, epoll says
+	// RDHUP). Redirected, the peer's backlog would send 0 bytes, which the kernel takes for a broken
+	// pipe (EPIPE, and that peer's redirects stop for good); passed, it would be queued behind
+	// bytes still waiting in this socket's own backlog and fail the same way. Dropped, it is just
+	// freed. FINs are passed on by the loader's thread (EPOLLRDHUP + shutdown).
 	if (skb->len == 0)
-		return SK_PASS;
+		return SK_DROP;
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	// flags 0 = egress: the bytes leave through the peer socket, toward the peer's remote end.
 	long verdict = bpf_sk_redirect_hash(skb, sock_pairs, &cookie, 0);

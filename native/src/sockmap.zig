@@ -17,8 +17,8 @@
 //!
 //! What the program does not do, this file's one thread (its own epoll) does:
 //! - FIN: the verdict never sees one. EPOLLRDHUP on a says a's peer is done; once every byte a
-//!   received has been written into b (tcp_info: b's bytes sent + not yet sent >= a's bytes
-//!   received, i.e. the redirect backlog is empty), shutdown(b, SHUT_WR). A shutdown sooner would
+//!   received has been written into b (b's bytes acknowledged + SIOCOUTQ >= a's tcp_info
+//!   bytes_received, i.e. the redirect backlog is empty), shutdown(b, SHUT_WR). A shutdown sooner would
 //!   put the FIN ahead of bytes still in the kworker's backlog.
 //! - Reset: EPOLLERR (or a socket found in TCP_CLOSE before we shut its write side) completes the
 //!   pair; SO_LINGER 0 on both makes their last close send RST to the other peer too.
@@ -26,8 +26,14 @@
 //! - Removal: entries are deleted when a pair completes, members first (the program stops), then
 //!   peers. A normal completion happens only after both backlogs are empty (see FIN), so the
 //!   deletion (which purges a socket's backlog) loses nothing.
-//! - Counts: bytes each way are tcp_info's bytes written into the destination socket since `add`
-//!   (sent once + retransmitted excluded + not yet sent): real kernel counts, not estimates.
+//! - Counts: bytes each way are the bytes written into the destination socket since `add`
+//!   (sys.bytesWritten: acknowledged + SIOCOUTQ): real kernel counts, not estimates.
+//! - Backpressure: NONE beyond the kernel's. The kernel takes a redirected segment off the source's
+//!   receive queue at once and queues it on the destination's redirect backlog, so TCP's window
+//!   stays open however slowly the destination's reader reads: a reader that stops lets the sender
+//!   fill kernel memory (the proxy's own memory stays flat). Pausing the source by taking it out of
+//!   `members` was tried and dropped: a source whose FIN arrives while paused cannot be put back
+//!   (the kernel refuses a socket that is no longer ESTABLISHED), and its last bytes were stranded.
 //! The fds are dup'ed for the same reason as in splice.zig (Bun closes a paused socket's fd on a
 //! reset; a bare number could be reused). Completions go through completion.Queue like splice's.
 const std = @import("std");
@@ -54,9 +60,9 @@ const Side = struct {
     fin: bool = false,
     /// we shut this side's write direction (passed the other peer's FIN on)
     shut: bool = false,
-    /// tcp_info bytes_queued of this socket at add: bytes the engine wrote into it are counted from here
+    /// sys.bytesWritten of this socket at add: bytes the engine wrote into it are counted from here
     base: u64 = 0,
-    /// bytes_queued when we shut its write side (after that, tcp_info may count the FIN as unsent)
+    /// bytesWritten when we shut its write side (after that, the FIN counts one more)
     final: ?u64 = null,
 };
 
@@ -155,7 +161,8 @@ pub const Engine = struct {
         _ = linux.write(self.evfd, @ptrCast(&one), 8);
     }
 
-    /// Hand over two connected TCP sockets (fd_a: the client side, fd_b: the upstream side). The
+    /// Hand over two connected TCP sockets (fd_a: the client side, accepted; fd_b: the upstream side,
+    /// connected by us: the FIN check counts b's SYN, see sys.SYN_COUNTED_ACTIVE). The
     /// caller must already have written every byte it read from one to the other. 0, or -errno and
     /// nothing was taken over: EPROTONOSUPPORT for a non-TCP socket, EOPNOTSUPP for a socket that is
     /// not ESTABLISHED any more (a FIN already arrived: the caller relays it itself).
@@ -173,15 +180,15 @@ pub const Engine = struct {
             sys.closeFd(da);
             sys.closeFd(db);
         };
-        const ia = sys.tcpInfo(da) orelse return sys.errnoInt(.PROTONOSUPPORT);
-        const ib = sys.tcpInfo(db) orelse return sys.errnoInt(.PROTONOSUPPORT);
+        const wa = sys.bytesWritten(da) orelse return sys.errnoInt(.PROTONOSUPPORT);
+        const wb = sys.bytesWritten(db) orelse return sys.errnoInt(.PROTONOSUPPORT);
         const ca = bpf.socketCookie(da) orelse return sys.errnoInt(.PROTONOSUPPORT);
         const cb = bpf.socketCookie(db) orelse return sys.errnoInt(.PROTONOSUPPORT);
         const p = self.gpa.create(Pair) catch return sys.errnoInt(.NOMEM);
         p.* = .{
             .id = id,
-            .a = .{ .fd = da, .cookie = ca, .base = ia.bytes_queued },
-            .b = .{ .fd = db, .cookie = cb, .base = ib.bytes_queued },
+            .a = .{ .fd = da, .cookie = ca, .base = wa },
+            .b = .{ .fd = db, .cookie = cb, .base = wb - sys.SYN_COUNTED_ACTIVE },
             .idle_ms = idle_ms,
         };
         // peers first, members second (see the top of the file); undo on any refusal.
@@ -313,9 +320,11 @@ pub const Engine = struct {
             self.fin_waiting += 1;
         }
         // Every byte s received (its FIN counts 1 in bytes_received) is written into `other`?
-        const oi = sys.tcpInfo(other.fd) orelse return;
-        if (oi.bytes_queued + 1 < info.bytes_received) return;
-        other.final = oi.bytes_queued;
+        // b connected (its count includes the SYN), a was accepted (see sys.SYN_COUNTED_ACTIVE).
+        const syn: u64 = if (side_b) 0 else sys.SYN_COUNTED_ACTIVE;
+        const written = (sys.bytesWritten(other.fd) orelse return) - syn;
+        if (written + 1 < info.bytes_received) return;
+        other.final = written;
         _ = linux.shutdown(other.fd, linux.SHUT.WR);
         other.shut = true;
         self.fin_waiting -= 1;
@@ -343,8 +352,8 @@ pub const Engine = struct {
         p.done = true;
         if (p.a.fin and !p.b.shut) self.fin_waiting -= 1;
         if (p.b.fin and !p.a.shut) self.fin_waiting -= 1;
-        const qa = p.a.final orelse if (sys.tcpInfo(p.a.fd)) |i| i.bytes_queued else p.a.base;
-        const qb = p.b.final orelse if (sys.tcpInfo(p.b.fd)) |i| i.bytes_queued else p.b.base;
+        const qa = p.a.final orelse sys.bytesWritten(p.a.fd) orelse p.a.base;
+        const qb = p.b.final orelse if (sys.bytesWritten(p.b.fd)) |w| w - sys.SYN_COUNTED_ACTIVE else p.b.base;
         if (reason == .a_reset or reason == .b_reset) {
             sys.setLingerZero(p.a.fd);
             sys.setLingerZero(p.b.fd);
@@ -543,4 +552,21 @@ test "sockmap: 200 pairs at once, then shutdown completes the live ones" {
     }
     try testing.expectEqual(@as(i32, 200), e.activeCount());
     e.destroy();
+}
+
+test "sockmap: a reader that stops does not hold the writer back (kernel backlog), all arrives after" {
+    const e = try engineOrSkip();
+    defer e.destroy();
+    const r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 3));
+    const total: usize = 128 << 20;
+    const t = try std.Thread.spawn(.{}, rig.writerThread, .{ r.b, total });
+    // The writer finishes although the client reads nothing: the bytes wait in kernel memory.
+    t.join();
+    const got = try rig.readToEof(r.c);
+    try testing.expectEqual(@as(u64, total), got.n);
+    var expect_sum: u64 = 0;
+    for (0..total) |i| expect_sum +%= @as(u8, @truncate((i % 65536) *% 7));
+    try testing.expectEqual(expect_sum, got.sum);
 }

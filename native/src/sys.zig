@@ -49,6 +49,8 @@ pub const TcpInfo = struct {
     /// payload bytes written into the socket so far (sent once, sent again, or not sent yet):
     /// bytes_sent - bytes_retrans + notsent_bytes, from one getsockopt (one consistent snapshot)
     bytes_queued: u64,
+    /// bytes written into the socket and not sent yet
+    notsent: u32,
 };
 
 /// tcp_info of a TCP socket; null for anything else (unix sockets) or a kernel older than 4.19.
@@ -72,7 +74,38 @@ pub fn tcpInfo(fd: i32) ?TcpInfo {
         .last_data_recv = u32At(&raw, 52),
         .bytes_received = u64At(&raw, 128),
         .bytes_queued = u64At(&raw, 200) - u64At(&raw, 208) + u32At(&raw, 144),
+        .notsent = u32At(&raw, 144),
     };
+}
+
+const SIOCOUTQ = 0x5411;
+
+/// tcpi_bytes_acked of a socket that connect()ed counts its SYN as one byte (the SYN-ACK advances
+/// snd_una by one); an accepted socket's does not. bytesWritten leaves that to the caller.
+pub const SYN_COUNTED_ACTIVE: u64 = 1;
+
+/// Bytes written into a TCP socket so far (write_seq less the initial sequence): bytes the peer
+/// acknowledged (tcp_info) plus bytes not acknowledged yet (SIOCOUTQ), read until the ack count
+/// did not move in between, so the two belong together. bytes_sent/bytes_retrans are not used: they
+/// count transmissions, which under loss and probes drift from bytes written. Null if not TCP.
+pub fn bytesWritten(fd: i32) ?u64 {
+    var tries: u32 = 0;
+    while (tries < 8) : (tries += 1) {
+        const a1 = ackedBytes(fd) orelse return null;
+        var outq: i32 = 0;
+        if (linux.errno(linux.ioctl(fd, SIOCOUTQ, @intFromPtr(&outq))) != .SUCCESS) return null;
+        const a2 = ackedBytes(fd) orelse return null;
+        if (a1 == a2) return a1 + @as(u64, @intCast(@max(outq, 0)));
+    }
+    return null;
+}
+
+fn ackedBytes(fd: i32) ?u64 {
+    var raw = std.mem.zeroes([136]u8);
+    var len: linux.socklen_t = raw.len;
+    const rc = linux.getsockopt(fd, linux.IPPROTO.TCP, TCP_INFO, &raw, &len);
+    if (linux.errno(rc) != .SUCCESS or len < 128) return null;
+    return std.mem.readInt(u64, raw[120..128], .little);
 }
 
 /// tcpi_state of a TCP socket; 0 for anything else (unix sockets).
@@ -141,6 +174,9 @@ test "tcp_info counts what a loopback connection carried (offsets of uapi linux/
     const ci = tcpInfo(c).?;
     const si = tcpInfo(s).?;
     try std.testing.expectEqual(@as(u64, 1000), ci.bytes_queued);
+    // The connecting side's count includes its SYN (acknowledged like a byte); the accepted side's not.
+    try std.testing.expectEqual(@as(?u64, 1000 + SYN_COUNTED_ACTIVE), bytesWritten(c));
+    try std.testing.expectEqual(@as(?u64, 0), bytesWritten(s));
     try std.testing.expectEqual(@as(u64, 1000), si.bytes_received);
     try std.testing.expectEqual(@as(u8, 1), si.state); // ESTABLISHED
     _ = linux.shutdown(c, linux.SHUT.WR);
