@@ -26,5 +26,5 @@ export function peek(fd: number, max: number): PeekResult {
   if (n > 0) return { kind: "bytes", bytes: buf.subarray(0, n) };
   if (n === 0) return { kind: "closed" };
   const code = errnoName(n);
-  return code === "EAGAIN" ? { kind: "nothing-yet" } : { kind: "error", code };
+  return code === "EAGAIN" || code === "EWOULDBLOCK" ? { kind: "nothing-yet" } : { kind: "error", code };
 }

@@ -6,6 +6,7 @@
 import type { Config, ListenerConfig, RouteConfig } from "../config/types.ts";
 import { Counters, Metrics } from "../control/metrics.ts";
 import { Balancer } from "../upstream/balancer.ts";
+import { cpuLoadOf } from "../upstream/cpu-load.ts";
 import { literalEndpoint, type DialTarget, type EndpointResult } from "../upstream/endpoint.ts";
 import { RouteTable } from "../route/table.ts";
 import { RouteCache } from "../route/cache.ts";
@@ -21,7 +22,8 @@ export class RouteRuntime {
 
   constructor(readonly config: RouteConfig, readonly listener: ListenerRuntime, metrics: Metrics) {
     this.counters = metrics.route(listener.config.name, config.name);
-    this.balancer = new Balancer(config.balance, config.upstreams.length);
+    const cpuOf = config.balance === "least-cpu" ? cpuLoadOf(config.name, config.upstreams) : null;
+    this.balancer = new Balancer(config.balance, config.upstreams.length, Math.random, cpuOf);
     const policy = { fromOperator: true, skipValidation: listener.config.skipValidation };
     this.targets = config.upstreams.map((u) => literalEndpoint(u.text, policy));
   }

@@ -229,7 +229,7 @@ describe("broken files: FILE:LINE:COL: message", () => {
     expect(errorLines(path)).toEqual([
       `${path}:2:3: relay must be one of auto, userspace, splice, sockmap, got "fast"`,
       `${path}:3:12: level must be one of debug, info, warn, error, got "chatty"`,
-      `${path}:5:94: least-cpu balancing ${NOT_BUILT}`,
+      `${path}:5:75: least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)`,
       `${path}:6:48: unknown key "respond" in listeners[1] (known: ${LISTENER_KEYS})`,
       `${path}:6:7: duplicate listener name "x"`,
     ]);

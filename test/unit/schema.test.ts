@@ -448,7 +448,6 @@ describe("not built yet", () => {
     ["mtls", minimal({ mtls: {} }), `listeners[0].mtls: mtls ${NOT_BUILT}`],
     ["workers 2", minimal({}, {}, { workers: 2 }), `workers: workers 2 (more than one worker process) ${NOT_BUILT}`],
     ["workers auto", minimal({}, {}, { workers: "auto" }), `workers: workers "auto" (more than one worker process) ${NOT_BUILT}`],
-    ["balance least-cpu", minimal({}, { balance: "least-cpu" }), `listeners[0].routes[0].balance: least-cpu balancing ${NOT_BUILT}`],
     ["proxyProtocol", minimal({}, { proxyProtocol: "v2" }), `listeners[0].routes[0].proxyProtocol: PROXY protocol ${NOT_BUILT}`],
     ["suspended", minimal({}, { suspended: true }), `listeners[0].routes[0].suspended: suspended routes ${NOT_BUILT}`],
     ["ipAffinity", minimal({}, { ipAffinity: { ttlMs: 1 } }), `listeners[0].routes[0].ipAffinity: ipAffinity ${NOT_BUILT}`],
@@ -483,6 +482,18 @@ describe("not built yet", () => {
   });
 });
 
+describe("least-cpu", () => {
+  test("accepted over unix-socket upstreams that name their thread", () => {
+    const config = valid(minimal({}, { balance: "least-cpu", upstreams: [{ unix: "/run/w0.sock", pid: 10, tid: 11 }, { unix: "/run/w1.sock", pid: 10, tid: 12 }] }));
+    expect(config.listeners[0]!.routes[0]!.balance).toBe("least-cpu");
+  });
+  test("an upstream without pid and tid is refused at its position", () => {
+    expect(issues(minimal({}, { balance: "least-cpu", upstreams: [{ unix: "/run/w0.sock", pid: 10, tid: 11 }, "127.0.0.1:7001"] }))).toEqual([
+      'listeners[0].routes[0].upstreams[1]: least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)',
+    ]);
+  });
+});
+
 describe("several issues in one go", () => {
   test("every problem in the file is reported, in document order", () => {
     expect(issues({
@@ -502,8 +513,8 @@ describe("several issues in one go", () => {
       "listeners[0].listen[0]: port out of range: 70000",
       "listeners[0].routes[0]: a route needs upstreams (or respond)",
       'listeners[1].listen[0]: duplicate listen address 127.0.0.1:7000 (already used by listener "a")',
-      `listeners[1].routes[0].balance: least-cpu balancing ${NOT_BUILT}`,
       "listeners[1].routes[0].upstreams[0].pid: pid must be a whole number from 1 to 4194304, got 0",
+      'listeners[1].routes[0].upstreams[0]: least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)',
       'listeners[1].name: duplicate listener name "a"',
     ]);
   });
