@@ -1,15 +1,19 @@
 //! libswitchyard: what only the kernel does fast, behind a narrow C ABI (plain integers in, integers out).
 //! Every function returns >= 0 on success and -errno on failure, so JS never reads errno itself.
-//! Built so far: the ABI handshake and the splice relay engine (splice.zig).
-//! Still to come: sockmap, reuseport listeners, peek, CPU sampling.
+//! Built so far: the ABI handshake, the splice relay engine (splice.zig), the sockmap relay engine
+//! (sockmap.zig, its BPF program in native/bpf/), peek (peek.zig) and the CPU sampler (cpu.zig).
 const std = @import("std");
 const linux = std.os.linux;
 const splice = @import("splice.zig");
 const listen = @import("listen.zig");
 const limits = @import("limits.zig");
+const sockmap = @import("sockmap.zig");
+const completion = @import("completion.zig");
+const peek_mod = @import("peek.zig");
+const cpu = @import("cpu.zig");
 
 /// Bumped whenever an exported signature changes; src/native/ refuses a library of another version.
-pub const ABI_VERSION: c_int = 3;
+pub const ABI_VERSION: c_int = 4;
 
 export fn sy_abi_version() c_int {
     return ABI_VERSION;
@@ -144,6 +148,74 @@ export fn sy_limits_open(h1: u32, h2: u32) c_int {
     return 0;
 }
 
+// ---- sockmap relay engine: one per process (native/src/sockmap.zig) ------------------------------
+
+var sm_engine: ?*sockmap.Engine = null;
+
+/// Create the maps, load and attach the verdict program, start the engine's thread. Idempotent.
+/// 0, or -errno of the refusal (EPERM: no CAP_BPF/CAP_NET_ADMIN; EINVAL: a kernel without it).
+export fn sy_sockmap_start() c_int {
+    if (sm_engine != null) return 0;
+    sm_engine = sockmap.Engine.create(std.heap.c_allocator) catch |e| return switch (e) {
+        error.Refused => sockmap.Engine.last_error,
+        error.OutOfMemory => -@as(c_int, @intFromEnum(linux.E.NOMEM)),
+        else => -@as(c_int, @intFromEnum(linux.E.AGAIN)),
+    };
+    return 0;
+}
+
+/// 0 if the sockmap relay can run here (maps, program and attach all accepted), else -errno.
+export fn sy_sockmap_probe() c_int {
+    return sockmap.probe(std.heap.c_allocator);
+}
+
+/// Hand over two connected TCP sockets; the caller must have written every byte it read from one
+/// to the other first. Ownership as sy_splice_add (the engine works on its own dups). 0, or -errno
+/// and nothing was taken over (EPROTONOSUPPORT: not TCP; EOPNOTSUPP: no longer ESTABLISHED).
+export fn sy_sockmap_add(fd_a: c_int, fd_b: c_int, idle_ms: c_int, id: i64) c_int {
+    const e = sm_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.add(fd_a, fd_b, idle_ms, @bitCast(id));
+}
+
+/// Completion records, the same 32-byte shape as sy_splice_poll's.
+export fn sy_sockmap_poll(buf: [*]completion.Record, max: c_int) c_int {
+    const e = sm_engine orelse return 0;
+    return @intCast(e.poll(buf[0..@intCast(@max(max, 0))]));
+}
+
+export fn sy_sockmap_active() c_int {
+    const e = sm_engine orelse return 0;
+    return e.activeCount();
+}
+
+// ---- peek (native/src/peek.zig) ---------------------------------------------------------------
+
+/// Up to `len` waiting bytes of socket `fd` copied into `buf`, left unread: the count (0: the
+/// peer closed), or -errno (-EAGAIN: nothing yet).
+export fn sy_peek(fd: c_int, buf: [*]u8, len: c_int) c_int {
+    return peek_mod.peek(fd, buf[0..@intCast(@max(len, 0))]);
+}
+
+// ---- CPU sampler (native/src/cpu.zig) -------------------------------------------------------------
+
+var sampler: cpu.Sampler = .{};
+
+/// Sample (pid, tid) every 250 ms from now on. 0, or -errno (ENOSPC: 1024 already watched).
+export fn sy_cpu_watch(pid: c_int, tid: c_int) c_int {
+    return sampler.watch(pid, tid);
+}
+
+export fn sy_cpu_unwatch(pid: c_int, tid: c_int) c_int {
+    sampler.unwatch(pid, tid);
+    return 0;
+}
+
+/// Share of one core over the last sample period, in permille (may exceed 1000 never: one thread);
+/// -EAGAIN before the second sample, -ESRCH once the thread is gone, -ENOENT if not watched.
+export fn sy_cpu_permille(pid: c_int, tid: c_int) c_int {
+    return sampler.permille(pid, tid);
+}
+
 test "abi version is positive" {
     try std.testing.expect(sy_abi_version() > 0);
 }
@@ -163,4 +235,10 @@ test {
     _ = splice;
     _ = listen;
     _ = limits;
+    _ = sockmap;
+    _ = completion;
+    _ = @import("sys.zig");
+    _ = @import("bpf.zig");
+    _ = peek_mod;
+    _ = cpu;
 }

@@ -27,25 +27,18 @@
 //!   drains with `poll` (JS polls it: threadsafe JS callbacks from foreign threads are not used).
 const std = @import("std");
 const linux = std.os.linux;
-
-pub const Reason = enum(u32) {
-    done = 0,
-    a_reset = 1,
-    b_reset = 2,
-    idle_timeout = 3,
-    a_error = 4,
-    b_error = 5,
-    shutdown = 6,
-};
-
-/// One completed pair, as JS reads it: 4 x 64-bit little-endian words.
-pub const Record = extern struct {
-    id: u64,
-    a_to_b: u64,
-    b_to_a: u64,
-    reason: u32,
-    err: u32,
-};
+const sys = @import("sys.zig");
+const completion = @import("completion.zig");
+pub const Reason = completion.Reason;
+pub const Record = completion.Record;
+const Lock = sys.Lock;
+const nowMs = sys.nowMs;
+const closeFd = sys.closeFd;
+const negErrno = sys.negErrno;
+const sockError = sys.sockError;
+const tcpState = sys.tcpState;
+const setLingerZero = sys.setLingerZero;
+const TCP_CLOSE = sys.TCP_CLOSE;
 
 const SPLICE_F_MOVE: usize = 1;
 const SPLICE_F_NONBLOCK: usize = 2;
@@ -55,63 +48,8 @@ const MAX_EVENTS = 256;
 /// Spare (empty) pipes each worker keeps for reuse; more are closed when given back.
 pub const POOL_MAX = 64;
 
-/// A tiny spin lock; critical sections are a few instructions long.
-const Lock = struct {
-    m: std.atomic.Mutex = .unlocked,
-    fn lock(self: *Lock) void {
-        var spins: u32 = 0;
-        while (!self.m.tryLock()) {
-            spins += 1;
-            if (spins < 64) std.atomic.spinLoopHint() else _ = linux.sched_yield();
-        }
-    }
-    fn unlock(self: *Lock) void {
-        self.m.unlock();
-    }
-};
-
-fn nowMs() i64 {
-    var ts: linux.timespec = undefined;
-    _ = linux.clock_gettime(.MONOTONIC, &ts);
-    return @as(i64, @intCast(ts.sec)) * 1000 + @divTrunc(@as(i64, @intCast(ts.nsec)), 1_000_000);
-}
-
-fn closeFd(fd: i32) void {
-    if (fd >= 0) _ = linux.close(fd);
-}
-
-fn negErrno(rc: usize) c_int {
-    return -@as(c_int, @intCast(@intFromEnum(linux.errno(rc))));
-}
-
 fn splice(fd_in: i32, fd_out: i32, len: usize) usize {
     return linux.syscall6(.splice, @as(usize, @bitCast(@as(isize, fd_in))), 0, @as(usize, @bitCast(@as(isize, fd_out))), 0, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-}
-
-/// SO_ERROR of a socket (and clears it): 0 when none.
-fn sockError(fd: i32) u32 {
-    var err: i32 = 0;
-    var len: linux.socklen_t = @sizeOf(i32);
-    const rc = linux.getsockopt(fd, linux.SOL.SOCKET, linux.SO.ERROR, @ptrCast(&err), &len);
-    if (linux.errno(rc) != .SUCCESS) return 0;
-    return @intCast(err);
-}
-
-const TCP_INFO = 11;
-const TCP_CLOSE: u8 = 7;
-
-/// tcpi_state of a TCP socket; 0 for anything else (unix sockets).
-fn tcpState(fd: i32) u8 {
-    var info = std.mem.zeroes([8]u8);
-    var len: linux.socklen_t = info.len;
-    const rc = linux.getsockopt(fd, linux.IPPROTO.TCP, TCP_INFO, &info, &len);
-    if (linux.errno(rc) != .SUCCESS) return 0;
-    return info[0];
-}
-
-fn setLingerZero(fd: i32) void {
-    const l = linux.linger{ .onoff = 1, .linger = 0 };
-    _ = linux.setsockopt(fd, linux.SOL.SOCKET, linux.SO.LINGER, @ptrCast(&l), @sizeOf(linux.linger));
 }
 
 /// The largest pipe this process may ask for: /proc/sys/fs/pipe-max-size (1 MiB by default).
@@ -476,12 +414,10 @@ pub const Engine = struct {
     pipe_size: usize,
     next_worker: u32 = 0,
     stopping: bool = false,
-    active: i32 = 0,
     /// Pipes held by directions now / spare in the workers' pools (for tests and metrics).
     pipes_in_use: i32 = 0,
     pipes_spare: i32 = 0,
-    q_lock: Lock = .{},
-    queue: std.ArrayList(Record) = .empty,
+    queue: completion.Queue,
 
     /// threads: worker threads (>= 1); pipe_size: bytes per pipe, 0 = min(1 MiB, pipe-max-size).
     pub fn create(gpa: std.mem.Allocator, threads: usize, pipe_size: usize) !*Engine {
@@ -490,7 +426,7 @@ pub const Engine = struct {
         const max = pipeMaxSize();
         var size = if (pipe_size == 0) @as(usize, 1 << 20) else pipe_size;
         if (size > max) size = max;
-        self.* = .{ .gpa = gpa, .workers = try gpa.alloc(Worker, @max(threads, 1)), .pipe_size = size };
+        self.* = .{ .gpa = gpa, .workers = try gpa.alloc(Worker, @max(threads, 1)), .pipe_size = size, .queue = completion.Queue.init(gpa) };
         errdefer gpa.free(self.workers);
         for (self.workers) |*w| w.* = .{ .engine = self };
         var started: usize = 0;
@@ -533,7 +469,7 @@ pub const Engine = struct {
             closeFd(w.epfd);
             closeFd(w.evfd);
         }
-        self.queue.deinit(self.gpa);
+        self.queue.deinit();
         self.gpa.free(self.workers);
         self.gpa.destroy(self);
     }
@@ -568,7 +504,7 @@ pub const Engine = struct {
             .worker = w,
         };
         ok = true;
-        _ = @atomicRmw(i32, &self.active, .Add, 1, .monotonic);
+        self.queue.begin();
         w.lock.lock();
         p.link = w.incoming;
         w.incoming = p;
@@ -602,37 +538,17 @@ pub const Engine = struct {
     }
 
     fn pushRecord(self: *Engine, r: Record) void {
-        self.q_lock.lock();
-        defer self.q_lock.unlock();
-        // Out of memory here would lose a completion: retry rather than drop (it cannot grow forever:
-        // records are small and JS drains them).
-        while (true) {
-            self.queue.append(self.gpa, r) catch {
-                self.q_lock.unlock();
-                _ = linux.sched_yield();
-                self.q_lock.lock();
-                continue;
-            };
-            break;
-        }
-        _ = @atomicRmw(i32, &self.active, .Sub, 1, .monotonic);
+        self.queue.push(r);
     }
 
     /// Move up to out.len completed records into `out`; returns how many.
     pub fn poll(self: *Engine, out: []Record) usize {
-        self.q_lock.lock();
-        defer self.q_lock.unlock();
-        const n = @min(out.len, self.queue.items.len);
-        @memcpy(out[0..n], self.queue.items[0..n]);
-        const rest = self.queue.items.len - n;
-        std.mem.copyForwards(Record, self.queue.items[0..rest], self.queue.items[n..]);
-        self.queue.shrinkRetainingCapacity(rest);
-        return n;
+        return self.queue.poll(out);
     }
 
     /// Pairs handed over and not yet completed.
     pub fn activeCount(self: *Engine) i32 {
-        return @atomicLoad(i32, &self.active, .monotonic);
+        return self.queue.activeCount();
     }
 };
 
@@ -661,92 +577,17 @@ pub fn probe() c_int {
 // Tests: real loopback TCP connections. Layout of every test:
 //   client c <-> p1 (accepted)   [engine relays p1 <-> p2]   p2 (connected) <-> b backend
 const testing = std.testing;
-
-const Conn2 = struct { x: i32, y: i32 };
-
-fn tcpPair() !Conn2 {
-    const ls: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0));
-    defer closeFd(ls);
-    var addr = linux.sockaddr.in{ .port = 0, .addr = std.mem.nativeToBig(u32, 0x7f000001) };
-    var len: linux.socklen_t = @sizeOf(linux.sockaddr.in);
-    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.bind(ls, @ptrCast(&addr), len)));
-    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.listen(ls, 4)));
-    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.getsockname(ls, @ptrCast(&addr), &len)));
-    const c: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0));
-    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.connect(c, @ptrCast(&addr), len)));
-    const rc = linux.accept4(ls, null, null, linux.SOCK.CLOEXEC);
-    try testing.expectEqual(linux.E.SUCCESS, linux.errno(rc));
-    return .{ .x = c, .y = @intCast(rc) };
-}
-
-const Rig = struct {
-    c: i32,
-    p1: i32,
-    p2: i32,
-    b: i32,
-    fn init() !Rig {
-        const front = try tcpPair();
-        const back = try tcpPair();
-        return .{ .c = front.x, .p1 = front.y, .p2 = back.x, .b = back.y };
-    }
-    /// The peers' fds; p1/p2 stand for Bun's fds and are closed by the test after completion.
-    fn deinit(self: Rig) void {
-        closeFd(self.c);
-        closeFd(self.p1);
-        closeFd(self.p2);
-        closeFd(self.b);
-    }
-};
-
-fn waitRecord(e: *Engine) !Record {
-    var out: [1]Record = undefined;
-    var i: usize = 0;
-    while (i < 10_000) : (i += 1) {
-        if (e.poll(&out) == 1) return out[0];
-        const ts = linux.timespec{ .sec = 0, .nsec = 1_000_000 };
-        _ = linux.nanosleep(&ts, null);
-    }
-    return error.NoCompletion;
-}
-
-fn writeAll(fd: i32, bytes: []const u8) !void {
-    var off: usize = 0;
-    while (off < bytes.len) {
-        const rc = linux.write(fd, bytes[off..].ptr, bytes.len - off);
-        if (linux.errno(rc) != .SUCCESS) return error.WriteFailed;
-        off += rc;
-    }
-}
-
-/// Read until EOF; returns (count, sum of bytes) or the errno.
-fn readToEof(fd: i32) !struct { n: u64, sum: u64 } {
-    var buf: [65536]u8 = undefined;
-    var n: u64 = 0;
-    var sum: u64 = 0;
-    while (true) {
-        const rc = linux.read(fd, &buf, buf.len);
-        switch (linux.errno(rc)) {
-            .SUCCESS => {},
-            .CONNRESET => return error.ConnReset,
-            else => return error.ReadFailed,
-        }
-        if (rc == 0) return .{ .n = n, .sum = sum };
-        for (buf[0..rc]) |x| sum +%= x;
-        n += rc;
-    }
-}
-
-fn writerThread(fd: i32, total: usize) void {
-    var buf: [65536]u8 = undefined;
-    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
-    var left = total;
-    while (left > 0) {
-        const k = @min(left, buf.len);
-        writeAll(fd, buf[0..k]) catch return;
-        left -= k;
-    }
-    _ = linux.shutdown(fd, linux.SHUT.WR);
-}
+const rig = @import("test_rig.zig");
+const Rig = rig.Rig;
+const waitRecord = rig.waitRecord;
+const writeAll = rig.writeAll;
+const readToEof = rig.readToEof;
+const writerThread = rig.writerThread;
+const sleepMs = rig.sleepMs;
+const countFds = rig.countFds;
+const readExact = rig.readExact;
+const setBuf = rig.setBuf;
+const writerNoFin = rig.writerNoFin;
 
 test "bytes go through both ways, FIN ends each direction, counts and reason come back" {
     const e = try Engine.create(testing.allocator, 1, 0);
@@ -890,11 +731,6 @@ test "pipe-max-size is read" {
 
 // ---- the pipe pool ------------------------------------------------------------------------------
 
-fn sleepMs(ms: u32) void {
-    const ts = linux.timespec{ .sec = 0, .nsec = @as(isize, ms) * 1_000_000 };
-    _ = linux.nanosleep(&ts, null);
-}
-
 /// Wait (up to 5 s) for the engine to hold exactly `want` pipes.
 fn waitPipesInUse(e: *Engine, want: i32) !void {
     var i: usize = 0;
@@ -904,57 +740,6 @@ fn waitPipesInUse(e: *Engine, want: i32) !void {
     }
     std.debug.print("pipes in use: {d}, expected {d}\n", .{ e.pipesInUse(), want });
     return error.PipesInUse;
-}
-
-/// Open fds of this process (entries of /proc/self/fd, less the one used to list them).
-fn countFds() !usize {
-    const rc = linux.open("/proc/self/fd", .{ .DIRECTORY = true, .CLOEXEC = true }, 0);
-    if (linux.errno(rc) != .SUCCESS) return error.OpenFailed;
-    const dir: i32 = @intCast(rc);
-    defer closeFd(dir);
-    var buf: [8192]u8 align(8) = undefined;
-    var n: usize = 0;
-    while (true) {
-        const got = linux.getdents64(dir, &buf, buf.len);
-        if (linux.errno(got) != .SUCCESS) return error.ReadFailed;
-        if (got == 0) break;
-        var off: usize = 0;
-        while (off < got) {
-            const reclen = std.mem.readInt(u16, buf[off + 16 ..][0..2], .little);
-            if (buf[off + 19] != '.') n += 1;
-            off += reclen;
-        }
-    }
-    return n - 1;
-}
-
-fn readExact(fd: i32, want: usize) !u64 {
-    var buf: [65536]u8 = undefined;
-    var got: usize = 0;
-    var sum: u64 = 0;
-    while (got < want) {
-        const rc = linux.read(fd, &buf, @min(buf.len, want - got));
-        if (linux.errno(rc) != .SUCCESS) return error.ReadFailed;
-        if (rc == 0) return error.EarlyEof;
-        for (buf[0..rc]) |x| sum +%= x;
-        got += rc;
-    }
-    return sum;
-}
-
-fn setBuf(fd: i32, opt: u32, bytes: i32) void {
-    _ = linux.setsockopt(fd, linux.SOL.SOCKET, opt, @ptrCast(&bytes), @sizeOf(i32));
-}
-
-fn writerNoFin(fd: i32, total: usize) void {
-    var buf: [65536]u8 = undefined;
-    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
-    var left = total;
-    while (left > 0) {
-        const k = @min(left, buf.len);
-        writeAll(fd, buf[0..k]) catch return;
-        left -= k;
-    }
 }
 
 test "pipes: none at handover, taken while bytes move, all back in the pool once traffic stops" {

@@ -27,7 +27,7 @@ import { WORKER_ENV } from "../control/ipc.ts";
 import { notifyReloading, sdNotify, startWatchdog } from "../control/sd-notify.ts";
 import { nativeStatus } from "../native/index.ts";
 import { socketsUnavailable } from "../native/sockets.ts";
-import { relayEngine } from "../relay/splice.ts";
+import { relayEngine } from "../relay/engine.ts";
 import { SocketSet, type Inherited } from "../listen/socket-set.ts";
 import { systemdSockets } from "../listen/systemd.ts";
 import { limitsAttach, limitsCreate } from "../native/limits.ts";

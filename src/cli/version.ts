@@ -1,5 +1,6 @@
 /** `switchyard version`: what this binary is and what it can use on this host. */
 import { nativeStatus, spliceUnusable } from "../native/index.ts";
+import { sockmapUnusable } from "../native/sockmap.ts";
 
 declare const SWITCHYARD_VERSION: string;
 declare const SWITCHYARD_COMMIT: string;
@@ -10,6 +11,7 @@ const COMMIT = typeof SWITCHYARD_COMMIT === "string" ? SWITCHYARD_COMMIT : "unkn
 export function versionText(): string {
   const native = nativeStatus();
   const spliceWhyNot = spliceUnusable();
+  const sockmapWhyNot = sockmapUnusable();
   return [
     `switchyard ${VERSION} (${COMMIT})`,
     `bun ${Bun.version} (${Bun.revision.slice(0, 9)}), ${process.platform}/${process.arch}`,
@@ -17,6 +19,6 @@ export function versionText(): string {
     "relay engines:",
     "  userspace: usable",
     spliceWhyNot === null ? "  splice: usable" : `  splice: not usable (${spliceWhyNot})`,
-    "  sockmap: not built yet in this version",
+    sockmapWhyNot === null ? "  sockmap: usable" : `  sockmap: not usable (${sockmapWhyNot})`,
   ].join("\n");
 }

@@ -49,7 +49,6 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
 
   const workers = readWorkers(r, top);
   const relay = r.oneOf(top, "relay", [], RELAY_ENGINES, "auto");
-  if (relay === "sockmap") notBuilt(r, ["relay"], `the ${relay} relay engine`);
   const resolver = r.string(top, "resolver", []) ?? null;
   const admin = readAdmin(r, top.admin, env);
   const log = readLog(r, top.log);
@@ -181,12 +180,17 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
   const proxyProtocol = r.oneOf(o, "proxyProtocol", path, ["v1", "v2", "none"] as const, "none");
   if (proxyProtocol !== "none") notBuilt(r, [...path, "proxyProtocol"], "PROXY protocol");
   const balance = r.oneOf(o, "balance", path, BALANCE_POLICIES, "round-robin");
-  if (balance === "least-cpu") notBuilt(r, [...path, "balance"], "least-cpu balancing");
 
   const upstreams: UpstreamConfig[] = [];
   if (o.upstreams !== undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
     const up = readUpstream(r, u, [...path, "upstreams", i]);
     if (up) upstreams.push(up);
+  });
+  // least-cpu samples the thread behind each upstream: it needs them all to say which (pid, tid).
+  if (balance === "least-cpu") upstreams.forEach((u, i) => {
+    if (u.kind !== "unix" || u.pid === undefined || u.tid === undefined) {
+      r.fail([...path, "upstreams", i], `least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)`);
+    }
   });
   const respond = o.respond === undefined ? null : readRespond(r, o.respond, [...path, "respond"]);
   const wroteUpstreams = Array.isArray(o.upstreams) && o.upstreams.length > 0; // bad entries are reported on their own

@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
-import { relayEngine } from "../relay/splice.ts";
+import { relayEngine } from "../relay/engine.ts";
 import type { SocketSource } from "../listen/listeners.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
 import { WORKER_ENV } from "./ipc.ts";

@@ -11,9 +11,10 @@
 import { dlopen, FFIType } from "bun:ffi";
 import { constants } from "node:os";
 import libPath from "./libswitchyard.so" with { type: "file" };
+import { drainRecords, type OnRecord } from "./records.ts";
 
 /** Must equal ABI_VERSION in native/src/lib.zig. */
-const EXPECTED_ABI = 3;
+const EXPECTED_ABI = 4;
 
 const SYMBOLS = {
   sy_abi_version: { args: [], returns: FFIType.i32 },
@@ -21,9 +22,18 @@ const SYMBOLS = {
   sy_splice_add: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
   sy_splice_poll: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   sy_splice_probe: { args: [], returns: FFIType.i32 },
+  // ---- sockmap relay, peek, CPU sampler (src/native/sockmap.ts, peek.ts, cpu.ts) ----
+  sy_sockmap_start: { args: [], returns: FFIType.i32 },
+  sy_sockmap_probe: { args: [], returns: FFIType.i32 },
+  sy_sockmap_add: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
+  sy_sockmap_poll: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  sy_peek: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  sy_cpu_watch: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_cpu_unwatch: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_cpu_permille: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>;
+export type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>;
 
 export type NativeStatus =
   | { readonly loaded: true; readonly path: string; readonly abi: number }
@@ -50,6 +60,17 @@ export function nativeStatus(environment: Record<string, string | undefined> = p
   } catch (e) {
     return (status = { loaded: false, reason: (e as Error).message.split("\n")[0] ?? String(e) });
   }
+}
+
+/** The loaded library for this module's feature files (sockmap.ts, peek.ts, cpu.ts); null without it. */
+export function nativeLib(): Lib | null {
+  nativeStatus();
+  return lib;
+}
+
+/** The environment nativeStatus() was loaded with (feature switches such as SWITCHYARD_NATIVE_SOCKMAP). */
+export function nativeEnv(): Record<string, string | undefined> {
+  return env;
 }
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
@@ -89,31 +110,10 @@ export function spliceAdd(fdA: number, fdB: number, idleMs: number, id: number):
   return lib ? lib.symbols.sy_splice_add(fdA, fdB, idleMs, id) : -constants.errno.ENOTCONN;
 }
 
-/** Close reasons of a completion record, by the engine's code. */
-export const SPLICE_REASONS = ["done", "a_reset", "b_reset", "idle_timeout", "a_error", "b_error", "shutdown"] as const;
-export type SpliceReason = (typeof SPLICE_REASONS)[number];
-
-const RECORD_BYTES = 32;
-const BATCH = 256;
-const pollBuffer = new ArrayBuffer(RECORD_BYTES * BATCH);
-const pollBytes = new Uint8Array(pollBuffer);
-const pollU64 = new BigUint64Array(pollBuffer);
-const pollU32 = new Uint32Array(pollBuffer);
-
 /**
  * Drain completed pairs: `onRecord(id, bytesAtoB, bytesBtoA, reason, errno)` for each. Never blocks.
  * Returns how many records were delivered.
  */
-export function splicePoll(onRecord: (id: number, aToB: number, bToA: number, reason: SpliceReason, errno: number) => void): number {
-  if (!lib) return 0;
-  let total = 0;
-  for (;;) {
-    const n = lib.symbols.sy_splice_poll(pollBytes, BATCH);
-    for (let i = 0; i < n; i++) {
-      const w = i * 4;
-      onRecord(Number(pollU64[w]), Number(pollU64[w + 1]), Number(pollU64[w + 2]), SPLICE_REASONS[pollU32[w * 2 + 6]!] ?? "a_error", pollU32[w * 2 + 7]!);
-    }
-    total += n;
-    if (n < BATCH) return total;
-  }
+export function splicePoll(onRecord: OnRecord): number {
+  return lib ? drainRecords(lib.symbols.sy_splice_poll, onRecord) : 0;
 }

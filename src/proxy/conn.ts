@@ -19,10 +19,10 @@ export const RESPONDING = 32; // a static responder owns the connection
 export const FINISHED = 64; // counted and logged; any further event is ignored
 export const HANDED_OVER = 128; // a native engine relays the bytes; Bun's events are not ours to act on
 export const DIALING = 256; // connecting to the upstream since lastActive (the sweeper times it out)
-export const SPLICE_LATER = 512; // relay "auto": hand over to the splice engine once busy
+export const KERNEL_LATER = 512; // relay "auto": hand over to the kernel engine (sockmap or splice) once busy
 export const SNIFFING = 1024; // reading the first bytes (ClientHello, PostgreSQL startup) before routing
 export const HANDSHAKING = 2048; // between accept and dialing on a sniffing listener (handshakeTimeoutMs)
-export const USERSPACE_ONLY = 4096; // decrypted here: the bytes must not be handed to a kernel relay
+export const USERSPACE_ONLY = 4096; // never handed to a kernel engine (the proxy terminates TLS on it)
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 
@@ -41,7 +41,7 @@ export class Conn {
   bytesIn = 0;
   bytesOut = 0;
   /** The engine that relayed the bytes once the upstream was open (the access log's `relay`). */
-  relay: "userspace" | "splice" = "userspace";
+  relay: "userspace" | "splice" | "sockmap" = "userspace";
   readonly startedAt = performance.now();
   lastActive = this.startedAt;
   /** What the gate counted for this connection (given back at finish); null when nothing. */
@@ -65,6 +65,14 @@ export class Conn {
     // A unix-socket client has no address or port.
     this.clientIp = client.remoteAddress || "unix";
     this.clientPort = client.remotePort || 0;
+  }
+
+  /**
+   * Keep this connection in the userspace relay for its whole life: the TLS stage calls it for
+   * connections whose TLS the proxy terminates (their plaintext exists only in JS).
+   */
+  markUserspaceOnly(): void {
+    this.flags = (this.flags | USERSPACE_ONLY) & ~KERNEL_LATER;
   }
 
   /** Note why the connection is ending, unless a reason is already known. */

@@ -6,6 +6,7 @@
 import type { Config, ListenerConfig, RouteConfig } from "../config/types.ts";
 import { Counters, Metrics } from "../control/metrics.ts";
 import { Balancer } from "../upstream/balancer.ts";
+import { cpuLoadOf } from "../upstream/cpu-load.ts";
 import { literalEndpoint, type DialTarget, type EndpointResult } from "../upstream/endpoint.ts";
 import { RouteTable } from "../route/table.ts";
 import { RouteCache } from "../route/cache.ts";
@@ -32,7 +33,8 @@ export class RouteRuntime {
     this.gate = new RouteGate(listener.config.name, config);
     this.tls = config.terminateTls && listener.certs ? new RouteTls(listener.config, config, listener.certs) : null;
     this.counters = metrics.route(listener.config.name, config.name);
-    this.balancer = new Balancer(config.balance, config.upstreams.length);
+    const cpuOf = config.balance === "least-cpu" ? cpuLoadOf(config.name, config.upstreams) : null;
+    this.balancer = new Balancer(config.balance, config.upstreams.length, Math.random, cpuOf);
     const policy = { fromOperator: true, skipValidation: listener.config.skipValidation };
     this.targets = config.upstreams.map((u) => literalEndpoint(u.text, policy));
   }

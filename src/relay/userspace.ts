@@ -13,13 +13,13 @@
  */
 import type { Socket, SocketHandler } from "bun";
 import {
-  Conn, CLIENT_EOF, CLIENT_SHUT, NOT_OURS, RESPONDING, SPLICE_LATER, UPSTREAM_EOF, UPSTREAM_OPEN, UPSTREAM_SHUT,
+  Conn, CLIENT_EOF, CLIENT_SHUT, NOT_OURS, RESPONDING, KERNEL_LATER, UPSTREAM_EOF, UPSTREAM_OPEN, UPSTREAM_SHUT,
 } from "../proxy/conn.ts";
 import { abort, finish, reset } from "../proxy/finish.ts";
 import { respondData } from "../respond/static.ts";
 import { concatBytes } from "../net/bytes.ts";
 import { log } from "../log/logger.ts";
-import { spliceHandover, spliceIfBusy } from "./splice.ts";
+import { kernelHandover, handOverIfBusy } from "./handover.ts";
 
 /** Handlers of accepted (client) sockets; the listener adds its own `open`. */
 export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
@@ -36,7 +36,7 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
     if (rest) {
       conn.pendingUp = rest;
       client.pause();
-    } else if (conn.flags & SPLICE_LATER) spliceIfBusy(conn);
+    } else if (conn.flags & KERNEL_LATER) handOverIfBusy(conn);
   },
   drain(client) {
     const conn = client.data;
@@ -75,7 +75,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);
     if (conn.clientIp !== "unix") conn.client.setKeepAlive(true, 60);
     notifyConnect(conn);
-    if (spliceHandover(conn)) return; // the native engine relays from here on
+    if (kernelHandover(conn)) return; // the native engine relays from here on
     if (conn.pendingUp) {
       conn.pendingUp = write(upstream, conn.pendingUp);
       if (conn.pendingUp) return; // drain resumes the client
@@ -96,7 +96,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (rest) {
       conn.pendingDown = rest;
       upstream.pause();
-    } else if (conn.flags & SPLICE_LATER) spliceIfBusy(conn);
+    } else if (conn.flags & KERNEL_LATER) handOverIfBusy(conn);
   },
   drain(upstream) {
     const conn = upstream.data;

@@ -64,8 +64,9 @@ test("version names the native library and the engines usable here", async () =>
   expect(code).toBe(0);
   expect(stdout).toMatch(/^switchyard \d+\.\d+\.\d+/);
   expect(stdout).toContain("bun 1.4.5");
-  expect(stdout).toContain("native library: loaded (ABI 3)");
+  expect(stdout).toContain("native library: loaded (ABI 4)");
   expect(stdout).toContain("userspace: usable");
+  expect(stdout).toMatch(/  sockmap: (usable|not usable \(.+\))\n/);
   expect((await runBinary(["--version"])).stdout).toBe(stdout);
 });
 
@@ -79,8 +80,6 @@ test("--help lists every command and flag of SPEC.md", async () => {
 
 describe("features not built yet say so in one line and exit 1", () => {
   const cases: [string[], Record<string, string>, string][] = [
-    [["serve", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1", "--relay", "sockmap"], {}, "--relay: the sockmap relay engine is not built yet"],
-    [["serve", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1"], { TCP_SOCKMAP_ENABLED: "1" }, "TCP_SOCKMAP_ENABLED: the sockmap relay engine is not built yet"],
     [["serve", "http"], {}, 'protocol "http" is not built yet'],
   ];
   for (const [args, env, message] of cases) {
@@ -91,8 +90,8 @@ describe("features not built yet say so in one line and exit 1", () => {
       expect(stderr.trim().split("\n")).toHaveLength(1);
     });
   }
-  test("--relay userspace and auto are accepted", async () => {
-    for (const relay of ["userspace", "auto"]) {
+  test("--relay userspace, auto, splice and sockmap are accepted", async () => {
+    for (const relay of ["userspace", "auto", "splice", "sockmap"]) {
       const { code } = await runBinary(["validate", "--relay", relay]);
       expect(code).toBe(0);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Balancer } from "../../src/upstream/balancer.ts";
+import { Balancer, CONN_PERMILLE } from "../../src/upstream/balancer.ts";
 import { BALANCE_POLICIES } from "../../src/config/types.ts";
 
 /** Picks `n` times without releasing. */
@@ -142,5 +142,34 @@ describe("a single upstream", () => {
     expect(b.activeOf(0)).toBe(5);
     b.release(0);
     expect(b.activeOf(0)).toBe(4);
+  });
+});
+
+describe("least-cpu", () => {
+  test("picks the upstream whose thread used the least CPU", () => {
+    const cpu = [700, 100, 400];
+    const b = new Balancer("least-cpu", 3, Math.random, (i) => cpu[i]!);
+    expect(b.pick()).toBe(1);
+  });
+
+  test("open connections count against an upstream, so a burst between samples spreads out", () => {
+    const cpu = [100, 100 + 2 * CONN_PERMILLE + 1];
+    const b = new Balancer("least-cpu", 2, Math.random, (i) => cpu[i]!);
+    expect(picks(b, 4)).toEqual([0, 0, 0, 1]);
+  });
+
+  test("upstreams without a sample are skipped while another has one", () => {
+    const b = new Balancer("least-cpu", 3, Math.random, (i) => (i === 2 ? 900 : null));
+    expect(picks(b, 3)).toEqual([2, 2, 2]);
+  });
+
+  test("no samples at all, or no sampler (library absent): least-conn", () => {
+    for (const cpuOf of [() => null, null]) {
+      const b = new Balancer("least-cpu", 3, Math.random, cpuOf);
+      const first = picks(b, 3).sort();
+      expect(first).toEqual([0, 1, 2]);
+      b.release(1);
+      expect(b.pick()).toBe(1);
+    }
   });
 });

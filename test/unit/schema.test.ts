@@ -445,8 +445,6 @@ describe("required parts", () => {
 describe("not built yet", () => {
   test.each<[string, Json, string]>([
     ["protocol http", minimal({ protocol: "http" }), `listeners[0].protocol: protocol "http" ${NOT_BUILT}`],
-    ["relay sockmap", minimal({}, {}, { relay: "sockmap" }), `relay: the sockmap relay engine ${NOT_BUILT}`],
-    ["balance least-cpu", minimal({}, { balance: "least-cpu" }), `listeners[0].routes[0].balance: least-cpu balancing ${NOT_BUILT}`],
     ["proxyProtocol", minimal({}, { proxyProtocol: "v2" }), `listeners[0].routes[0].proxyProtocol: PROXY protocol ${NOT_BUILT}`],
     ["suspended", minimal({}, { suspended: true }), `listeners[0].routes[0].suspended: suspended routes ${NOT_BUILT}`],
     ["ipAffinity", minimal({}, { ipAffinity: { ttlMs: 1 } }), `listeners[0].routes[0].ipAffinity: ipAffinity ${NOT_BUILT}`],
@@ -501,6 +499,18 @@ describe("the gate's keys", () => {
   });
 });
 
+describe("least-cpu", () => {
+  test("accepted over unix-socket upstreams that name their thread", () => {
+    const config = valid(minimal({}, { balance: "least-cpu", upstreams: [{ unix: "/run/w0.sock", pid: 10, tid: 11 }, { unix: "/run/w1.sock", pid: 10, tid: 12 }] }));
+    expect(config.listeners[0]!.routes[0]!.balance).toBe("least-cpu");
+  });
+  test("an upstream without pid and tid is refused at its position", () => {
+    expect(issues(minimal({}, { balance: "least-cpu", upstreams: [{ unix: "/run/w0.sock", pid: 10, tid: 11 }, "127.0.0.1:7001"] }))).toEqual([
+      'listeners[0].routes[0].upstreams[1]: least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)',
+    ]);
+  });
+});
+
 describe("several issues in one go", () => {
   test("every problem in the file is reported, in document order", () => {
     expect(issues({
@@ -520,8 +530,8 @@ describe("several issues in one go", () => {
       "listeners[0].listen[0]: port out of range: 70000",
       "listeners[0].routes[0]: a route needs upstreams (or respond)",
       'listeners[1].listen[0]: duplicate listen address 127.0.0.1:7000 (already used by listener "a")',
-      `listeners[1].routes[0].balance: least-cpu balancing ${NOT_BUILT}`,
       "listeners[1].routes[0].upstreams[0].pid: pid must be a whole number from 1 to 4194304, got 0",
+      'listeners[1].routes[0].upstreams[0]: least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)',
       'listeners[1].name: duplicate listener name "a"',
     ]);
   });

@@ -1,0 +1,149 @@
+//! Test helpers shared by the engines' tests (splice.zig, sockmap.zig): real loopback TCP
+//! connections in the layout  client c <-> p1 (accepted) [engine relays p1 <-> p2] p2 (connected) <-> b backend.
+const std = @import("std");
+const linux = std.os.linux;
+const testing = std.testing;
+const sys = @import("sys.zig");
+const closeFd = sys.closeFd;
+const nowMs = sys.nowMs;
+pub const sleepMs = sys.sleepMs;
+const Record = @import("completion.zig").Record;
+pub const Conn2 = struct { x: i32, y: i32 };
+
+
+
+pub fn tcpPair() !Conn2 {
+    const ls: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0));
+    defer closeFd(ls);
+    var addr = linux.sockaddr.in{ .port = 0, .addr = std.mem.nativeToBig(u32, 0x7f000001) };
+    var len: linux.socklen_t = @sizeOf(linux.sockaddr.in);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.bind(ls, @ptrCast(&addr), len)));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.listen(ls, 4)));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.getsockname(ls, @ptrCast(&addr), &len)));
+    const c: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.connect(c, @ptrCast(&addr), len)));
+    const rc = linux.accept4(ls, null, null, linux.SOCK.CLOEXEC);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(rc));
+    return .{ .x = c, .y = @intCast(rc) };
+}
+
+pub const Rig = struct {
+    c: i32,
+    p1: i32,
+    p2: i32,
+    b: i32,
+    pub fn init() !Rig {
+        const front = try tcpPair();
+        const back = try tcpPair();
+        return .{ .c = front.x, .p1 = front.y, .p2 = back.x, .b = back.y };
+    }
+    /// The peers' fds; p1/p2 stand for Bun's fds and are closed by the test after completion.
+    pub fn deinit(self: Rig) void {
+        closeFd(self.c);
+        closeFd(self.p1);
+        closeFd(self.p2);
+        closeFd(self.b);
+    }
+};
+
+pub fn waitRecord(e: anytype) !Record {
+    var out: [1]Record = undefined;
+    var i: usize = 0;
+    while (i < 10_000) : (i += 1) {
+        if (e.poll(&out) == 1) return out[0];
+        const ts = linux.timespec{ .sec = 0, .nsec = 1_000_000 };
+        _ = linux.nanosleep(&ts, null);
+    }
+    return error.NoCompletion;
+}
+
+pub fn writeAll(fd: i32, bytes: []const u8) !void {
+    var off: usize = 0;
+    while (off < bytes.len) {
+        const rc = linux.write(fd, bytes[off..].ptr, bytes.len - off);
+        if (linux.errno(rc) != .SUCCESS) return error.WriteFailed;
+        off += rc;
+    }
+}
+
+/// Read until EOF; returns (count, sum of bytes) or the errno.
+pub fn readToEof(fd: i32) !struct { n: u64, sum: u64 } {
+    var buf: [65536]u8 = undefined;
+    var n: u64 = 0;
+    var sum: u64 = 0;
+    while (true) {
+        const rc = linux.read(fd, &buf, buf.len);
+        switch (linux.errno(rc)) {
+            .SUCCESS => {},
+            .CONNRESET => return error.ConnReset,
+            else => return error.ReadFailed,
+        }
+        if (rc == 0) return .{ .n = n, .sum = sum };
+        for (buf[0..rc]) |x| sum +%= x;
+        n += rc;
+    }
+}
+
+pub fn writerThread(fd: i32, total: usize) void {
+    var buf: [65536]u8 = undefined;
+    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
+    var left = total;
+    while (left > 0) {
+        const k = @min(left, buf.len);
+        writeAll(fd, buf[0..k]) catch return;
+        left -= k;
+    }
+    _ = linux.shutdown(fd, linux.SHUT.WR);
+}
+
+/// Open fds of this process (entries of /proc/self/fd, less the one used to list them).
+pub fn countFds() !usize {
+    const rc = linux.open("/proc/self/fd", .{ .DIRECTORY = true, .CLOEXEC = true }, 0);
+    if (linux.errno(rc) != .SUCCESS) return error.OpenFailed;
+    const dir: i32 = @intCast(rc);
+    defer closeFd(dir);
+    var buf: [8192]u8 align(8) = undefined;
+    var n: usize = 0;
+    while (true) {
+        const got = linux.getdents64(dir, &buf, buf.len);
+        if (linux.errno(got) != .SUCCESS) return error.ReadFailed;
+        if (got == 0) break;
+        var off: usize = 0;
+        while (off < got) {
+            const reclen = std.mem.readInt(u16, buf[off + 16 ..][0..2], .little);
+            if (buf[off + 19] != '.') n += 1;
+            off += reclen;
+        }
+    }
+    return n - 1;
+}
+
+pub fn readExact(fd: i32, want: usize) !u64 {
+    var buf: [65536]u8 = undefined;
+    var got: usize = 0;
+    var sum: u64 = 0;
+    while (got < want) {
+        const rc = linux.read(fd, &buf, @min(buf.len, want - got));
+        if (linux.errno(rc) != .SUCCESS) return error.ReadFailed;
+        if (rc == 0) return error.EarlyEof;
+        for (buf[0..rc]) |x| sum +%= x;
+        got += rc;
+    }
+    return sum;
+}
+
+pub fn setBuf(fd: i32, opt: u32, bytes: i32) void {
+    _ = linux.setsockopt(fd, linux.SOL.SOCKET, opt, @ptrCast(&bytes), @sizeOf(i32));
+}
+
+pub fn writerNoFin(fd: i32, total: usize) void {
+    var buf: [65536]u8 = undefined;
+    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
+    var left = total;
+    while (left > 0) {
+        const k = @min(left, buf.len);
+        writeAll(fd, buf[0..k]) catch return;
+        left -= k;
+    }
+}
+

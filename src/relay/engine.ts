@@ -1,0 +1,64 @@
+/**
+ * Which relay engine this process uses, decided once at start and logged once with the reason for
+ * any fallback:
+ *
+ *   sockmap (kernel, BPF) ─► splice (native threads) ─► userspace (Bun sockets)
+ *
+ * `relay: sockmap` / `--relay sockmap` / TCP_SOCKMAP_ENABLED and `auto` use sockmap where the host
+ * allows it (native library loaded, CAP_BPF and CAP_NET_ADMIN, a kernel that accepts the program;
+ * SWITCHYARD_NATIVE_SOCKMAP=off simulates a refusal), else splice, else userspace. With sockmap the
+ * splice engine is started too: a pair sockmap cannot take (a unix-socket side) goes to splice.
+ * @module
+ */
+import type { Config } from "../config/types.ts";
+import { log } from "../log/logger.ts";
+import { spliceStart } from "../native/index.ts";
+import { sockmapStart } from "../native/sockmap.ts";
+
+export type Engine = "sockmap" | "splice" | "userspace";
+
+/** Splice engine threads: the relay work is syscalls, one thread keeps up with a core of JS. */
+const SPLICE_THREADS = 1;
+
+let engine: Engine | null = null;
+let spliceReady = false;
+
+/** Decide once which engine this process uses and log it with the reason. */
+export function relayEngine(config: Config): Engine {
+  if (engine) return engine;
+  const configured = config.relay;
+  if (configured === "userspace") {
+    log.info("relay engine: userspace", { configured });
+    return (engine = "userspace");
+  }
+  const sockmapWhy = configured === "splice" ? "not asked for" : sockmapStart();
+  const spliceWhy = spliceStart(SPLICE_THREADS);
+  spliceReady = spliceWhy === null;
+  const handover = configured === "auto" ? `after ${KERNEL_AUTO_AFTER_BYTES / 1024} KiB` : "at connect";
+  if (sockmapWhy === null) {
+    log.info("relay engine: sockmap", { configured, handover, unixSockets: spliceReady ? "splice" : "userspace" });
+    return (engine = "sockmap");
+  }
+  const warn = (msg: string, fields: Record<string, unknown>) => (configured === "auto" ? log.info(msg, fields) : log.warn(msg, fields));
+  if (spliceWhy === null) {
+    if (configured === "sockmap") warn("relay engine: splice (sockmap unavailable)", { configured, reason: sockmapWhy, handover });
+    else log.info("relay engine: splice", { configured, threads: SPLICE_THREADS, handover, ...(configured === "auto" ? { sockmap: sockmapWhy } : {}) });
+    return (engine = "splice");
+  }
+  const what = configured === "splice" ? "splice unavailable" : configured === "sockmap" ? "sockmap and splice unavailable" : "splice unavailable";
+  warn(`relay engine: userspace (${what})`, configured === "splice" ? { configured, reason: spliceWhy } : { configured, reason: spliceWhy, sockmap: sockmapWhy });
+  return (engine = "userspace");
+}
+
+/** Whether the splice engine runs (also as the fallback for pairs sockmap cannot take). */
+export function spliceRunning(): boolean {
+  return spliceReady;
+}
+
+/**
+ * `auto` hands a connection to the kernel engine once it has moved this many bytes: short
+ * exchanges (request/response, idle pools) stay in userspace, where a connection costs 2 fds and
+ * no handover, and bulk streams go to the kernel, where they cost less CPU per byte. HAProxy's
+ * splice-auto makes the same trade.
+ */
+export const KERNEL_AUTO_AFTER_BYTES = 256 * 1024;

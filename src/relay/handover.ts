@@ -1,0 +1,151 @@
+/**
+ * Handing a routed, connected pair to a kernel relay engine (src/relay/engine.ts chose which):
+ * sockmap (native/src/sockmap.zig: a BPF program redirects each segment to the peer socket) or
+ * splice (native/src/splice.zig: native threads splice through pipes). Either way the bytes never
+ * enter the JS heap, and both engines report back the same way.
+ *
+ * Handover (from the upstream socket's open handler, or mid-stream for `auto`): the client bytes JS
+ * already holds (conn.pendingUp) are written to the upstream FIRST, then both Bun sockets are paused
+ * and their fds handed over. For sockmap this order is what keeps bytes in order: nothing of the
+ * client's can be redirected ahead of bytes JS still holds; bytes that arrived in the kernel before
+ * the handover are pushed through the program by the engine (SO_RCVLOWAT kick), so nothing waits
+ * for a next segment. From then on the connection is HANDED_OVER, so the userspace relay's handlers
+ * and the idle sweeper leave it alone; its counters stay "active" until the engine reports it done.
+ * Connections marked USERSPACE_ONLY (TLS terminated by the proxy) are never handed over.
+ *
+ * Completion: each engine queues {id, bytes each way, reason}; a timer drains both queues every
+ * POLL_MS while pairs are live (no threadsafe JS callback from a foreign thread). Each record adds
+ * the counts, finishes the connection and closes both Bun sockets: terminate() after a reset (the
+ * engine set SO_LINGER 0, so the peer gets RST), end() otherwise.
+ * @module
+ */
+import type { Socket } from "bun";
+import { CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY } from "../proxy/conn.ts";
+import { finish } from "../proxy/finish.ts";
+import { log } from "../log/logger.ts";
+import { errnoName, spliceAdd, splicePoll } from "../native/index.ts";
+import { sockmapAdd, sockmapPoll } from "../native/sockmap.ts";
+import type { RelayReason } from "../native/records.ts";
+import { KERNEL_AUTO_AFTER_BYTES, relayEngine, spliceRunning } from "./engine.ts";
+
+const HALF_CLOSED = CLIENT_EOF | UPSTREAM_EOF | CLIENT_SHUT | UPSTREAM_SHUT;
+
+/** How often the completion queues are drained while pairs are live. */
+const POLL_MS = 10;
+
+const live = new Map<number, Conn>();
+let timer: ReturnType<typeof setInterval> | null = null;
+
+/**
+ * Called when the upstream has connected (after notifyConnect). With `relay: "sockmap"` or
+ * `"splice"` the engine takes the connection at once (true); with `auto` it is marked to be handed
+ * over when busy (KERNEL_LATER) and stays in userspace for now (false, conn.pendingUp still to write).
+ */
+export function kernelHandover(conn: Conn): boolean {
+  const config = conn.listener.state.config;
+  if (relayEngine(config) === "userspace" || conn.flags & USERSPACE_ONLY) return false;
+  if (config.relay === "auto") {
+    conn.flags |= KERNEL_LATER;
+    return false;
+  }
+  const upstream = conn.upstream!;
+  if (conn.pendingUp) {
+    const bytes = conn.pendingUp;
+    const n = upstream.write(bytes);
+    if (n !== bytes.length) {
+      // The upstream did not take a few KB at once: leave this connection to userspace.
+      conn.pendingUp = n < 0 ? null : bytes.subarray(n);
+      return false;
+    }
+    conn.pendingUp = null;
+  }
+  return handOver(conn);
+}
+
+/**
+ * From the userspace relay's data handlers, for KERNEL_LATER connections: hand over once busy and
+ * nothing is pending in either direction (bytes JS holds must not overtake bytes in the kernel).
+ */
+export function handOverIfBusy(conn: Conn): void {
+  if (conn.bytesIn + conn.bytesOut < KERNEL_AUTO_AFTER_BYTES || conn.pendingUp || conn.pendingDown) return;
+  if (conn.flags & HALF_CLOSED) return; // a FIN already crossed in JS: finish the exchange here
+  conn.flags &= ~KERNEL_LATER;
+  if (!handOver(conn)) {
+    conn.client.resume();
+    conn.upstream!.resume();
+  }
+}
+
+function handOver(conn: Conn): boolean {
+  const client = conn.client;
+  const upstream = conn.upstream!;
+  client.pause();
+  upstream.pause();
+  const idleMs = conn.listener.config.idleTimeoutMs;
+  const a = fdOf(client);
+  const b = fdOf(upstream);
+  let rc = -1;
+  if (relayEngine(conn.listener.state.config) === "sockmap") {
+    rc = sockmapAdd(a, b, idleMs, conn.id);
+    if (rc >= 0) return handedOver(conn, "sockmap");
+    // Not TCP on both sides, or a FIN already arrived: splice can take any pair that is still open.
+    if (errnoName(rc) === "EOPNOTSUPP" || !spliceRunning()) return refused(conn, "sockmap", rc);
+  }
+  rc = spliceAdd(a, b, idleMs, conn.id);
+  return rc >= 0 ? handedOver(conn, "splice") : refused(conn, "splice", rc);
+}
+
+function handedOver(conn: Conn, engine: "sockmap" | "splice"): true {
+  conn.flags |= HANDED_OVER;
+  conn.relay = engine;
+  live.set(conn.id, conn);
+  timer ??= setInterval(drain, POLL_MS);
+  return true;
+}
+
+function refused(conn: Conn, engine: string, rc: number): false {
+  // EOPNOTSUPP from sockmap: the client or upstream already sent FIN; userspace passes it on.
+  if (errnoName(rc) !== "EOPNOTSUPP") log.warn(`${engine} handover refused, relaying in userspace`, { id: conn.id, error: errnoName(rc) });
+  conn.upstream!.resume();
+  return false;
+}
+
+/** Bun sockets carry their fd at run time; bun-types 1.4.5 does not declare it. */
+function fdOf(socket: Socket<Conn>): number {
+  const fd = (socket as unknown as { fd?: number }).fd;
+  return typeof fd === "number" ? fd : -1;
+}
+
+function drain(): void {
+  splicePoll(completed);
+  sockmapPoll(completed);
+  if (live.size === 0 && timer) {
+    clearInterval(timer);
+    timer = null;
+  }
+}
+
+const REASONS: Record<RelayReason, string | null> = {
+  done: null, a_reset: "client_reset", b_reset: "upstream_reset", idle_timeout: "idle_timeout",
+  a_error: "client_error", b_error: "upstream_error", shutdown: "shutdown",
+};
+
+function completed(id: number, aToB: number, bToA: number, reason: RelayReason, errno: number): void {
+  const conn = live.get(id);
+  if (!conn) return;
+  live.delete(id);
+  conn.bytesIn += aToB;
+  conn.bytesOut += bToA;
+  conn.lastActive = performance.now();
+  const why = REASONS[reason];
+  if (errno) log.warn(`${reason === "a_error" ? "client" : "upstream"} socket error`, { id, error: errnoName(-errno), relay: conn.relay });
+  if (why) conn.because(why);
+  finish(conn); // first: closing a socket fires its close handler, which must find us finished
+  if (reason === "a_reset" || reason === "b_reset") {
+    conn.client.terminate();
+    conn.upstream!.terminate();
+  } else {
+    conn.client.end();
+    conn.upstream!.end();
+  }
+}
