@@ -98,6 +98,18 @@ export function readme(r: Results, jsonName: string, others: string[]): string {
     return [sc!, `\`${sys}\``, v.join(" · ")];
   })), "");
 
+  const cpuRuns = r.runs.filter((x) => x.scenario === "bulk" && x.ok && typeof x.detail.cpu_s_per_gb === "number");
+  if (cpuRuns.length) {
+    out.push("## CPU per GB moved (bulk)", "");
+    out.push("Busy CPU seconds of the whole host (/proc/stat: user, nice, system, irq, softirq, steal) per GB moved, load generator and sink included, over each bulk run (warmup included; bytes = measured rate × run time). System-wide because the kernel engines work in softirq and kworkers. Median of the rounds.", "");
+    const bySystem = new Map<string, number[]>();
+    for (const x of cpuRuns) bySystem.set(x.system, [...(bySystem.get(x.system) ?? []), x.detail.cpu_s_per_gb as number]);
+    out.push(table(["system", "CPU s / GB", "rounds"], [...bySystem].map(([sys, v]) => {
+      const sorted = [...v].sort((a, b) => a - b);
+      return [`\`${sys}\``, sorted[Math.floor(sorted.length / 2)]!.toFixed(3), v.map((n) => n.toFixed(3)).join(" · ")];
+    })), "");
+  }
+
   if (others.length) {
     out.push("## All results files", "");
     for (const o of others) out.push(`- [\`${o}\`](${o})`);

@@ -100,13 +100,16 @@ export function switchyardTlsConfig(listen: string, backend: string, tls: TlsFil
   }, null, 2) + "\n";
 }
 
-export function haproxyConfig(listen: string, backend: string, threads: number, tls: TlsFiles | null = null): string {
+export function haproxyConfig(listen: string, backend: string, threads: number, options: { tls?: TlsFiles; spliceAuto?: boolean } = {}): string {
+  const { tls, spliceAuto } = options;
+  // splice-auto keeps pipes (2 fds each, maxconn/4 of them by default): fewer, so the fd need stays
+  // under this machine's 20000 open-file limit.
   return `global
   nbthread ${threads}
-  maxconn 9000
+  maxconn 9000${spliceAuto ? "\n  maxpipes 256" : ""}
 
 defaults
-  mode tcp
+  mode tcp${spliceAuto ? "\n  option splice-auto" : ""}
   timeout connect 5s
   timeout client 60s
   timeout server 60s
@@ -213,16 +216,17 @@ function switchyard(ctx: Ctx, engine: string, workers: number): System {
   };
 }
 
-function haproxy(ctx: Ctx, threads: number): System {
+function haproxy(ctx: Ctx, threads: number, spliceAuto = false): System {
+  const tag = `t${threads}${spliceAuto ? "-splice" : ""}`;
   return {
-    id: `haproxy/t${threads}`,
+    id: `haproxy/${tag}`,
     kind: "haproxy",
-    describe: `haproxy -f cfg -db: mode tcp, nbthread ${threads}, maxconn 9000`,
+    describe: `haproxy -f cfg -db: mode tcp, nbthread ${threads}, maxconn 9000${spliceAuto ? ", option splice-auto" : ""}`,
     start: async (backend) => {
-      const dir = dirFor(ctx, `haproxy-t${threads}`);
+      const dir = dirFor(ctx, `haproxy-${tag}`);
       const listen = `127.0.0.1:${freePort()}`;
       const cfg = join(dir, "haproxy.cfg");
-      writeFileSync(cfg, haproxyConfig(listen, backend, threads));
+      writeFileSync(cfg, haproxyConfig(listen, backend, threads, { spliceAuto }));
       const c = new Child(`haproxy t${threads}`, ["haproxy", "-f", cfg, "-db"], join(dir, "haproxy"));
       try { await waitPort(listen, 10_000, c); } catch (e) { await c.stop(); throw e; }
       return { address: listen, pid: c.pid, stop: () => c.stop() };
@@ -231,7 +235,7 @@ function haproxy(ctx: Ctx, threads: number): System {
       const dir = dirFor(ctx, `haproxy-tls-t${threads}`);
       const listen = `127.0.0.1:${freePort()}`;
       const cfg = join(dir, "haproxy.cfg");
-      writeFileSync(cfg, haproxyConfig(listen, backend, threads, benchCert(ctx)));
+      writeFileSync(cfg, haproxyConfig(listen, backend, threads, { tls: benchCert(ctx) }));
       const c = new Child(`haproxy tls t${threads}`, ["haproxy", "-f", cfg, "-db"], join(dir, "haproxy"));
       try { await waitPort(listen, 10_000, c); } catch (e) { await c.stop(); throw e; }
       return { address: listen, pid: c.pid, stop: () => c.stop() };
@@ -294,6 +298,8 @@ export async function discoverSystems(ctx: Ctx, backends: Backends): Promise<{ s
     }
   }
   for (const t of [...new Set([1, 2])]) systems.push(haproxy(ctx, t));
+  // HAProxy's own kernel relay, against switchyard's splice and sockmap engines.
+  systems.push(haproxy(ctx, 1, true));
   const streamBuiltIn = /--with-stream(?!=dynamic)(\s|$)/.test(Bun.spawnSync(["nginx", "-V"]).stderr.toString());
   if (existsSync(STREAM_MODULE) || streamBuiltIn) systems.push(nginxStream(ctx));
   else notes.push(`nginx-stream: skipped, the stream module is missing (${STREAM_MODULE}; Debian package libnginx-mod-stream)`);

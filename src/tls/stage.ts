@@ -15,7 +15,7 @@
  * @module
  */
 import type { Socket } from "bun";
-import { Conn, HANDSHAKING, NOT_OURS, SNIFFING, USERSPACE_ONLY } from "../proxy/conn.ts";
+import { Conn, HANDSHAKING, NOT_OURS, SNIFFING } from "../proxy/conn.ts";
 import type { RouteRuntime } from "../proxy/runtime.ts";
 import { abort } from "../proxy/finish.ts";
 import { route, dialRoute } from "../proxy/pipeline.ts";
@@ -84,7 +84,7 @@ function terminate(conn: Conn, settings: RouteTls): void {
   const upgrade = (raw as unknown as { upgradeTLS(o: object): [Socket<Conn>, Socket<Conn>] }).upgradeTLS;
   const [, tlsSocket] = upgrade.call(raw, { isServer: true, initialData: p.first.bytes, tls, socket: TLS_HANDLERS, data: conn });
   conn.client = tlsSocket;
-  conn.flags |= USERSPACE_ONLY;
+  conn.markUserspaceOnly();
   p.release();
   raw.resume();
 }

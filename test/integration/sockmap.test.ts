@@ -3,7 +3,7 @@
  * native/src/sockmap.zig), end to end through the compiled binary: the shared engine suite
  * (test/helpers/engine-suite.ts), with, during the 1 GiB each way, the proof that the payload never
  * reaches the proxy process (its read/write syscall byte counters in /proc/PID/io stay flat); then
- * `auto` moving a busy connection to sockmap, a unix-socket upstream going to splice instead, and
+ * `auto` preferring splice, and moving a busy connection to sockmap where splice is refused, a unix-socket upstream going to splice instead, and
  * the fallbacks when sockmap is refused or the library is absent. Needs CAP_BPF and CAP_NET_ADMIN
  * (CI runs as root); where the host refuses, the fallback tests still run and the rest fail loudly.
  */
@@ -54,11 +54,22 @@ function serveArgs(port: number, relay?: string): string[] {
   return ["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${port}`, ...(relay ? ["--relay", relay] : [])];
 }
 
-test("relay auto: short exchanges stay in userspace, a busy connection moves to sockmap mid-stream", async () => {
+test("relay auto prefers splice where both work (measured faster; src/relay/engine.ts AUTO_ORDER)", async () => {
   const echo = echoServer();
   const p = await startProxy(serveArgs(echo.port));
   try {
-    await p.waitForLog("relay engine: sockmap configured=auto");
+    await p.waitForLog("relay engine: splice configured=auto");
+  } finally {
+    await p.stop();
+    echo.stop();
+  }
+});
+
+test("relay auto without splice: short exchanges stay in userspace, a busy connection moves to sockmap mid-stream", async () => {
+  const echo = echoServer();
+  const p = await startProxy(serveArgs(echo.port), { env: { ...ENV, SWITCHYARD_NATIVE_SPLICE: "off" } });
+  try {
+    await p.waitForLog("relay engine: sockmap (splice unavailable) configured=auto");
     await relaysThrough(p);
     // 4 MiB in 64 KiB requests, each echoed before the next: crosses the 256 KiB mark mid-stream.
     const c = await connect(p.port);

@@ -88,7 +88,7 @@ describe("fallbacks", () => {
     try {
       await relaysThrough(p);
       await relaysThrough(p);
-      await p.waitForLog("relay engine: userspace (splice unavailable)");
+      await p.waitForLog("relay engine: userspace (sockmap and splice unavailable)");
       expect(p.stderr()).toContain("configured=auto");
       expect(p.stderr()).toContain("refused by SWITCHYARD_NATIVE_SPLICE=off");
       expect(p.stderr().match(/relay engine:/g)!.length).toBe(1);
