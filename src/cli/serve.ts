@@ -21,7 +21,7 @@ import { log } from "../log/logger.ts";
 import { startAdmin, type AdminActions } from "../control/admin.ts";
 import { Service } from "../control/service.ts";
 import { Supervisor, workerCommand, workerCount } from "../control/supervisor.ts";
-import { announceUpgraded, Upgrade, UPGRADE_ENV } from "../control/upgrade.ts";
+import { announceUpgraded, Upgrade, UPGRADE_ENV, type HandedSockets } from "../control/upgrade.ts";
 import { runWorker } from "../control/worker.ts";
 import { WORKER_ENV } from "../control/ipc.ts";
 import { notifyReloading, sdNotify, startWatchdog } from "../control/sd-notify.ts";
@@ -51,6 +51,18 @@ export async function serve(config: Config, load: () => Config): Promise<void> {
   return serveOneProcess(config, load, inherited);
 }
 
+/** What signal handling needs of a running service, whichever its shape. */
+interface Running {
+  /** Validate and apply the configuration; `reopen` (SIGHUP): reopen log files first. Never throws. */
+  reload(trigger: string, reopen?: boolean): Promise<unknown>;
+  /** Stop accepting, let open connections finish up to drainTimeoutMs, then close them. */
+  stop(signal: string, handedOver: boolean): Promise<void>;
+  /** A second stop signal: close everything now. */
+  kill(): void;
+  /** The listening sockets and their fds, for a binary upgrade. */
+  sockets(): HandedSockets;
+}
+
 async function superviseWorkers(config: Config, load: () => Config, count: number, inherited: Inherited | null): Promise<void> {
   const supervisor = new Supervisor(load, config, count, inherited);
   await supervisor.start();
@@ -60,29 +72,13 @@ async function superviseWorkers(config: Config, load: () => Config, count: numbe
     metrics: () => supervisor.metrics(),
   }, inherited?.origin === "upgrade");
   log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, workers: count, pid: process.pid });
-  if (inherited?.origin === "upgrade") announceUpgraded();
-  else sdNotify("READY=1");
-  startWatchdog();
-
-  const upgrade = new Upgrade();
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) {
-      log.warn(`second ${signal}: closing every connection now`);
-      supervisor.kill();
-      process.exit(0);
-    }
-    stopping = true;
-    admin?.stop(true);
-    await supervisor.stop(signal, upgrade.handedOver);
-    log.info("stopped");
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGHUP", () => void supervisor.reload("SIGHUP", true));
-  process.on("SIGUSR2", () => { if (!stopping) upgrade.start(workerCommand(), supervisor.handedSockets(), () => void stop("upgrade")); });
-  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void supervisor.reload("config file changed"));
+  // The supervisor reports RELOADING=1/READY=1 around its reloads and STOPPING=1 itself.
+  runUntilStopped(config, inherited, admin, {
+    reload: (trigger, reopen) => supervisor.reload(trigger, reopen),
+    stop: (signal, handedOver) => supervisor.stop(signal, handedOver),
+    kill: () => supervisor.kill(),
+    sockets: () => supervisor.handedSockets(),
+  });
 }
 
 async function serveOneProcess(config: Config, load: () => Config, inherited: Inherited | null): Promise<void> {
@@ -95,11 +91,35 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
   } else service = new Service(load);
   useSharedLimits();
   await service.start(config);
+  const reload = async (trigger: string, reopen = false) => {
+    notifyReloading();
+    try {
+      return await (reopen ? service.hangup() : service.reload(trigger));
+    } finally {
+      sdNotify("READY=1");
+    }
+  };
   // The admin listener and the relay engine are fixed for the life of the process.
-  const admin = await startAdminWithRetry(config, { config: () => service.current.config, reload: () => service.reload("POST /reload"), metrics: () => service.metrics }, inherited?.origin === "upgrade");
+  const admin = await startAdminWithRetry(config, { config: () => service.current.config, reload: () => reload("POST /reload"), metrics: () => service.metrics }, inherited?.origin === "upgrade");
   const engine = relayEngine(config);
   service.metrics.relayEngine = engine;
   log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, relay: engine, pid: process.pid });
+  runUntilStopped(config, inherited, admin, {
+    reload,
+    stop: async (signal, handedOver) => {
+      if (!handedOver) sdNotify("STOPPING=1");
+      await service.drain(signal);
+    },
+    kill: () => service.closeAll("shutdown"),
+    sockets: () => service.listeningSockets(),
+  });
+}
+
+/**
+ * Tell systemd (or the process this one upgraded) that we are ready, then react to signals and to
+ * changes of the config file until a stop signal drains the service and exits 0.
+ */
+function runUntilStopped(config: Config, inherited: Inherited | null, admin: Server<undefined> | null, running: Running): void {
   if (inherited?.origin === "upgrade") announceUpgraded();
   else sdNotify("READY=1");
   startWatchdog();
@@ -109,26 +129,20 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
   const stop = async (signal: string) => {
     if (stopping) {
       log.warn(`second ${signal}: closing every connection now`);
-      service.closeAll("shutdown");
+      running.kill();
       process.exit(0);
     }
     stopping = true;
-    if (!upgrade.handedOver) sdNotify("STOPPING=1");
     admin?.stop(true);
-    await service.drain(signal);
+    await running.stop(signal, upgrade.handedOver);
     log.info("stopped");
     process.exit(0);
   };
-  const reload = async (run: () => ReturnType<Service["reload"]>) => {
-    notifyReloading();
-    await run();
-    sdNotify("READY=1");
-  };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGHUP", () => void reload(() => service.hangup()));
-  process.on("SIGUSR2", () => { if (!stopping) upgrade.start(workerCommand(), service.listeningSockets(), () => void stop("upgrade")); });
-  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void reload(() => service.reload("config file changed")));
+  process.on("SIGHUP", () => void running.reload("SIGHUP", true));
+  process.on("SIGUSR2", () => { if (!stopping) upgrade.start(workerCommand(), running.sockets(), () => void stop("upgrade")); });
+  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void running.reload("config file changed"));
 }
 
 /**
