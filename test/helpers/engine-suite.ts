@@ -194,3 +194,35 @@ export function relayEngineSuite(engine: "splice" | "sockmap", options: EngineSu
     await stalledReaderHoldsMemoryBounded(engine, options.stalledRssBound, options.writerHeldBack ?? true);
   }, 120_000);
 }
+
+/** A few bytes through `proxy` to an echo backend and back. */
+export async function relaysThrough(proxy: RunningProxy): Promise<void> {
+  const c = await connect(proxy.port);
+  await writeAll(c.socket, new TextEncoder().encode("still flows"));
+  await eventually(() => c.receivedText() === "still flows", 5_000, "echo");
+  c.socket.end();
+  await c.closed;
+}
+
+/**
+ * relay auto: a short exchange stays in userspace, and a connection that moves 4 MiB (64 KiB
+ * requests, each echoed before the next, so it crosses the 256 KiB mark mid-stream) is handed to
+ * `engine` with every byte intact and counted.
+ */
+export async function autoHandsOverOnceBusy(p: RunningProxy, engine: "splice" | "sockmap"): Promise<void> {
+  await relaysThrough(p);
+  const big = await connect(p.port);
+  const chunk = new Uint8Array(64 * 1024).map((_, i) => (i * 7) & 255);
+  for (let i = 0; i < 64; i++) {
+    await writeAll(big.socket, chunk);
+    await eventually(() => big.received().length === (i + 1) * chunk.length, 10_000, `echo ${i}`);
+  }
+  const got = big.received();
+  for (let i = 0; i < 64; i++) expect(Buffer.compare(got.subarray(i * chunk.length, (i + 1) * chunk.length), chunk)).toBe(0);
+  big.socket.end();
+  await big.closed;
+  await eventually(() => p.accessLog().length === 2, 5000, "access log");
+  const [small, busy] = p.accessLog();
+  expect(small!.relay).toBe("userspace");
+  expect(busy).toMatchObject({ relay: engine, bytesIn: 4 * 1024 * 1024, bytesOut: 4 * 1024 * 1024, reason: "done" });
+}

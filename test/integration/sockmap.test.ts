@@ -11,9 +11,9 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket } from "bun";
-import { relayEngineSuite } from "../helpers/engine-suite.ts";
-import { startProxy, eventually, runBinary, tempDir, type RunningProxy } from "../helpers/proxy.ts";
-import { echoServer, connect, writeAll } from "../helpers/peers.ts";
+import { autoHandsOverOnceBusy, relayEngineSuite, relaysThrough } from "../helpers/engine-suite.ts";
+import { startProxy, eventually, runBinary, tempDir } from "../helpers/proxy.ts";
+import { echoServer } from "../helpers/peers.ts";
 
 const ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 
@@ -42,14 +42,6 @@ relayEngineSuite("sockmap", {
   writerHeldBack: false,
 });
 
-async function relaysThrough(proxy: RunningProxy): Promise<void> {
-  const c = await connect(proxy.port);
-  await writeAll(c.socket, new TextEncoder().encode("still flows"));
-  await eventually(() => c.receivedText() === "still flows", 5_000, "echo");
-  c.socket.end();
-  await c.closed;
-}
-
 function serveArgs(port: number, relay?: string): string[] {
   return ["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${port}`, ...(relay ? ["--relay", relay] : [])];
 }
@@ -70,22 +62,7 @@ test("relay auto without splice: short exchanges stay in userspace, a busy conne
   const p = await startProxy(serveArgs(echo.port), { env: { ...ENV, SWITCHYARD_NATIVE_SPLICE: "off" } });
   try {
     await p.waitForLog("relay engine: sockmap (splice unavailable) configured=auto");
-    await relaysThrough(p);
-    // 4 MiB in 64 KiB requests, each echoed before the next: crosses the 256 KiB mark mid-stream.
-    const c = await connect(p.port);
-    const chunk = new Uint8Array(64 * 1024).map((_, i) => (i * 7) & 255);
-    for (let i = 0; i < 64; i++) {
-      await writeAll(c.socket, chunk);
-      await eventually(() => c.received().length === (i + 1) * chunk.length, 10_000, `echo ${i}`);
-    }
-    const got = c.received();
-    for (let i = 0; i < 64; i++) expect(Buffer.compare(got.subarray(i * chunk.length, (i + 1) * chunk.length), chunk)).toBe(0);
-    c.socket.end();
-    await c.closed;
-    await eventually(() => p.accessLog().length === 2, 5000, "access log");
-    const [small, big] = p.accessLog();
-    expect(small!.relay).toBe("userspace");
-    expect(big).toMatchObject({ relay: "sockmap", bytesIn: 4 * 1024 * 1024, bytesOut: 4 * 1024 * 1024, reason: "done" });
+    await autoHandsOverOnceBusy(p, "sockmap");
   } finally {
     await p.stop();
     echo.stop();

@@ -8,9 +8,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { relayEngineSuite } from "../helpers/engine-suite.ts";
+import { autoHandsOverOnceBusy, relayEngineSuite, relaysThrough } from "../helpers/engine-suite.ts";
 import { startProxy, eventually, runBinary, type RunningProxy } from "../helpers/proxy.ts";
-import { echoServer, connect, writeAll } from "../helpers/peers.ts";
+import { echoServer, connect } from "../helpers/peers.ts";
 
 const ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 
@@ -60,13 +60,6 @@ test("3000 idle pairs, each verified with one echo: the engine holds no pipes fo
 }, 120_000);
 
 describe("fallbacks", () => {
-  async function relaysThrough(proxy: RunningProxy): Promise<void> {
-    const c = await connect(proxy.port);
-    await writeAll(c.socket, new TextEncoder().encode("still flows"));
-    await eventually(() => c.receivedText() === "still flows", 5_000, "echo");
-    c.socket.end();
-    await c.closed;
-  }
 
   test("library absent (SWITCHYARD_NATIVE=off): userspace relay, the log says which and why", async () => {
     const echo = echoServer();
@@ -104,22 +97,7 @@ describe("fallbacks", () => {
     const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`], { env: { ...ENV, SWITCHYARD_NATIVE_SOCKMAP: "off" } });
     try {
       await p.waitForLog("relay engine: splice configured=auto");
-      await relaysThrough(p); // a few bytes
-      // 4 MiB in 64 KiB requests, each echoed before the next: crosses the 256 KiB mark mid-stream.
-      const c = await connect(p.port);
-      const chunk = new Uint8Array(64 * 1024).map((_, i) => (i * 7) & 255);
-      for (let i = 0; i < 64; i++) {
-        await writeAll(c.socket, chunk);
-        await eventually(() => c.received().length === (i + 1) * chunk.length, 10_000, `echo ${i}`);
-      }
-      const got = c.received();
-      for (let i = 0; i < 64; i++) expect(Buffer.compare(got.subarray(i * chunk.length, (i + 1) * chunk.length), chunk)).toBe(0);
-      c.socket.end();
-      await c.closed;
-      await eventually(() => p.accessLog().length === 2, 5000, "access log");
-      const [small, big] = p.accessLog();
-      expect(small!.relay).toBe("userspace");
-      expect(big).toMatchObject({ relay: "splice", bytesIn: 4 * 1024 * 1024, bytesOut: 4 * 1024 * 1024, reason: "done" });
+      await autoHandsOverOnceBusy(p, "splice");
     } finally {
       await p.stop();
       echo.stop();
