@@ -11,6 +11,7 @@
  */
 import type { Socket, SocketHandler } from "bun";
 import { Conn, FINISHED } from "../proxy/conn.ts";
+import type { ProtoState } from "../proxy/proto-state.ts";
 import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
 import { abort } from "../proxy/finish.ts";
 import { concatBytes } from "../net/bytes.ts";
@@ -36,22 +37,21 @@ function keyOf(pid: number, key: Uint8Array): string {
   return `${pid}:${Buffer.from(key).toString("hex")}`;
 }
 
-/** Per connection: the backend bytes not yet parsed, or null once done watching. */
-const watching = new WeakMap<Conn, Uint8Array | null>();
-
 const upstreamData = UPSTREAM_HANDLERS.data!;
 
 export const PG_UPSTREAM_HANDLERS: SocketHandler<Conn> = {
   ...UPSTREAM_HANDLERS,
   data(upstream, chunk) {
     const conn = upstream.data;
-    if (watching.get(conn) !== null && !(conn.flags & FINISHED)) watch(conn, upstream, chunk);
+    // Per read: one field test once the startup replies have passed (no map lookup).
+    if (conn.proto?.watchingBackend && !(conn.flags & FINISHED)) watch(conn, upstream, chunk);
     upstreamData(upstream, chunk);
   },
 };
 
 function watch(conn: Conn, upstream: Socket<Conn>, chunk: Uint8Array): void {
-  const before = watching.get(conn);
+  const p = conn.proto!;
+  const before = p.backendTail;
   const bytes = before ? concatBytes(before, chunk) : chunk;
   let pos = 0;
   while (pos + 5 <= bytes.length) {
@@ -63,11 +63,17 @@ function watch(conn: Conn, upstream: Socket<Conn>, chunk: Uint8Array): void {
       const pid = ((body[0]! << 24) >>> 0) + (body[1]! << 16) + (body[2]! << 8) + body[3]!;
       remember(keyOf(pid, body.subarray(4)), { conn, host: upstream.remoteAddress, port: upstream.remotePort });
     }
-    if (type === READY_FOR_QUERY || type === ERROR_RESPONSE) return void watching.set(conn, null);
+    if (type === READY_FOR_QUERY || type === ERROR_RESPONSE) return stopWatching(p);
     pos += 1 + len;
   }
   const rest = bytes.subarray(pos);
-  watching.set(conn, rest.length > MAX_STARTUP_REPLY || bytes.length - pos > MAX_STARTUP_REPLY ? null : rest.slice());
+  if (rest.length > MAX_STARTUP_REPLY) return stopWatching(p);
+  p.backendTail = rest.length > 0 ? rest.slice() : null;
+}
+
+function stopWatching(p: ProtoState): void {
+  p.watchingBackend = false;
+  p.backendTail = null;
 }
 
 function remember(key: string, owner: KeyOwner): void {

@@ -26,6 +26,10 @@ export class ProtoState {
   user: string | null = null;
   /** The accepted TCP socket once a TLS socket runs over it (its events are not the relay's). */
   raw: Socket<Conn> | null = null;
+  /** postgres: still reading the backend's first messages for its BackendKeyData (src/postgres/cancel.ts). */
+  watchingBackend = true;
+  /** postgres: the backend's bytes of a message not yet whole, while watching. */
+  backendTail: Uint8Array | null = null;
 
   constructor(public phase: SniffPhase) {}
 
