@@ -6,6 +6,12 @@
 // without ever reaching userspace. A miss (a socket being removed, or not paired yet) returns SK_PASS:
 // the bytes stay readable on the socket they arrived on.
 //
+// Every redirected byte is also counted, per source socket, in an array the loader maps into its
+// own memory (BPF_F_MMAPABLE): the loader's thread compares that count with what the destination
+// socket has taken (a syscall it makes only for sockets whose count moved) and pauses a source
+// whose destination falls behind. The kernel's redirect backlog has no bound of its own; this
+// count is what lets the loader give it one without a syscall per socket per tick.
+//
 // No headers: the program is freestanding (zig cc -target bpfel-freestanding), so the few types and
 // helper ids it needs are spelled out here, with their uapi names (include/uapi/linux/bpf.h).
 typedef unsigned int __u32;
@@ -20,12 +26,18 @@ struct __sk_buff {
 };
 
 // Helper ids from enum bpf_func_id (stable uapi numbers).
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static __u64 (*bpf_get_socket_cookie)(void *ctx) = (void *)46;
 static long (*bpf_sk_redirect_hash)(struct __sk_buff *skb, void *map, void *key, __u64 flags) = (void *)72;
 
-// The map is created by the loader (BPF_MAP_TYPE_SOCKHASH, key u64 cookie, value u32 fd); this
-// symbol only marks where the loader puts the map's fd (the ld_imm64 relocation against it).
+// The maps are created by the loader; these symbols only mark where it puts each map's fd (the
+// ld_imm64 relocations against them, matched by name in native/src/bpf.zig):
+// - sock_pairs: SOCKHASH, key u64 cookie, value the peer socket;
+// - sock_slots: HASH, key u64 cookie, value u32 index into slot_bytes;
+// - slot_bytes: ARRAY of u64, mmapable: bytes redirected from the socket that owns the index.
 char sock_pairs[8] __attribute__((section("maps"), used));
+char sock_slots[8] __attribute__((section("maps"), used));
+char slot_bytes[8] __attribute__((section("maps"), used));
 
 __attribute__((section("sk_skb/stream_verdict"), used))
 int relay_verdict(struct __sk_buff *skb)
@@ -35,12 +47,21 @@ int relay_verdict(struct __sk_buff *skb)
 	// pipe (EPIPE, and that peer's redirects stop for good); passed, it would be queued behind
 	// bytes still waiting in this socket's own backlog and fail the same way. Dropped, it is just
 	// freed. FINs are passed on by the loader's thread (EPOLLRDHUP + shutdown).
-	if (skb->len == 0)
+	__u32 len = skb->len;
+	if (len == 0)
 		return SK_DROP;
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	// flags 0 = egress: the bytes leave through the peer socket, toward the peer's remote end.
 	long verdict = bpf_sk_redirect_hash(skb, sock_pairs, &cookie, 0);
-	return verdict == SK_DROP ? SK_PASS : (int)verdict;
+	if (verdict == SK_DROP)
+		return SK_PASS;
+	__u32 *slot = bpf_map_lookup_elem(sock_slots, &cookie);
+	if (slot) {
+		__u64 *bytes = bpf_map_lookup_elem(slot_bytes, slot);
+		if (bytes)
+			__sync_fetch_and_add(bytes, len);
+	}
+	return (int)verdict;
 }
 
 char _license[] __attribute__((section("license"), used)) = "Dual MIT/GPL";

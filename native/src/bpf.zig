@@ -1,7 +1,8 @@
 //! Just enough of bpf(2) and ELF to load the sockmap relay's verdict program (native/bpf/relay.bpf.c,
 //! compiled by build.zig with `zig cc -target bpfel-freestanding` and embedded in this library), so
-//! the host needs no libbpf. The object has one program section and one relocation: the ld_imm64
-//! that loads the map's address, which becomes "load map fd N" (src_reg = BPF_PSEUDO_MAP_FD).
+//! the host needs no libbpf. The object has one program section whose relocations are ld_imm64
+//! instructions loading a map's address; each names its map by symbol and becomes "load map fd N"
+//! (src_reg = BPF_PSEUDO_MAP_FD). The maps themselves are made here, not read from the object.
 //! Every function returns >= 0 or -errno.
 const std = @import("std");
 const linux = std.os.linux;
@@ -9,14 +10,17 @@ const BPF = linux.BPF;
 const sys = @import("sys.zig");
 
 pub const PROGRAM_SECTION = "sk_skb/stream_verdict";
-pub const MAP_SYMBOL = "sock_pairs";
 const LICENSE_SECTION = "license";
+const MAX_MAP_REFS = 8;
+
+/// An ld_imm64 that loads a map: its byte offset in the program and the index of its symbol in
+/// the names the caller passed to `parse`.
+pub const MapRef = struct { offset: usize, map: usize };
 
 pub const Program = struct {
-    /// 8-byte instructions, little-endian, copied out of the object (map fd not patched yet)
+    /// 8-byte instructions, little-endian, copied out of the object (map fds not patched yet)
     insns: []align(8) u8,
-    /// byte offsets of the ld_imm64 instructions that load the map
-    map_refs: [4]usize,
+    map_refs: [MAX_MAP_REFS]MapRef,
     map_ref_count: usize,
     license: [:0]const u8,
 };
@@ -27,9 +31,9 @@ const Shdr = std.elf.Elf64_Shdr;
 const Sym = std.elf.Elf64_Sym;
 const Rel = std.elf.Elf64_Rel;
 
-/// Read the program section, its relocations against MAP_SYMBOL and the license out of an
-/// ELF64 little-endian relocatable object.
-pub fn parse(gpa: std.mem.Allocator, obj: []const u8) ElfError!Program {
+/// Read the program section, its relocations against the map symbols `maps` (any other symbol is
+/// refused) and the license out of an ELF64 little-endian relocatable object.
+pub fn parse(gpa: std.mem.Allocator, obj: []const u8, maps: []const []const u8) ElfError!Program {
     if (obj.len < @sizeOf(std.elf.Elf64_Ehdr) or !std.mem.eql(u8, obj[0..4], "\x7fELF") or obj[4] != 2 or obj[5] != 1) return error.NotElf;
     const eh = std.mem.bytesAsValue(std.elf.Elf64_Ehdr, obj[0..@sizeOf(std.elf.Elf64_Ehdr)]);
     const count = eh.e_shnum;
@@ -71,16 +75,21 @@ pub fn parse(gpa: std.mem.Allocator, obj: []const u8) ElfError!Program {
             const si = rel.r_info >> 32;
             if ((si + 1) * @sizeOf(Sym) > syms.len) return error.BadRelocation;
             const sym = std.mem.bytesToValue(Sym, syms[si * @sizeOf(Sym) ..][0..@sizeOf(Sym)]);
-            if (!std.mem.eql(u8, cstr(strs, sym.st_name), MAP_SYMBOL)) return error.BadRelocation;
+            const map = indexOf(maps, cstr(strs, sym.st_name)) orelse return error.BadRelocation;
             // Must land on an ld_imm64 (opcode 0x18, two slots).
             if (rel.r_offset % 8 != 0 or rel.r_offset + 16 > code.len or code[rel.r_offset] != 0x18) return error.BadRelocation;
             if (prog.map_ref_count == prog.map_refs.len) return error.TooManyRelocations;
-            prog.map_refs[prog.map_ref_count] = rel.r_offset;
+            prog.map_refs[prog.map_ref_count] = .{ .offset = rel.r_offset, .map = map };
             prog.map_ref_count += 1;
         }
     }
     if (prog.map_ref_count == 0) return error.BadRelocation;
     return prog;
+}
+
+fn indexOf(names: []const []const u8, name: []const u8) ?usize {
+    for (names, 0..) |n, i| if (std.mem.eql(u8, n, name)) return i;
+    return null;
 }
 
 fn section(obj: []const u8, sh: Shdr) ElfError![]const u8 {
@@ -95,11 +104,13 @@ fn cstr(strs: []const u8, off: usize) []const u8 {
     return strs[off..end];
 }
 
-/// Point every map reference at `map_fd`: src_reg = BPF_PSEUDO_MAP_FD (1), imm = fd.
-pub fn patchMap(prog: *Program, map_fd: i32) void {
-    for (prog.map_refs[0..prog.map_ref_count]) |off| {
+/// Point every map reference at its map's fd (`fds` in the order of the names given to `parse`):
+/// src_reg = BPF_PSEUDO_MAP_FD (1), imm = fd.
+pub fn patchMaps(prog: *Program, fds: []const i32) void {
+    for (prog.map_refs[0..prog.map_ref_count]) |ref| {
+        const off = ref.offset;
         prog.insns[off + 1] = (prog.insns[off + 1] & 0x0f) | (@as(u8, BPF.PSEUDO_MAP_FD) << 4);
-        std.mem.writeInt(i32, prog.insns[off + 4 ..][0..4], map_fd, .little);
+        std.mem.writeInt(i32, prog.insns[off + 4 ..][0..4], fds[ref.map], .little);
         std.mem.writeInt(i32, prog.insns[off + 12 ..][0..4], 0, .little);
     }
 }
@@ -109,15 +120,49 @@ fn call(cmd: BPF.Cmd, attr: *BPF.Attr, size: usize) c_int {
     return if (linux.errno(rc) == .SUCCESS) @intCast(rc) else sys.negErrno(rc);
 }
 
+fn createMap(map_type: BPF.MapType, key_size: u32, value_size: u32, max_entries: u32, flags: u32, name: []const u8) c_int {
+    var attr = BPF.Attr{ .map_create = std.mem.zeroes(BPF.MapCreateAttr) };
+    attr.map_create.map_type = @intFromEnum(map_type);
+    attr.map_create.key_size = key_size;
+    attr.map_create.value_size = value_size;
+    attr.map_create.max_entries = max_entries;
+    attr.map_create.map_flags = flags;
+    @memcpy(attr.map_create.map_name[0..name.len], name);
+    return call(.map_create, &attr, @sizeOf(BPF.MapCreateAttr));
+}
+
 /// BPF_MAP_TYPE_SOCKHASH keyed by a u64 socket cookie; values are socket fds on update.
 pub fn createSockhash(max_entries: u32) c_int {
-    var attr = BPF.Attr{ .map_create = std.mem.zeroes(BPF.MapCreateAttr) };
-    attr.map_create.map_type = @intFromEnum(BPF.MapType.sockhash);
-    attr.map_create.key_size = 8;
-    attr.map_create.value_size = 4;
-    attr.map_create.max_entries = max_entries;
-    @memcpy(attr.map_create.map_name[0..10], "sy_sockmap");
-    return call(.map_create, &attr, @sizeOf(BPF.MapCreateAttr));
+    return createMap(.sockhash, 8, 4, max_entries, 0, "sy_sockmap");
+}
+
+/// BPF_F_NO_PREALLOC: entries are allocated on insert, so an engine with few pairs costs little.
+const F_NO_PREALLOC: u32 = 1;
+/// BPF_F_MMAPABLE: the array's values can be mmap()ed into this process.
+const F_MMAPABLE: u32 = 1 << 10;
+
+/// BPF_MAP_TYPE_HASH from a u64 socket cookie to a u32 (an index into a counter array).
+pub fn createCookieIndex(max_entries: u32) c_int {
+    return createMap(.hash, 8, 4, max_entries, F_NO_PREALLOC, "sy_slots");
+}
+
+/// BPF_MAP_TYPE_ARRAY of u64 counters that this process maps with `mapCounters`.
+pub fn createCounters(count: u32) c_int {
+    return createMap(.array, 4, 8, count, F_MMAPABLE, "sy_counts");
+}
+
+/// The counters of a `createCounters` map, shared with the program (it adds, we read), or null.
+pub fn mapCounters(map_fd: i32, count: u32) ?[]u64 {
+    const len = std.mem.alignForward(usize, @as(usize, count) * 8, std.heap.pageSize());
+    const rc = linux.mmap(null, len, .{ .READ = true, .WRITE = true }, .{ .TYPE = .SHARED }, map_fd, 0);
+    if (linux.errno(rc) != .SUCCESS) return null;
+    const ptr: [*]u64 = @ptrFromInt(rc);
+    return ptr[0..count];
+}
+
+pub fn unmapCounters(counters: []u64) void {
+    const len = std.mem.alignForward(usize, counters.len * 8, std.heap.pageSize());
+    _ = linux.munmap(@ptrCast(counters.ptr), len);
 }
 
 /// Load an sk_skb program; on refusal the verifier's words go to `log` (may be empty).
@@ -153,8 +198,13 @@ const BPF_NOEXIST: u64 = 1;
 
 /// map[key] = socket fd (new keys only).
 pub fn insert(map_fd: i32, key: u64, fd: i32) c_int {
+    return insertU32(map_fd, key, @intCast(fd));
+}
+
+/// map[key] = value (new keys only), for maps with u64 keys and u32 values.
+pub fn insertU32(map_fd: i32, key: u64, value: u32) c_int {
     var k = key;
-    var v: u32 = @intCast(fd);
+    var v = value;
     var attr = BPF.Attr{ .map_elem = std.mem.zeroes(BPF.MapElemAttr) };
     attr.map_elem.map_fd = map_fd;
     attr.map_elem.key = @intFromPtr(&k);
@@ -181,20 +231,32 @@ pub fn socketCookie(fd: i32) ?u64 {
     return if (linux.errno(rc) == .SUCCESS) cookie else null;
 }
 
-test "the embedded object parses: one program, its map reference, a license" {
+const TEST_MAPS = [_][]const u8{ "sock_pairs", "sock_slots", "slot_bytes" };
+
+test "the embedded object parses: one program, a reference to each map, a license" {
     const obj = @embedFile("relay_bpf");
-    var prog = try parse(std.testing.allocator, obj);
+    var prog = try parse(std.testing.allocator, obj, &TEST_MAPS);
     defer std.testing.allocator.free(prog.insns);
-    try std.testing.expect(prog.insns.len / 8 <= 32);
-    try std.testing.expectEqual(@as(usize, 1), prog.map_ref_count);
+    try std.testing.expect(prog.insns.len / 8 <= 40);
+    try std.testing.expectEqual(@as(usize, 3), prog.map_ref_count);
     try std.testing.expectEqualStrings("Dual MIT/GPL", prog.license);
-    patchMap(&prog, 42);
-    const off = prog.map_refs[0];
-    try std.testing.expectEqual(@as(u8, 0x18), prog.insns[off]);
-    try std.testing.expectEqual(@as(u8, 1), prog.insns[off + 1] >> 4);
-    try std.testing.expectEqual(@as(i32, 42), std.mem.readInt(i32, prog.insns[off + 4 ..][0..4], .little));
+    patchMaps(&prog, &.{ 40, 41, 42 });
+    var seen = [_]bool{ false, false, false };
+    for (prog.map_refs[0..prog.map_ref_count]) |ref| {
+        const off = ref.offset;
+        seen[ref.map] = true;
+        try std.testing.expectEqual(@as(u8, 0x18), prog.insns[off]);
+        try std.testing.expectEqual(@as(u8, 1), prog.insns[off + 1] >> 4);
+        try std.testing.expectEqual(@as(i32, 40 + @as(i32, @intCast(ref.map))), std.mem.readInt(i32, prog.insns[off + 4 ..][0..4], .little));
+    }
+    try std.testing.expectEqual([_]bool{ true, true, true }, seen);
+}
+
+test "a relocation against a map the caller did not name is refused" {
+    const obj = @embedFile("relay_bpf");
+    try std.testing.expectError(error.BadRelocation, parse(std.testing.allocator, obj, TEST_MAPS[0..2]));
 }
 
 test "garbage is not an object" {
-    try std.testing.expectError(error.NotElf, parse(std.testing.allocator, "not an elf file at all, not at all, no"));
+    try std.testing.expectError(error.NotElf, parse(std.testing.allocator, "not an elf file at all, not at all, no", &TEST_MAPS));
 }

@@ -13,6 +13,9 @@ pub const Reason = enum(u32) {
     a_error = 4,
     b_error = 5,
     shutdown = 6,
+    /// sockmap only: the pair left the kernel relay with bytes still to move (a paused source's FIN
+    /// arrived, see sockmap.zig); the caller relays the rest.
+    migrate = 7,
 };
 
 /// One completed pair, as JS reads it: 4 x 64-bit little-endian words.

@@ -136,6 +136,52 @@ pub fn setBuf(fd: i32, opt: u32, bytes: i32) void {
     _ = linux.setsockopt(fd, linux.SOL.SOCKET, opt, @ptrCast(&bytes), @sizeOf(i32));
 }
 
+/// Bytes a writer thread has written so far, for a test that watches it stall.
+pub const Progress = struct {
+    sent: std.atomic.Value(u64) = .init(0),
+    pub fn get(self: *Progress) u64 {
+        return self.sent.load(.monotonic);
+    }
+};
+
+/// writerThread's bytes, counted into `progress` as they go; FIN at the end.
+pub fn countingWriter(fd: i32, total: usize, progress: *Progress) void {
+    var buf: [65536]u8 = undefined;
+    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
+    var left = total;
+    while (left > 0) {
+        const k = @min(left, buf.len);
+        writeAll(fd, buf[0..k]) catch return;
+        left -= k;
+        _ = progress.sent.fetchAdd(k, .monotonic);
+    }
+    _ = linux.shutdown(fd, linux.SHUT.WR);
+}
+
+/// Wait until `progress` has not moved for `quiet_ms`; its value then.
+pub fn waitStalled(progress: *Progress, quiet_ms: u32) u64 {
+    var last = progress.get();
+    while (true) {
+        sleepMs(quiet_ms);
+        const now = progress.get();
+        if (now == last) return now;
+        last = now;
+    }
+}
+
+/// The checksum writerThread's first `total` bytes have (what readToEof returns as sum).
+pub fn expectedSum(total: usize) u64 {
+    var sum: u64 = 0;
+    for (0..total) |i| sum +%= @as(u8, @truncate((i % 65536) *% 7));
+    return sum;
+}
+
+/// SO_RCVTIMEO: a blocking read on `fd` fails with EAGAIN after `seconds` and `ms`.
+pub fn setReadTimeout(fd: i32, seconds: i64, ms: i64) void {
+    const tv = linux.timeval{ .sec = @intCast(seconds), .usec = @intCast(ms * 1000) };
+    _ = linux.setsockopt(fd, linux.SOL.SOCKET, linux.SO.RCVTIMEO, @ptrCast(&tv), @sizeOf(linux.timeval));
+}
+
 pub fn writerNoFin(fd: i32, total: usize) void {
     var buf: [65536]u8 = undefined;
     for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);

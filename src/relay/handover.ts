@@ -16,7 +16,10 @@
  * Completion: each engine queues {id, bytes each way, reason}; a timer drains both queues every
  * POLL_MS while pairs are live (no threadsafe JS callback from a foreign thread). Each record adds
  * the counts, finishes the connection and closes both Bun sockets: terminate() after a reset (the
- * engine set SO_LINGER 0, so the peer gets RST), end() otherwise.
+ * engine set SO_LINGER 0, so the peer gets RST), end() otherwise. One record is not an end:
+ * `migrate`, from sockmap when a source it paused for backpressure got its FIN with bytes still
+ * queued (the kernel will not take such a socket back); every byte it had redirected is delivered,
+ * the rest waits in the kernel, and splice (or, without it, the userspace relay) carries on.
  * @module
  */
 import type { Socket } from "bun";
@@ -127,16 +130,27 @@ function drain(): void {
 
 const REASONS: Record<RelayReason, string | null> = {
   done: null, a_reset: "client_reset", b_reset: "upstream_reset", idle_timeout: "idle_timeout",
-  a_error: "client_error", b_error: "upstream_error", shutdown: "shutdown",
+  a_error: "client_error", b_error: "upstream_error", shutdown: "shutdown", migrate: null,
 };
+
+/** A pair sockmap gave back mid-stream (`migrate`): splice relays the rest, else userspace does. */
+function carryOn(conn: Conn): void {
+  log.debug("sockmap gave a paused pair back, its last bytes still queued", { id: conn.id, to: spliceRunning() ? "splice" : "userspace" });
+  if (spliceRunning() && spliceAdd(fdOf(conn.client), fdOf(conn.upstream!), conn.listener.config.idleTimeoutMs, conn.id) >= 0) return;
+  live.delete(conn.id);
+  conn.flags &= ~HANDED_OVER;
+  conn.client.resume();
+  conn.upstream!.resume();
+}
 
 function completed(id: number, aToB: number, bToA: number, reason: RelayReason, errno: number): void {
   const conn = live.get(id);
   if (!conn) return;
-  live.delete(id);
   conn.bytesIn += aToB;
   conn.bytesOut += bToA;
   conn.lastActive = performance.now();
+  if (reason === "migrate") return carryOn(conn);
+  live.delete(id);
   const why = REASONS[reason];
   if (errno) log.warn(`${reason === "a_error" ? "client" : "upstream"} socket error`, { id, error: errnoName(-errno), relay: conn.relay });
   if (why) conn.because(why);
