@@ -93,6 +93,11 @@ export fn sy_listen_unix(path: [*]const u8, len: c_int, backlog: c_int) c_int {
     return listen.listenUnix(path, len, backlog);
 }
 
+/// Listen again with `backlog` (Bun.listen({fd}) re-listens with 511). 0 or -errno.
+export fn sy_listen_backlog(fd: c_int, backlog: c_int) c_int {
+    return listen.setBacklog(fd, backlog);
+}
+
 export fn sy_local_port(fd: c_int) c_int {
     return listen.localPort(fd);
 }

@@ -13,6 +13,7 @@ import { errnoName, nativeStatus } from "./index.ts";
 const SYMBOLS = {
   sy_listen_inet: { args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   sy_listen_unix: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_listen_backlog: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   sy_local_port: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_is_listening: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_send_datagram: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
@@ -66,6 +67,17 @@ export function listenUnix(path: string, backlog: number): FdResult {
   const bytes = Buffer.from(path);
   const rc = l.sy_listen_unix(bytes, bytes.length, backlog);
   return rc >= 0 ? { ok: true, fd: rc } : { ok: false, error: errnoName(rc) };
+}
+
+/**
+ * Give a listening socket its accept queue length again (listen(2) on a listening socket updates it):
+ * Bun.listen({fd}) listens with 511 itself. null, or why not (the errno name, or "unavailable").
+ */
+export function setBacklog(fd: number, backlog: number): string | null {
+  const l = socketsLibrary();
+  if (!l) return why;
+  const rc = l.sy_listen_backlog(fd, backlog);
+  return rc < 0 ? errnoName(rc) : null;
 }
 
 /** The port a bound inet socket has, or 0 when unknown. */
