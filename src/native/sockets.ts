@@ -6,9 +6,9 @@
  * and callers fall back to what Bun does alone.
  * @module
  */
-import { dlopen, FFIType } from "bun:ffi";
-import libPath from "./libswitchyard.so" with { type: "file" };
-import { errnoName, nativeStatus } from "./index.ts";
+import { FFIType, type Library } from "bun:ffi";
+import { errnoName } from "./index.ts";
+import { openSymbols, type Opened } from "./own-symbols.ts";
 
 const SYMBOLS = {
   sy_listen_inet: { args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
@@ -24,25 +24,16 @@ const SYMBOLS = {
 /** Bit flags of sy_listen_inet (native/src/listen.zig). */
 export const LISTEN_FLAGS = { reusePort: 1, v6Only: 2, fastOpen: 4, deferAccept: 8 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
-let lib: Lib | null | undefined;
+type Lib = Library<typeof SYMBOLS>["symbols"];
+let opened: Opened<typeof SYMBOLS> | undefined;
 let why = "";
 
 /** The library's socket calls, or null (and {@link socketsUnavailable} says why). */
 function socketsLibrary(): Lib | null {
-  if (lib !== undefined) return lib;
-  const s = nativeStatus();
-  if (!s.loaded) {
-    why = s.reason;
-    return (lib = null);
-  }
-  try {
-    lib = dlopen(libPath, SYMBOLS).symbols;
-  } catch (e) {
-    why = (e as Error).message.split("\n")[0] ?? String(e);
-    lib = null;
-  }
-  return lib;
+  opened ??= openSymbols(SYMBOLS);
+  if (opened.ok) return opened.symbols;
+  why = opened.why;
+  return null;
 }
 
 /** Why native sockets cannot be made here, or null when they can. */
