@@ -80,7 +80,7 @@ export function unwatchArrivals(fd: number): void {
   peekWaitLibrary()?.sy_peekwait_remove(fd);
 }
 
-/** Throw away the bytes queued on `fd` (before a refusal closes it). */
-export function discardQueued(fd: number): void {
-  peekWaitLibrary()?.sy_peekwait_discard(fd);
+/** Throw away the bytes queued on `fd` (before a refusal closes it); how many (0 on an error). */
+export function discardQueued(fd: number): number {
+  return Math.max(0, peekWaitLibrary()?.sy_peekwait_discard(fd) ?? 0);
 }
