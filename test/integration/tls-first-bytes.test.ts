@@ -190,22 +190,24 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
     }
   });
 
-  test(`relay splice configured: the passthrough upstream gets the hello first (${path.name === "peek" ? "the engine takes the fds with it still queued" : "userspace: no library"})`, async () => {
-    const spliced = await startProxy(["serve", "-c", writeConfig({ ...config, relay: "splice" })], { env: envFor(path) });
-    try {
-      const next = backend.received.length;
-      const c = await connect(spliced.port);
-      c.socket.write(CURL);
-      await Bun.sleep(20);
-      c.socket.write(AFTER);
-      const want = new Uint8Array([...CURL, ...AFTER]);
-      await eventually(() => backend.received[next]?.length === want.length, 10_000, "the bytes at the upstream");
-      expect(backend.received[next]).toEqual(want);
-      c.socket.end();
-      await eventually(() => spliced.accessLog().length === 1, 10_000, "access-log record");
-      expect(spliced.accessLog()[0]).toMatchObject({ tls: "passthrough", relay: path.name === "peek" ? "splice" : "userspace", bytesIn: want.length });
-    } finally {
-      await spliced.stop();
-    }
-  });
+  for (const engine of ["splice", "sockmap"] as const) {
+    test(`relay ${engine} configured: the passthrough upstream gets the hello first (${path.name === "peek" ? "the engine takes the fds with it still queued" : "userspace: no library"})`, async () => {
+      const kernel = await startProxy(["serve", "-c", writeConfig({ ...config, relay: engine })], { env: envFor(path) });
+      try {
+        const next = backend.received.length;
+        const c = await connect(kernel.port);
+        c.socket.write(CURL);
+        await Bun.sleep(20);
+        c.socket.write(AFTER);
+        const want = new Uint8Array([...CURL, ...AFTER]);
+        await eventually(() => backend.received[next]?.length === want.length, 10_000, "the bytes at the upstream");
+        expect(backend.received[next]).toEqual(want);
+        c.socket.end();
+        await eventually(() => kernel.accessLog().length === 1, 10_000, "access-log record");
+        expect(kernel.accessLog()[0]).toMatchObject({ tls: "passthrough", relay: path.name === "peek" ? engine : "userspace", bytesIn: want.length });
+      } finally {
+        await kernel.stop();
+      }
+    });
+  }
 });
