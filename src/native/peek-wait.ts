@@ -42,7 +42,11 @@ function peekWaitLibrary(): Lib | null {
     why = `peek waiter did not start: ${errnoName(bell)}`;
     return (lib = null);
   }
-  void listen(bell, opened.symbols);
+  listen(bell, opened.symbols).catch((e: unknown) => {
+    // No more notices: later connections read instead (waiting ones end at their handshake timeout).
+    why = `the peek waiter's bell stopped: ${(e as Error)?.message ?? e}`;
+    lib = null;
+  });
   return (lib = opened.symbols);
 }
 

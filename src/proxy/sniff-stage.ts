@@ -41,16 +41,14 @@ export function startSniff(conn: Conn): void {
  */
 function sniffMethod(protocol: string): "peek" | "read" {
   if (protocol !== "tls") return "read";
-  if (peekWhy === undefined) {
-    peekWhy = peekWaitUnavailable();
-    // Without the library the start-up warning covers this; with it, say why it cannot be used.
-    if (peekWhy !== null && nativeStatus().loaded) log.warn("tls listeners read the ClientHello and replay it on passthrough: peeked sockets cannot be waited on", { reason: peekWhy });
-  }
-  return peekWhy === null ? "peek" : "read";
+  const why = peekWaitUnavailable();
+  // Without the library the start-up warning covers this; with it, say once why it cannot be used.
+  if (why !== null && why !== toldWhy && nativeStatus().loaded) log.warn("tls listeners read the ClientHello and replay it on passthrough: peeked sockets cannot be waited on", { reason: why });
+  toldWhy = why;
+  return why === null ? "peek" : "read";
 }
 
-/** Why tls listeners cannot peek here (null: they can); undefined until the first tls connection asks. */
-let peekWhy: string | null | undefined;
+let toldWhy: string | null = null;
 
 function sniffData(conn: Conn, chunk: Uint8Array): void {
   conn.lastActive = performance.now();
