@@ -93,6 +93,11 @@ export fn sy_listen_unix(path: [*]const u8, len: c_int, backlog: c_int) c_int {
     return listen.listenUnix(path, len, backlog);
 }
 
+/// Listen again with `backlog` (Bun.listen({fd}) re-listens with 511). 0 or -errno.
+export fn sy_listen_backlog(fd: c_int, backlog: c_int) c_int {
+    return listen.setBacklog(fd, backlog);
+}
+
 export fn sy_local_port(fd: c_int) c_int {
     return listen.localPort(fd);
 }
@@ -216,6 +221,47 @@ export fn sy_cpu_permille(pid: c_int, tid: c_int) c_int {
     return sampler.permille(pid, tid);
 }
 
+// ---- waiting on peeked sockets (native/src/peek_wait.zig; bound by src/native/peek-wait.ts) ----------
+
+const peek_wait = @import("peek_wait.zig");
+var waiter: ?peek_wait.Waiter = null;
+
+/// Start the waiter once (an epoll set for paused sockets JS peeks at, and its bell thread): the fd
+/// of the bell pipe JS reads, or -errno.
+export fn sy_peekwait_start() c_int {
+    if (waiter) |w| return w.bell_read;
+    switch (peek_wait.Waiter.start()) {
+        .ok => |w| {
+            waiter = w;
+            return w.bell_read;
+        },
+        .err => |e| return e,
+    }
+}
+
+/// Report socket `fd` under `token` when new bytes, its FIN or a reset arrive (edge-triggered). 0 or -errno.
+export fn sy_peekwait_add(fd: c_int, token: u32) c_int {
+    const w = waiter orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return w.add(fd, token);
+}
+
+export fn sy_peekwait_remove(fd: c_int) c_int {
+    const w = waiter orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return w.remove(fd);
+}
+
+/// Up to `max` notices (token, ARRIVED 1 | ENDED 2), two u32 each, never waiting; fewer than `max`
+/// re-arms the bell. The count, or -errno.
+export fn sy_peekwait_poll(out: [*]u32, max: c_int) c_int {
+    const w = waiter orelse return 0;
+    return w.poll(out[0 .. 2 * @as(usize, @intCast(@max(max, 0)))]);
+}
+
+/// Throw away what is queued on `fd` (so its close sends FIN, not RST): the count, or -errno.
+export fn sy_peekwait_discard(fd: c_int) c_int {
+    return peek_wait.discard(fd);
+}
+
 test "abi version is positive" {
     try std.testing.expect(sy_abi_version() > 0);
 }
@@ -241,4 +287,5 @@ test {
     _ = @import("bpf.zig");
     _ = peek_mod;
     _ = cpu;
+    _ = peek_wait;
 }

@@ -77,6 +77,15 @@ fn configureAndBind(fd: i32, ip: [*]const u8, af: u32, port: c_int, backlog: c_i
     return 0;
 }
 
+/// Set the accept queue length of a socket that already listens (listen(2) again updates it). Bun's
+/// Bun.listen({fd}) calls listen(fd, 511) itself, which would otherwise replace the backlog the socket
+/// was made with. 0 or -errno.
+pub fn setBacklog(fd: c_int, backlog: c_int) c_int {
+    const rc = linux.listen(fd, @intCast(@max(backlog, 1)));
+    if (failed(rc)) return err(rc);
+    return 0;
+}
+
 /// A bound, listening unix stream socket at `path` (`len` bytes, no NUL). The caller removes a stale
 /// socket file first. fd or -errno.
 pub fn listenUnix(path: [*]const u8, len: c_int, backlog: c_int) c_int {
@@ -162,6 +171,16 @@ test "two reuseport sockets share a kernel-chosen port; the port reads back" {
     try testing.expectEqual(@as(c_int, 1), isListeningSocket(a));
     // Without REUSEPORT the same port is refused.
     try testing.expectEqual(-@as(c_int, @intFromEnum(linux.E.ADDRINUSE)), listenInet(&lo, 4, port, 16, 0));
+}
+
+test "listening again sets a new backlog; a socket that does not listen is refused" {
+    const lo = [4]u8{ 127, 0, 0, 1 };
+    const a = listenInet(&lo, 4, 0, 16, 0);
+    try testing.expect(a >= 0);
+    defer _ = linux.close(a);
+    try testing.expectEqual(@as(c_int, 0), setBacklog(a, 4096));
+    try testing.expectEqual(@as(c_int, 1), isListeningSocket(a));
+    try testing.expectEqual(-@as(c_int, @intFromEnum(linux.E.BADF)), setBacklog(-1, 8));
 }
 
 test "v6only socket and unix socket listen" {

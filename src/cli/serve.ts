@@ -29,6 +29,7 @@ import { nativeStatus } from "../native/index.ts";
 import { socketsUnavailable } from "../native/sockets.ts";
 import { relayEngine } from "../relay/engine.ts";
 import { SocketSet, type Inherited } from "../listen/socket-set.ts";
+import type { SocketSource } from "../listen/listeners.ts";
 import { systemdSockets } from "../listen/systemd.ts";
 import { limitsAttach, limitsCreate } from "../native/limits.ts";
 import { SharedLimitTable } from "../protect/shared-table.ts";
@@ -82,13 +83,7 @@ async function superviseWorkers(config: Config, load: () => Config, count: numbe
 }
 
 async function serveOneProcess(config: Config, load: () => Config, inherited: Inherited | null): Promise<void> {
-  let service: Service;
-  if (inherited) {
-    // Sockets from systemd (or an upgrade): taken where the config names them, the rest bound here.
-    const set = new SocketSet(1, inherited);
-    for (const s of set.open(config)) log.info("listening", { address: s.bound, configured: s.key, origin: s.origin });
-    service = new Service(load, { kind: "inherited", fds: set.fdsFor(0), bindOthers: true });
-  } else service = new Service(load);
+  const service = new Service(load, oneProcessSockets(config, inherited));
   useSharedLimits();
   await service.start(config);
   const reload = async (trigger: string, reopen = false) => {
@@ -113,6 +108,25 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
     kill: () => service.closeAll("shutdown"),
     sockets: () => service.listeningSockets(),
   });
+}
+
+/**
+ * Where one process gets its listening sockets: those systemd (or an upgrade) handed in where the
+ * config names them, the rest made natively with the same options as the supervisor's (SO_REUSEPORT,
+ * backlog, IPV6_V6ONLY, TCP_FASTOPEN, TCP_DEFER_ACCEPT on client-first protocols); without the
+ * library, bound by Bun (said once).
+ */
+function oneProcessSockets(config: Config, inherited: Inherited | null): SocketSource {
+  let handedIn = new Map<string, number>();
+  if (inherited) {
+    const set = new SocketSet(1, inherited);
+    for (const s of set.adopt(config)) log.info("listening", { address: s.bound, configured: s.key, origin: s.origin });
+    handedIn = set.fdsFor(0);
+  }
+  const why = socketsUnavailable();
+  if (why === null) return { kind: "native", handedIn };
+  log.warn("listening sockets bound by Bun, without TCP_DEFER_ACCEPT or TCP_FASTOPEN: no native library", { reason: why });
+  return handedIn.size > 0 ? { kind: "inherited", fds: handedIn, bindOthers: true } : { kind: "bind", reusePort: false };
 }
 
 /**

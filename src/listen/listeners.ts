@@ -12,6 +12,9 @@ import type { ListenerRuntime } from "../proxy/runtime.ts";
 import { accept } from "../proxy/pipeline.ts";
 import { CLIENT_HANDLERS } from "../relay/userspace.ts";
 import { SNIFF_HANDLERS } from "../proxy/sniff-stage.ts";
+import { BACKLOG, listenError, listenNatively } from "./native-socket.ts";
+import { closeFd, setBacklog, socketsUnavailable } from "../native/sockets.ts";
+import { log } from "../log/logger.ts";
 
 export type BoundListener = {
   readonly address: string;
@@ -28,22 +31,59 @@ export function handlersFor(listener: ListenerRuntime) {
 }
 
 /**
- * Where a worker's sockets come from: the supervisor's (an fd per socket key, Bun.listen({fd})), or,
- * without the native library, its own SO_REUSEPORT bind. A single process binds plainly.
+ * Where listening sockets come from:
+ * - `bind`: Bun binds each address itself (no native library, so no TCP_DEFER_ACCEPT).
+ * - `native`: one process with the native library: the sockets systemd or an upgrade handed in
+ *   (`handedIn`, by socket key, each taken once: a reload that drops and re-adds an address makes it
+ *   anew), the other inet addresses made natively with their protocol's options
+ *   (src/listen/native-socket.ts). Unix sockets stay Bun's: no TCP option applies to them, and Bun
+ *   removes the socket file when it stops listening.
+ * - `inherited`: a worker's, the supervisor's sockets only (or, with `bindOthers`, one process
+ *   without the library that binds what systemd did not hand in).
  */
-export type SocketSource = { readonly kind: "bind"; readonly reusePort: boolean } | { readonly kind: "inherited"; readonly fds: ReadonlyMap<string, number>; readonly bindOthers?: boolean };
+export type SocketSource =
+  | { readonly kind: "bind"; readonly reusePort: boolean }
+  | { readonly kind: "native"; readonly handedIn: Map<string, number> }
+  | { readonly kind: "inherited"; readonly fds: ReadonlyMap<string, number>; readonly bindOthers?: boolean };
 
 /** Bind one address for `listener`; throws with the address in the message if it cannot be bound. */
 export function bindAddress(address: SocketAddress, listener: ListenerRuntime, key: string, source: SocketSource = PLAIN): BoundListener {
   const handlers = handlersFor(listener);
+  const text = formatSocketAddress(address);
   if (source.kind === "inherited" && (source.fds.has(key) || !source.bindOthers)) {
     const fd = source.fds.get(key);
-    if (fd === undefined) throw new Error(`cannot listen on ${formatSocketAddress(address)}: the supervisor holds no socket for it`);
-    // Bun.listen({fd}) is not in bun-types 1.4.5 but is supported (DESIGN.md, "Things about Bun").
-    const server = Bun.listen<Conn>({ fd, socket: handlers, allowHalfOpen: true } as unknown as Parameters<typeof Bun.listen<Conn>>[0]);
-    return { address: formatSocketAddress(address), server, inherited: true };
+    if (fd === undefined) throw new Error(`cannot listen on ${text}: the supervisor holds no socket for it`);
+    return { address: text, server: listenOnFd(fd, handlers), inherited: true };
   }
-  return { address: formatSocketAddress(address), server: listen(address, handlers, source.kind === "bind" && source.reusePort), inherited: false };
+  if (source.kind === "native") {
+    const fd = source.handedIn.get(key);
+    if (fd !== undefined) {
+      source.handedIn.delete(key);
+      return { address: text, server: listenOnFd(fd, handlers), inherited: true };
+    }
+    if (address.kind === "inet") {
+      const { fds: [fd], bound } = listenNatively(address, listener.config.protocol, 1);
+      try {
+        // Bun owns the fd from here: stop() closes it.
+        return { address: bound, server: listenOnFd(fd!, handlers), inherited: false };
+      } catch (e) {
+        closeFd(fd!);
+        throw e;
+      }
+    }
+  }
+  return { address: text, server: listen(address, handlers, source.kind === "bind" && source.reusePort), inherited: false };
+}
+
+function listenOnFd(fd: number, handlers: ReturnType<typeof handlersFor>) {
+  // Bun.listen({fd}) is not in bun-types 1.4.5 but is supported (DESIGN.md, "Things about Bun").
+  const server = Bun.listen<Conn>({ fd, socket: handlers, allowHalfOpen: true } as unknown as Parameters<typeof Bun.listen<Conn>>[0]);
+  // Bun calls listen(fd, 511) on it (seen with strace), replacing the backlog the socket was made
+  // with (ours, or systemd's Backlog=, which Bun overrides either way): set ours again.
+  // Without the library this cannot be done (the start-up warning says what is missing).
+  const failed = socketsUnavailable() === null ? setBacklog(fd, BACKLOG) : null;
+  if (failed) log.warn("cannot set the listen backlog; Bun's 511 stays", { fd, error: failed });
+  return server;
 }
 
 const PLAIN: SocketSource = { kind: "bind", reusePort: false };
@@ -60,7 +100,6 @@ export function boundAddress(b: BoundListener): string {
 }
 
 function listen(address: SocketAddress, socket: typeof CLIENT_HANDLERS & { open(client: Socket<Conn>): void }, reusePort: boolean) {
-  const text = formatSocketAddress(address);
   try {
     if (address.kind === "unix") {
       removeStaleSocket(address.path);
@@ -70,8 +109,7 @@ function listen(address: SocketAddress, socket: typeof CLIENT_HANDLERS & { open(
     return Bun.listen<Conn>({ hostname: address.host, port: address.port, socket, allowHalfOpen: true, ...(reusePort ? { reusePort } : {}) } as unknown as Bun.TCPSocketListenOptions<Conn>);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "EADDRINUSE" ? "address already in use" : code === "EACCES" ? "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)" : (e as Error).message;
-    throw new Error(`cannot listen on ${text}: ${why}`);
+    throw listenError(address, code === "EADDRINUSE" || code === "EACCES" ? code : (e as Error).message);
   }
 }
 

@@ -10,16 +10,9 @@
 import { existsSync, statSync, unlinkSync } from "node:fs";
 import type { Config, ListenerConfig } from "../config/types.ts";
 import { formatSocketAddress, type SocketAddress } from "../net/address.ts";
-import { parseIp } from "../net/ip.ts";
-import { closeFd, isListening, LISTEN_FLAGS, listenInet, listenUnix, localPort } from "../native/sockets.ts";
+import { closeFd, isListening, listenUnix, localPort } from "../native/sockets.ts";
 import { socketKey } from "./socket-key.ts";
-
-/** Listen queue length; the kernel caps it at net.core.somaxconn. */
-export const BACKLOG = 4096;
-
-/** Protocols whose client speaks first: only these get TCP_DEFER_ACCEPT (DESIGN.md, "Protocol facts"). */
-// Plain "tcp" is not among them: it may carry MySQL or SMTP, where the client waits for the server.
-const CLIENT_FIRST = new Set(["tls", "http", "postgres"]);
+import { BACKLOG, listenError, listenNatively } from "./native-socket.ts";
 
 export interface HeldSocket {
   /** {@link socketKey} of the address. */
@@ -57,12 +50,22 @@ export class SocketSet {
    * throws with the address in the message and closes what this call made.
    */
   open(config: Config): HeldSocket[] {
+    return this.#open(config, "take-or-make");
+  }
+
+  /** Only the sockets of `config` that were inherited (a single process makes the others itself). */
+  adopt(config: Config): HeldSocket[] {
+    return this.#open(config, "take-only");
+  }
+
+  #open(config: Config, how: "take-or-make" | "take-only"): HeldSocket[] {
     const made: HeldSocket[] = [];
     try {
       for (const listener of config.listeners) for (const address of listener.listen) {
         const key = socketKey(address, listener.name);
         if (this.#held.has(key) || made.some((m) => m.key === key)) continue;
-        made.push(this.#take(key, address, listener) ?? this.#make(key, address, listener));
+        const held = this.#take(key, address, listener) ?? (how === "take-or-make" ? this.#make(key, address, listener) : null);
+        if (held) made.push(held);
       }
     } catch (e) {
       for (const m of made) if (m.origin === "native") for (const fd of m.fds) closeFd(fd);
@@ -119,35 +122,14 @@ export class SocketSet {
   }
 
   #make(key: string, address: SocketAddress, listener: ListenerConfig): HeldSocket {
-    const text = formatSocketAddress(address);
-    const fail = (error: string): never => {
-      const why = error === "EADDRINUSE" ? "address already in use" : error === "EACCES" ? "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)" : error;
-      throw new Error(`cannot listen on ${text}: ${why}`);
-    };
     if (address.kind === "unix") {
       if (existsSync(address.path) && statSync(address.path).isSocket()) unlinkSync(address.path);
       const r = listenUnix(address.path, BACKLOG);
+      if (!r.ok) throw listenError(address, r.error);
       // A unix path cannot be bound twice: every worker shares the one socket.
-      return r.ok ? { key, bound: text, fds: [r.fd], origin: "native" } : fail(r.error);
+      return { key, bound: formatSocketAddress(address), fds: [r.fd], origin: "native" };
     }
-    const ip = parseIp(address.host === "localhost" ? "127.0.0.1" : address.host);
-    if (!ip) return fail("not an IP address");
-    let flags = LISTEN_FLAGS.reusePort | LISTEN_FLAGS.fastOpen;
-    if (ip.family === 6) flags |= LISTEN_FLAGS.v6Only;
-    if (CLIENT_FIRST.has(listener.protocol)) flags |= LISTEN_FLAGS.deferAccept;
-    const fds: number[] = [];
-    let port = address.port;
-    try {
-      for (let i = 0; i < this.slots; i++) {
-        const r = listenInet(ip.bytes, port, BACKLOG, flags);
-        if (!r.ok) fail(r.error);
-        else fds.push(r.fd);
-        port = port || localPort(fds[0]!); // port 0: the others join the port the kernel chose
-      }
-    } catch (e) {
-      for (const fd of fds) closeFd(fd);
-      throw e;
-    }
-    return { key, bound: formatSocketAddress({ ...address, port }), fds, origin: "native" };
+    const { fds, bound } = listenNatively(address, listener.protocol, this.slots);
+    return { key, bound, fds, origin: "native" };
   }
 }

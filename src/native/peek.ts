@@ -17,13 +17,16 @@ export type PeekResult =
   | { readonly kind: "unavailable" }
   | { readonly kind: "error"; readonly code: string };
 
+/** Where the kernel copies peeked bytes; each result is a copy of just what came (usually far less). */
+let scratch = new Uint8Array(0);
+
 /** Peek at up to `max` bytes of socket `fd`. Never blocks. */
 export function peek(fd: number, max: number): PeekResult {
   const lib = nativeLib();
   if (!lib) return { kind: "unavailable" };
-  const buf = new Uint8Array(max);
-  const n = lib.symbols.sy_peek(fd, buf, max);
-  if (n > 0) return { kind: "bytes", bytes: buf.subarray(0, n) };
+  if (scratch.length < max) scratch = new Uint8Array(max);
+  const n = lib.symbols.sy_peek(fd, scratch, max);
+  if (n > 0) return { kind: "bytes", bytes: scratch.slice(0, n) };
   if (n === 0) return { kind: "closed" };
   const code = errnoName(n);
   return code === "EAGAIN" || code === "EWOULDBLOCK" ? { kind: "nothing-yet" } : { kind: "error", code };

@@ -6,13 +6,14 @@
  * and callers fall back to what Bun does alone.
  * @module
  */
-import { dlopen, FFIType } from "bun:ffi";
-import libPath from "./libswitchyard.so" with { type: "file" };
-import { errnoName, nativeStatus } from "./index.ts";
+import { FFIType, type Library } from "bun:ffi";
+import { errnoName } from "./index.ts";
+import { openSymbols, type Opened } from "./own-symbols.ts";
 
 const SYMBOLS = {
   sy_listen_inet: { args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   sy_listen_unix: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_listen_backlog: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   sy_local_port: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_is_listening: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_send_datagram: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
@@ -23,25 +24,16 @@ const SYMBOLS = {
 /** Bit flags of sy_listen_inet (native/src/listen.zig). */
 export const LISTEN_FLAGS = { reusePort: 1, v6Only: 2, fastOpen: 4, deferAccept: 8 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
-let lib: Lib | null | undefined;
+type Lib = Library<typeof SYMBOLS>["symbols"];
+let opened: Opened<typeof SYMBOLS> | undefined;
 let why = "";
 
 /** The library's socket calls, or null (and {@link socketsUnavailable} says why). */
 function socketsLibrary(): Lib | null {
-  if (lib !== undefined) return lib;
-  const s = nativeStatus();
-  if (!s.loaded) {
-    why = s.reason;
-    return (lib = null);
-  }
-  try {
-    lib = dlopen(libPath, SYMBOLS).symbols;
-  } catch (e) {
-    why = (e as Error).message.split("\n")[0] ?? String(e);
-    lib = null;
-  }
-  return lib;
+  opened ??= openSymbols(SYMBOLS);
+  if (opened.ok) return opened.symbols;
+  why = opened.why;
+  return null;
 }
 
 /** Why native sockets cannot be made here, or null when they can. */
@@ -66,6 +58,17 @@ export function listenUnix(path: string, backlog: number): FdResult {
   const bytes = Buffer.from(path);
   const rc = l.sy_listen_unix(bytes, bytes.length, backlog);
   return rc >= 0 ? { ok: true, fd: rc } : { ok: false, error: errnoName(rc) };
+}
+
+/**
+ * Give a listening socket its accept queue length again (listen(2) on a listening socket updates it):
+ * Bun.listen({fd}) listens with 511 itself. null, or why not (the errno name, or "unavailable").
+ */
+export function setBacklog(fd: number, backlog: number): string | null {
+  const l = socketsLibrary();
+  if (!l) return why;
+  const rc = l.sy_listen_backlog(fd, backlog);
+  return rc < 0 ? errnoName(rc) : null;
 }
 
 /** The port a bound inet socket has, or 0 when unknown. */

@@ -7,12 +7,14 @@ import { log } from "../log/logger.ts";
 import { OK_REASONS } from "../control/metrics.ts";
 import { Conn, FINISHED } from "./conn.ts";
 import { release } from "../protect/gate.ts";
+import { discardUnread, stopWaiting } from "./hello-wait.ts";
 
 /** Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. */
 export function abort(conn: Conn, reason: string, detail?: string): void {
   if (conn.flags & FINISHED) return;
   conn.because(reason);
   if (detail !== undefined) log.warn(`connection closed: ${reason}`, { id: conn.id, listener: conn.listener.config.name, client: conn.clientIp, upstream: conn.upstreamText, detail });
+  discardUnread(conn);
   finish(conn);
   conn.client.end();
   conn.upstream?.end();
@@ -34,6 +36,7 @@ export function finish(conn: Conn): void {
   const state = conn.listener.state;
   state.live.delete(conn);
   if (conn.gateTicket) release(conn.gateTicket);
+  if (conn.proto?.waitToken) stopWaiting(conn);
   const reason = conn.reason ?? "done";
   const lc = conn.listener.counters;
   const rc = conn.routeCounters;

@@ -26,12 +26,24 @@ export class ProtoState {
   user: string | null = null;
   /** The accepted TCP socket once a TLS socket runs over it (its events are not the relay's). */
   raw: Socket<Conn> | null = null;
+  /**
+   * The accepted socket's fd when its first bytes were peeked, not read (src/proxy/hello-peek.ts):
+   * they wait in the kernel until the relay reads them. -1 when they were read.
+   */
+  peekedFd = -1;
+  /** Nonzero while waiting for more bytes of a peeked hello (its notice token). */
+  waitToken = 0;
   /** postgres: still reading the backend's first messages for its BackendKeyData (src/postgres/cancel.ts). */
   watchingBackend = true;
   /** postgres: the backend's bytes of a message not yet whole, while watching. */
   backendTail: Uint8Array | null = null;
 
   constructor(public phase: SniffPhase) {}
+
+  /** Whether the first bytes are still in the kernel (peeked), so nothing has to be sent on for them. */
+  get helloInKernel(): boolean {
+    return this.peekedFd >= 0;
+  }
 
   /** The collected bytes have been handed on (replayed, given to TLS, sent to the backend): drop them. */
   release(): void {

@@ -1,9 +1,10 @@
 /**
- * The sniff stage of listeners that route on what the client says first (tls, postgres): keep the
- * client readable, collect its first bytes in one place (src/sniff/collect.ts), and hand them to
- * the protocol's phase until it has its facts. The listener's socket handlers are the relay's,
- * wrapped so that (1) bytes go to the sniffer while SNIFFING, and (2) events of an accepted socket
- * that now carries a TLS socket are left to the TLS socket, which is `conn.client` from then on.
+ * The sniff stage of listeners that route on what the client says first (tls, postgres): collect the
+ * client's first bytes in one place (src/sniff/collect.ts), by reading them or, on tls listeners with
+ * the native library, by peeking (src/proxy/hello-peek.ts), and hand them to the protocol's phase
+ * until it has its facts. The listener's socket handlers are the relay's, wrapped so that (1) read
+ * bytes go to the sniffer while SNIFFING, and (2) events of an accepted socket that now carries a
+ * TLS socket are left to the TLS socket, which is `conn.client` from then on.
  * Time is bounded by handshakeTimeoutMs (the sweeper), size by MAX_SNIFF_BYTES (the collector).
  * @module
  */
@@ -14,12 +15,40 @@ import { CLIENT_HANDLERS } from "../relay/userspace.ts";
 import { abort } from "./finish.ts";
 import { helloPhase } from "../tls/stage.ts";
 import { pgStartupPhase } from "../postgres/stage.ts";
+import { peekHello } from "./hello-peek.ts";
+import { peekWaitUnavailable } from "../native/peek-wait.ts";
+import { nativeStatus } from "../native/index.ts";
+import { log } from "../log/logger.ts";
 
-/** Begin sniffing: the client stays readable and its bytes come to {@link sniffData}. */
+/**
+ * Begin sniffing: by peeking (src/proxy/hello-peek.ts), or with the client readable and its bytes
+ * coming to {@link sniffData}.
+ */
 export function startSniff(conn: Conn): void {
-  conn.proto = new ProtoState(conn.listener.config.protocol === "postgres" ? "pg-startup" : "tls-hello");
+  const protocol = conn.listener.config.protocol;
+  conn.proto = new ProtoState(protocol === "postgres" ? "pg-startup" : "tls-hello");
   conn.flags |= SNIFFING | HANDSHAKING;
+  if (sniffMethod(protocol) === "peek") peekHello(conn);
 }
+
+/**
+ * tls listeners peek when the native library can wait on peeked sockets; postgres listeners always
+ * read. On postgres, peeking buys nothing: its first message is an SSLRequest or GSSENCRequest that
+ * the proxy answers itself and so must consume (the TLS that follows must not see those 8 bytes), a
+ * CancelRequest or StartupMessage that JS sends on itself (about 100 bytes; the connection stays in
+ * userspace anyway while the backend's BackendKeyData is watched), or a direct-TLS hello the proxy
+ * terminates, where upgradeTLS reads either way.
+ */
+function sniffMethod(protocol: string): "peek" | "read" {
+  if (protocol !== "tls") return "read";
+  const why = peekWaitUnavailable();
+  // Without the library the start-up warning covers this; with it, say once why it cannot be used.
+  if (why !== null && why !== toldWhy && nativeStatus().loaded) log.warn("tls listeners read the ClientHello and replay it on passthrough: peeked sockets cannot be waited on", { reason: why });
+  toldWhy = why;
+  return why === null ? "peek" : "read";
+}
+
+let toldWhy: string | null = null;
 
 function sniffData(conn: Conn, chunk: Uint8Array): void {
   conn.lastActive = performance.now();

@@ -38,7 +38,18 @@ export class FirstBytes {
     return this.#length >= MAX_SNIFF_BYTES ? "full" : "ok";
   }
 
-  /** Everything read so far: what a passthrough sends on first. */
+  /**
+   * Everything peeked so far (MSG_PEEK returns the queue from its first byte each time, so each peek
+   * replaces the last); "full" as for {@link push}.
+   */
+  peeked(all: Uint8Array): "ok" | "full" {
+    this.#buffer = all;
+    this.#length = all.length;
+    this.#owned = false;
+    return this.#length >= MAX_SNIFF_BYTES ? "full" : "ok";
+  }
+
+  /** Everything read (or peeked) so far: what a passthrough of read bytes sends on first. */
   get bytes(): Uint8Array {
     return this.#buffer.subarray(0, this.#length);
   }

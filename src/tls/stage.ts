@@ -9,8 +9,9 @@
  *
  * Termination runs Bun's `socket.upgradeTLS({ isServer: true, initialData, tls })` over the accepted
  * socket, with the bytes already read as initialData (verified on Bun 1.4.5; the option is not in
- * its type declarations). Terminated connections are marked USERSPACE_ONLY: plaintext that exists
- * only inside the TLS library cannot be handed to splice or sockmap.
+ * its type declarations), or without it when the hello was peeked and is still queued. Terminated
+ * connections are marked USERSPACE_ONLY: plaintext that exists only inside the TLS library cannot
+ * be handed to splice or sockmap.
  * Every refusal is counted under switchyard_tls_refused_total{reason} and closes with that reason.
  * @module
  */
@@ -61,17 +62,19 @@ export function tlsStage(conn: Conn, chosen: RouteRuntime): void {
 }
 
 /**
- * Passthrough: the bytes read while sniffing go to the upstream first, then the relay takes over.
- * This replay is the seam a native peek(fd) replaces: with a peek nothing is consumed, so nothing
- * has to be sent on and this function only records the mode.
+ * Passthrough. A peeked hello is still in the kernel: the relay reads it with the rest of the
+ * stream, and a kernel engine takes the fds with it queued, so nothing is sent on here. A read one
+ * goes to the upstream first (pendingUp), then the relay takes over.
  */
 export function passThrough(conn: Conn): void {
   const p = conn.proto!;
   p.tls = "passthrough";
   conn.listener.state.metrics.countTls(conn.listener.state.metrics.tlsHandshakes, conn.listener.config.name, "passthrough");
-  const bytes = p.first.bytes;
-  conn.pendingUp = bytes;
-  conn.bytesIn += bytes.length;
+  if (!p.helloInKernel) {
+    const bytes = p.first.bytes;
+    conn.pendingUp = bytes;
+    conn.bytesIn += bytes.length;
+  }
   p.release();
 }
 
@@ -82,7 +85,10 @@ function terminate(conn: Conn, settings: RouteTls): void {
   const raw = conn.client;
   p.raw = raw;
   const upgrade = (raw as unknown as { upgradeTLS(o: object): [Socket<Conn>, Socket<Conn>] }).upgradeTLS;
-  const [, tlsSocket] = upgrade.call(raw, { isServer: true, initialData: p.first.bytes, tls, socket: TLS_HANDLERS, data: conn });
+  // A peeked hello is still queued: once resumed, the raw socket's reads feed the TLS socket, hello
+  // first (verified on Bun 1.4.5). A read one is handed over as initialData.
+  const initial = p.helloInKernel ? {} : { initialData: p.first.bytes };
+  const [, tlsSocket] = upgrade.call(raw, { isServer: true, ...initial, tls, socket: TLS_HANDLERS, data: conn });
   conn.client = tlsSocket;
   conn.markUserspaceOnly();
   p.release();

@@ -1,7 +1,8 @@
 /**
  * TLS listeners against real peers: openssl s_client and curl as clients; a plaintext echo server,
  * a plaintext HTTP server and `openssl s_server` (for passthrough) as upstreams. Certificates are
- * made at test time (test/helpers/certs.ts).
+ * made at test time (test/helpers/certs.ts). Every test runs against both ways the proxy collects a
+ * ClientHello (test/helpers/sniff-paths.ts): peeked, left in the kernel (native library), and read.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync, copyFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import { echoServer, serve, type Server } from "../helpers/peers.ts";
 import { sniffClientHello } from "../../src/sniff/tls-hello.ts";
 import { fingerprints } from "../../src/sniff/fingerprint.ts";
 import { oneBytePerRecord } from "../helpers/fixtures.ts";
+import { envFor, SNIFF_PATHS, type SniffPath } from "../helpers/sniff-paths.ts";
 
 let pki: Pki;
 let otherPki: Pki;
@@ -22,12 +24,9 @@ let passBackend: Subprocess;
 let passPort = 0;
 let reencBackend: Subprocess;
 let reencPort = 0;
-let proxy: RunningProxy;
 let blockedJa3 = "";
 let blockedJa4 = "";
 const ja4Client = (port: number) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "ja4.example.org", "-tls1_2", "-alpn", "ja4-blocked"];
-let configPath = "";
-let apiCertDir = "";
 const procs: Subprocess[] = [];
 
 /** A port the kernel just gave out (for peers that cannot report theirs). */
@@ -79,11 +78,6 @@ async function fingerprintsOf(cmd: (port: number) => string[]): Promise<{ ja3: s
 beforeAll(async () => {
   pki = makePki();
   otherPki = makePki("another CA");
-  const certDir = tempDir("switchyard-certdir-");
-  pki.issue("wild", ["*.example.com"], { into: certDir });
-  apiCertDir = tempDir("switchyard-api-");
-  const api = pki.issue("api", ["api.example.com"], { into: apiCertDir });
-  const fallback = pki.issue("fallback", ["fallback.test"]);
   const pass = pki.issue("pass", ["pass.example.com"]);
   pki.issue("alice", [], { client: true, cn: "alice" });
   otherPki.issue("mallory", [], { client: true, cn: "mallory" });
@@ -98,8 +92,26 @@ beforeAll(async () => {
     { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   blockedJa3 = (await fingerprintsOf((port) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "blocked.example.org", "-alpn", "blocked/1"])).ja3;
   blockedJa4 = (await fingerprintsOf(ja4Client)).ja4;
+  // s_server is up once it answers a handshake.
+  await eventually(() => Bun.spawnSync(["bash", "-c", `echo | timeout 3 openssl s_client -connect 127.0.0.1:${passPort} -servername pass.example.com`], { stdout: "pipe", stderr: "pipe" }).stdout.toString().includes("pass.example.com"), 15_000, "s_server");
+}, 120_000);
 
-  configPath = writeConfig({
+afterAll(() => {
+  passBackend?.kill();
+  reencBackend?.kill();
+  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+  echo?.stop();
+  http?.stop(true);
+});
+
+/** A proxy for `path` with its own certificate files (the reload test rewrites them). */
+async function startEdge(path: SniffPath): Promise<{ proxy: RunningProxy; apiCertDir: string }> {
+  const certDir = tempDir("switchyard-certdir-");
+  pki.issue("wild", ["*.example.com"], { into: certDir });
+  const apiCertDir = tempDir("switchyard-api-");
+  const api = pki.issue("api", ["api.example.com"], { into: apiCertDir });
+  const fallback = pki.issue("fallback", ["fallback.test"]);
+  const configPath = writeConfig({
     admin: { listen: "127.0.0.1:0" },
     listeners: [
       {
@@ -121,228 +133,228 @@ beforeAll(async () => {
       },
     ],
   });
-  proxy = await startProxy(["serve", "-c", configPath]);
-  // s_server is up once it answers a handshake.
-  await eventually(() => Bun.spawnSync(["bash", "-c", `echo | timeout 3 openssl s_client -connect 127.0.0.1:${passPort} -servername pass.example.com`], { stdout: "pipe", stderr: "pipe" }).stdout.toString().includes("pass.example.com"), 15_000, "s_server");
-}, 120_000);
+  return { proxy: await startProxy(["serve", "-c", configPath], { env: envFor(path) }), apiCertDir };
+}
 
-afterAll(async () => {
-  await proxy?.stop();
-  passBackend?.kill();
-  reencBackend?.kill();
-  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  echo?.stop();
-  http?.stop(true);
-});
-
-const edge = () => Number(proxy.addresses[0]!.split(":").pop());
-const mtlsPort = () => Number(proxy.addresses[1]!.split(":").pop());
-const records = () => proxy.accessLog();
-
-describe("SNI routes on one port: terminate and passthrough", () => {
-  test("exact name: terminated with the route's certificate, relayed to the echo upstream", async () => {
-    const r = await sClient(edge(), "api.example.com", "ping-exact\n");
-    expect(subjectLine(r.out)).toContain("api.example.com");
-    expect(r.out).toContain("Verify return code: 0 (ok)");
-    expect(r.out).toContain("ping-exact");
-  });
-
-  test("wildcard name: curl gets certDir's *.example.com certificate and the HTTP upstream's answer", async () => {
-    const port = edge();
-    const r = await run(["curl", "-sS", "--cacert", pki.ca, "--resolve", `www.example.com:${port}:127.0.0.1`, `https://www.example.com:${port}/wild`]);
-    expect(r.out).toBe("http upstream saw /wild\n");
-  });
-
-  test("no matching name: the default route, with the listener's defaultCert", async () => {
-    const port = edge();
-    const r = await run(["curl", "-sS", "--cacert", pki.ca, "--resolve", `fallback.test:${port}:127.0.0.1`, `https://fallback.test:${port}/d`]);
-    expect(r.out).toBe("http upstream saw /d\n");
-    // a name the wildcard does not cover (two labels) also lands on the default
-    const deep = await sClient(edge(), "a.b.example.com", "x");
-    expect(subjectLine(deep.out)).toContain("fallback.test");
-  });
-
-  test("passthrough: the client talks TLS with the backend itself (its certificate, its answer)", async () => {
-    const r = await sClient(edge(), "pass.example.com", "abc\n");
-    expect(subjectLine(r.out)).toContain("pass.example.com");
-    expect(r.out).toContain("cba"); // s_server -rev answers each line reversed
-  });
-
-  test("upstream TLS: terminated, then re-encrypted with SNI and verified against the CA; a name mismatch is refused", async () => {
-    const bad = await sClient(edge(), "reenc-bad.example.com", "xyz\n");
-    expect(bad.out).not.toContain("zyx");
-    await eventually(() => records().some((l) => l.route === "reenc-bad"), 10_000, "reenc-bad record");
-    expect(records().find((l) => l.route === "reenc-bad")!.reason).toBe("upstream_tls_failed");
-    const r = await sClient(edge(), "reenc.example.com", "abc\n");
-    expect(subjectLine(r.out)).toContain("*.example.com"); // the proxy's certificate, not the backend's
-    expect(r.out).toContain("cba");
-  });
-
-  test("the access log says how each connection was handled", async () => {
-    // The passthrough connection stays open as long as s_server keeps its side open; its record comes later.
-    await eventually(() => records().filter((l) => l.listener === "edge" && l.route !== null).length >= 3, 10_000, "access log");
-    const byRoute = new Map(records().filter((l) => l.listener === "edge").map((l) => [l.route, l]));
-    expect(byRoute.get("api")).toMatchObject({ sni: "api.example.com", tls: "terminate", relay: "userspace", reason: "done" });
-    expect(byRoute.get("wild")).toMatchObject({ sni: "www.example.com", alpn: "h2", tls: "terminate" });
-    expect(String(byRoute.get("api")!.ja3)).toMatch(/^[0-9a-f]{32}$/);
-    expect(String(byRoute.get("api")!.ja4)).toMatch(/^t13d/);
-    const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(proxy.stderr())![1]);
-    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics.json`)).json() as { tlsHandshakes: Record<string, number> };
-    expect(metrics.tlsHandshakes["edge/passthrough"]).toBeGreaterThanOrEqual(1);
-    expect(metrics.tlsHandshakes["edge/terminate"]).toBeGreaterThanOrEqual(3);
-  });
-});
-
-describe("handshake protection", () => {
-  test("a hello split into 1-byte records, sent one record per write, is reassembled and terminated", async () => {
-    // A shim between s_client and the proxy re-frames the client's first record.
-    const front = await shim(edge(), (first) => oneBytePerRecord(first));
-    const r = await sClient(front.port, "api.example.com", "ping-split\n");
-    front.stop();
-    expect(subjectLine(r.out)).toContain("api.example.com");
-    expect(r.out).toContain("ping-split");
-  });
-
-  test("slowloris: a client that sends a few bytes of a hello and stops is closed at handshakeTimeoutMs", async () => {
-    const closed = new Promise<void>((resolve) => {
-      Bun.connect({ hostname: "127.0.0.1", port: edge(), socket: {
-        open(s) { s.write(new Uint8Array([22, 3, 1, 0, 200, 1])); },
-        data() {}, close() { resolve(); },
-      } });
-    });
-    await closed; // bounded by the test timeout; the proxy's timeout is 1.5 s
-    await eventually(() => records().some((l) => l.reason === "handshake_timeout"), 10_000, "handshake_timeout record");
-  });
-
-  test("a blocked JA3 is refused before any upstream is chosen", async () => {
-    const r = await run(["openssl", "s_client", "-connect", `127.0.0.1:${edge()}`, "-servername", "blocked.example.org", "-alpn", "blocked/1"]);
-    expect(r.out).not.toContain("subject=");
-    await eventually(() => records().some((l) => l.reason === "ja3_blocked"), 10_000, "ja3_blocked record");
-    expect(records().find((l) => l.reason === "ja3_blocked")).toMatchObject({ ja3: blockedJa3, route: null, upstream: null });
-  });
-
-  test("a blocked JA4 is refused too", async () => {
-    const r = await run(ja4Client(edge()));
-    expect(r.out).not.toContain("subject=");
-    await eventually(() => records().some((l) => l.reason === "ja4_blocked"), 10_000, "ja4_blocked record");
-    expect(records().find((l) => l.reason === "ja4_blocked")).toMatchObject({ ja4: blockedJa4, sni: "ja4.example.org", upstream: null });
-  });
-
-  test("a malformed hello is closed with a named reason and counted", async () => {
-    const closed = new Promise<void>((resolve) => {
-      Bun.connect({ hostname: "127.0.0.1", port: edge(), socket: {
-        open(s) { s.write(new Uint8Array([22, 3, 1, 0, 4, 2, 0, 0, 0])); },
-        data() {}, close() { resolve(); },
-      } });
-    });
-    await closed;
-    await eventually(() => records().some((l) => l.reason === "malformed_hello"), 10_000, "malformed_hello record");
-    expect(proxy.stderr()).toContain("not_client_hello");
-  });
-});
-
-describe("mTLS", () => {
-  test("a client certificate from the CA is accepted and its subject logged", async () => {
-    const r = await sClient(mtlsPort(), "m.test", "ping-mtls\n", ["-cert", join(pki.dir, "alice.pem"), "-key", join(pki.dir, "alice.key")]);
-    expect(r.out).toContain("ping-mtls");
-    await eventually(() => records().some((l) => l.listener === "mtls" && l.reason === "done"), 10_000, "mtls record");
-    expect(records().find((l) => l.listener === "mtls" && l.reason === "done")).toMatchObject({ clientCert: "CN=alice", tls: "terminate" });
-  });
-
-  test("no client certificate, or one from another CA: refused", async () => {
-    const none = await sClient(mtlsPort(), "m.test", "nope\n");
-    expect(none.out).not.toContain("nope\nnope");
-    const other = await sClient(mtlsPort(), "m.test", "nope\n", ["-cert", join(otherPki.dir, "mallory.pem"), "-key", join(otherPki.dir, "mallory.key")]);
-    expect(other.out).not.toContain("nope\nnope");
-    await eventually(() => records().filter((l) => l.listener === "mtls" && l.reason !== "done").length >= 2, 10_000, "refusals");
-    expect(records().filter((l) => l.listener === "mtls" && l.reason !== "done").every((l) => l.upstream === null)).toBe(true);
-  });
-
-  test("requireSni: a hello without a server name is refused", async () => {
-    await sClient(mtlsPort(), null, "x");
-    await eventually(() => records().some((l) => l.reason === "sni_required"), 10_000, "sni_required record");
-  });
-});
-
-describe("relay over terminated TLS", () => {
-  test("32 MiB each way through a terminated route arrive intact, with backpressure", async () => {
-    const total = 32 * 1024 * 1024;
-    const data = new Uint8Array(total).map((_, i) => (i * 31 + (i >> 10)) & 0xff);
-    const want = new Bun.CryptoHasher("sha256").update(data).digest("hex");
-    const hash = new Bun.CryptoHasher("sha256");
-    let sent = 0;
-    let got = 0;
-    const done = Promise.withResolvers<void>();
-    const pump = (s: { write(d: Uint8Array): number; shutdown(): void }) => {
-      while (sent < total) {
-        const n = s.write(data.subarray(sent, Math.min(total, sent + 65536)));
-        if (n <= 0) return;
-        sent += n;
-      }
-      s.shutdown();
-    };
-    const sock = await Bun.connect({ hostname: "127.0.0.1", port: edge(), tls: { serverName: "api.example.com", ca: await Bun.file(pki.ca).text() },
-      socket: {
-        handshake: (s) => pump(s), drain: (s) => pump(s), close: () => done.resolve(),
-        data(_s, d) { hash.update(d); got += d.length; if (got >= total) done.resolve(); },
-      } });
-    await done.promise;
-    sock.end();
-    expect(got).toBe(total);
-    expect(hash.digest("hex")).toBe(want);
+for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
+  let proxy: RunningProxy;
+  let apiCertDir = "";
+  beforeAll(async () => {
+    ({ proxy, apiCertDir } = await startEdge(path));
   }, 60_000);
-});
-
-describe("certificate reload", () => {
-  test("a new certificate serves new connections, open ones carry on, a broken one keeps the last good", async () => {
-    // An open connection through the api route (a Bun TLS client in this process).
-    let got = "";
-    const held = await Bun.connect({ hostname: "127.0.0.1", port: edge(), tls: { serverName: "api.example.com", ca: await Bun.file(pki.ca).text() },
-      // Bun's TLS client drops what is written before its handshake ends, so write from there.
-      socket: { data(_s, d) { got += new TextDecoder().decode(d); }, handshake(s) { s.write("before\n"); } } });
-    await eventually(() => got.includes("before"), 10_000, "echo before the reload");
-    // Re-issue api.example.com with another subject, in place, and reload.
-    const again = makePki("second CA");
-    const fresh = again.issue("api2", ["api.example.com"], { cn: "api.example.com v2" });
-    copyFileSync(fresh.cert, join(apiCertDir, "api.pem"));
-    copyFileSync(fresh.key, join(apiCertDir, "api.key"));
-    const reloads = () => proxy.stderr().split("configuration reloaded").length - 1;
-    process.kill(proxy.pid, "SIGHUP");
-    await eventually(() => reloads() === 1, 10_000, "reload");
-    const v2 = await run(["bash", "-c", `echo | openssl s_client -connect 127.0.0.1:${edge()} -servername api.example.com`]);
-    expect(subjectLine(v2.out)).toContain("api.example.com v2");
-    // Break the files: the last good (v2) stays, and the log says so.
-    writeFileSync(join(apiCertDir, "api.pem"), "not a certificate");
-    process.kill(proxy.pid, "SIGHUP");
-    await proxy.waitForLog("keeping the last good one", 10_000);
-    const still = await run(["bash", "-c", `echo | openssl s_client -connect 127.0.0.1:${edge()} -servername api.example.com`]);
-    expect(subjectLine(still.out)).toContain("api.example.com v2");
-    held.write("after\n");
-    await eventually(() => got.includes("after"), 10_000, "echo after two reloads");
-    held.end();
-  }, 60_000);
-});
-
-describe("protocol versions and resumption", () => {
-  const sh = (c: string) => run(["bash", "-c", c]).then((r) => r.out);
-  test("TLS 1.0 and 1.1 are refused, TLS 1.2 and 1.3 accepted; a TLS 1.2 cipher without ECDHE+AEAD is refused", async () => {
-    const at = `-connect 127.0.0.1:${edge()} -servername api.example.com`;
-    expect(await sh(`echo | openssl s_client ${at} -tls1 2>&1`)).toContain("Cipher is (NONE)");
-    expect(await sh(`echo | openssl s_client ${at} -tls1_1 2>&1`)).toContain("Cipher is (NONE)");
-    expect(await sh(`echo | openssl s_client ${at} -tls1_2 2>&1`)).toContain("New, TLSv1.2");
-    expect(await sh(`echo | openssl s_client ${at} -tls1_3 2>&1`)).toContain("New, TLSv1.3");
-    expect(await sh(`echo | openssl s_client ${at} -tls1_2 -cipher AES128-SHA 2>&1`)).toContain("Cipher is (NONE)");
+  afterAll(async () => {
+    await proxy?.stop();
   });
 
-  test("a TLS 1.2 session is resumed, also after a reload", async () => {
-    const dir = tempDir();
-    const at = `-connect 127.0.0.1:${edge()} -servername fallback.test -tls1_2`;
-    await sh(`(sleep 1; echo) | openssl s_client ${at} -sess_out ${dir}/s.pem`);
-    expect(await sh(`echo | openssl s_client ${at} -sess_in ${dir}/s.pem 2>&1`)).toContain("Reused, TLSv1.2");
-    const before = proxy.stderr().split("configuration reloaded").length;
-    process.kill(proxy.pid, "SIGHUP");
-    await eventually(() => proxy.stderr().split("configuration reloaded").length > before, 10_000, "reload");
-    expect(await sh(`echo | openssl s_client ${at} -sess_in ${dir}/s.pem 2>&1`)).toContain("Reused, TLSv1.2");
+  const edge = () => Number(proxy.addresses[0]!.split(":").pop());
+  const mtlsPort = () => Number(proxy.addresses[1]!.split(":").pop());
+  const records = () => proxy.accessLog();
+
+  describe("SNI routes on one port: terminate and passthrough", () => {
+    test("exact name: terminated with the route's certificate, relayed to the echo upstream", async () => {
+      const r = await sClient(edge(), "api.example.com", "ping-exact\n");
+      expect(subjectLine(r.out)).toContain("api.example.com");
+      expect(r.out).toContain("Verify return code: 0 (ok)");
+      expect(r.out).toContain("ping-exact");
+    });
+
+    test("wildcard name: curl gets certDir's *.example.com certificate and the HTTP upstream's answer", async () => {
+      const port = edge();
+      const r = await run(["curl", "-sS", "--cacert", pki.ca, "--resolve", `www.example.com:${port}:127.0.0.1`, `https://www.example.com:${port}/wild`]);
+      expect(r.out).toBe("http upstream saw /wild\n");
+    });
+
+    test("no matching name: the default route, with the listener's defaultCert", async () => {
+      const port = edge();
+      const r = await run(["curl", "-sS", "--cacert", pki.ca, "--resolve", `fallback.test:${port}:127.0.0.1`, `https://fallback.test:${port}/d`]);
+      expect(r.out).toBe("http upstream saw /d\n");
+      // a name the wildcard does not cover (two labels) also lands on the default
+      const deep = await sClient(edge(), "a.b.example.com", "x");
+      expect(subjectLine(deep.out)).toContain("fallback.test");
+    });
+
+    test("passthrough: the client talks TLS with the backend itself (its certificate, its answer)", async () => {
+      const r = await sClient(edge(), "pass.example.com", "abc\n");
+      expect(subjectLine(r.out)).toContain("pass.example.com");
+      expect(r.out).toContain("cba"); // s_server -rev answers each line reversed
+    });
+
+    test("upstream TLS: terminated, then re-encrypted with SNI and verified against the CA; a name mismatch is refused", async () => {
+      const bad = await sClient(edge(), "reenc-bad.example.com", "xyz\n");
+      expect(bad.out).not.toContain("zyx");
+      await eventually(() => records().some((l) => l.route === "reenc-bad"), 10_000, "reenc-bad record");
+      expect(records().find((l) => l.route === "reenc-bad")!.reason).toBe("upstream_tls_failed");
+      const r = await sClient(edge(), "reenc.example.com", "abc\n");
+      expect(subjectLine(r.out)).toContain("*.example.com"); // the proxy's certificate, not the backend's
+      expect(r.out).toContain("cba");
+    });
+
+    test("the access log says how each connection was handled", async () => {
+      // The passthrough connection stays open as long as s_server keeps its side open; its record comes later.
+      await eventually(() => records().filter((l) => l.listener === "edge" && l.route !== null).length >= 3, 10_000, "access log");
+      const byRoute = new Map(records().filter((l) => l.listener === "edge").map((l) => [l.route, l]));
+      expect(byRoute.get("api")).toMatchObject({ sni: "api.example.com", tls: "terminate", relay: "userspace", reason: "done" });
+      expect(byRoute.get("wild")).toMatchObject({ sni: "www.example.com", alpn: "h2", tls: "terminate" });
+      expect(String(byRoute.get("api")!.ja3)).toMatch(/^[0-9a-f]{32}$/);
+      expect(String(byRoute.get("api")!.ja4)).toMatch(/^t13d/);
+      const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(proxy.stderr())![1]);
+      const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics.json`)).json() as { tlsHandshakes: Record<string, number> };
+      expect(metrics.tlsHandshakes["edge/passthrough"]).toBeGreaterThanOrEqual(1);
+      expect(metrics.tlsHandshakes["edge/terminate"]).toBeGreaterThanOrEqual(3);
+    });
+  });
+
+  describe("handshake protection", () => {
+    test("a hello split into 1-byte records, sent one record per write, is reassembled and terminated", async () => {
+      // A shim between s_client and the proxy re-frames the client's first record.
+      const front = await shim(edge(), (first) => oneBytePerRecord(first));
+      const r = await sClient(front.port, "api.example.com", "ping-split\n");
+      front.stop();
+      expect(subjectLine(r.out)).toContain("api.example.com");
+      expect(r.out).toContain("ping-split");
+    });
+
+    test("slowloris: a client that sends a few bytes of a hello and stops is closed at handshakeTimeoutMs", async () => {
+      const closed = new Promise<void>((resolve) => {
+        Bun.connect({ hostname: "127.0.0.1", port: edge(), socket: {
+          open(s) { s.write(new Uint8Array([22, 3, 1, 0, 200, 1])); },
+          data() {}, close() { resolve(); },
+        } });
+      });
+      await closed; // bounded by the test timeout; the proxy's timeout is 1.5 s
+      await eventually(() => records().some((l) => l.reason === "handshake_timeout"), 10_000, "handshake_timeout record");
+    });
+
+    test("a blocked JA3 is refused before any upstream is chosen", async () => {
+      const r = await run(["openssl", "s_client", "-connect", `127.0.0.1:${edge()}`, "-servername", "blocked.example.org", "-alpn", "blocked/1"]);
+      expect(r.out).not.toContain("subject=");
+      await eventually(() => records().some((l) => l.reason === "ja3_blocked"), 10_000, "ja3_blocked record");
+      expect(records().find((l) => l.reason === "ja3_blocked")).toMatchObject({ ja3: blockedJa3, route: null, upstream: null });
+    });
+
+    test("a blocked JA4 is refused too", async () => {
+      const r = await run(ja4Client(edge()));
+      expect(r.out).not.toContain("subject=");
+      await eventually(() => records().some((l) => l.reason === "ja4_blocked"), 10_000, "ja4_blocked record");
+      expect(records().find((l) => l.reason === "ja4_blocked")).toMatchObject({ ja4: blockedJa4, sni: "ja4.example.org", upstream: null });
+    });
+
+    test("a malformed hello is closed with a named reason and counted", async () => {
+      const closed = new Promise<void>((resolve) => {
+        Bun.connect({ hostname: "127.0.0.1", port: edge(), socket: {
+          open(s) { s.write(new Uint8Array([22, 3, 1, 0, 4, 2, 0, 0, 0])); },
+          data() {}, close() { resolve(); },
+        } });
+      });
+      await closed;
+      await eventually(() => records().some((l) => l.reason === "malformed_hello"), 10_000, "malformed_hello record");
+      expect(proxy.stderr()).toContain("not_client_hello");
+    });
+  });
+
+  describe("mTLS", () => {
+    test("a client certificate from the CA is accepted and its subject logged", async () => {
+      const r = await sClient(mtlsPort(), "m.test", "ping-mtls\n", ["-cert", join(pki.dir, "alice.pem"), "-key", join(pki.dir, "alice.key")]);
+      expect(r.out).toContain("ping-mtls");
+      await eventually(() => records().some((l) => l.listener === "mtls" && l.reason === "done"), 10_000, "mtls record");
+      expect(records().find((l) => l.listener === "mtls" && l.reason === "done")).toMatchObject({ clientCert: "CN=alice", tls: "terminate" });
+    });
+
+    test("no client certificate, or one from another CA: refused", async () => {
+      const none = await sClient(mtlsPort(), "m.test", "nope\n");
+      expect(none.out).not.toContain("nope\nnope");
+      const other = await sClient(mtlsPort(), "m.test", "nope\n", ["-cert", join(otherPki.dir, "mallory.pem"), "-key", join(otherPki.dir, "mallory.key")]);
+      expect(other.out).not.toContain("nope\nnope");
+      await eventually(() => records().filter((l) => l.listener === "mtls" && l.reason !== "done").length >= 2, 10_000, "refusals");
+      expect(records().filter((l) => l.listener === "mtls" && l.reason !== "done").every((l) => l.upstream === null)).toBe(true);
+    });
+
+    test("requireSni: a hello without a server name is refused", async () => {
+      await sClient(mtlsPort(), null, "x");
+      await eventually(() => records().some((l) => l.reason === "sni_required"), 10_000, "sni_required record");
+    });
+  });
+
+  describe("relay over terminated TLS", () => {
+    test("32 MiB each way through a terminated route arrive intact, with backpressure", async () => {
+      const total = 32 * 1024 * 1024;
+      const data = new Uint8Array(total).map((_, i) => (i * 31 + (i >> 10)) & 0xff);
+      const want = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+      const hash = new Bun.CryptoHasher("sha256");
+      let sent = 0;
+      let got = 0;
+      const done = Promise.withResolvers<void>();
+      const pump = (s: { write(d: Uint8Array): number; shutdown(): void }) => {
+        while (sent < total) {
+          const n = s.write(data.subarray(sent, Math.min(total, sent + 65536)));
+          if (n <= 0) return;
+          sent += n;
+        }
+        s.shutdown();
+      };
+      const sock = await Bun.connect({ hostname: "127.0.0.1", port: edge(), tls: { serverName: "api.example.com", ca: await Bun.file(pki.ca).text() },
+        socket: {
+          handshake: (s) => pump(s), drain: (s) => pump(s), close: () => done.resolve(),
+          data(_s, d) { hash.update(d); got += d.length; if (got >= total) done.resolve(); },
+        } });
+      await done.promise;
+      sock.end();
+      expect(got).toBe(total);
+      expect(hash.digest("hex")).toBe(want);
+    }, 60_000);
+  });
+
+  describe("certificate reload", () => {
+    test("a new certificate serves new connections, open ones carry on, a broken one keeps the last good", async () => {
+      // An open connection through the api route (a Bun TLS client in this process).
+      let got = "";
+      const held = await Bun.connect({ hostname: "127.0.0.1", port: edge(), tls: { serverName: "api.example.com", ca: await Bun.file(pki.ca).text() },
+        // Bun's TLS client drops what is written before its handshake ends, so write from there.
+        socket: { data(_s, d) { got += new TextDecoder().decode(d); }, handshake(s) { s.write("before\n"); } } });
+      await eventually(() => got.includes("before"), 10_000, "echo before the reload");
+      // Re-issue api.example.com with another subject, in place, and reload.
+      const again = makePki("second CA");
+      const fresh = again.issue("api2", ["api.example.com"], { cn: "api.example.com v2" });
+      copyFileSync(fresh.cert, join(apiCertDir, "api.pem"));
+      copyFileSync(fresh.key, join(apiCertDir, "api.key"));
+      const reloads = () => proxy.stderr().split("configuration reloaded").length - 1;
+      process.kill(proxy.pid, "SIGHUP");
+      await eventually(() => reloads() === 1, 10_000, "reload");
+      const v2 = await run(["bash", "-c", `echo | openssl s_client -connect 127.0.0.1:${edge()} -servername api.example.com`]);
+      expect(subjectLine(v2.out)).toContain("api.example.com v2");
+      // Break the files: the last good (v2) stays, and the log says so.
+      writeFileSync(join(apiCertDir, "api.pem"), "not a certificate");
+      process.kill(proxy.pid, "SIGHUP");
+      await proxy.waitForLog("keeping the last good one", 10_000);
+      const still = await run(["bash", "-c", `echo | openssl s_client -connect 127.0.0.1:${edge()} -servername api.example.com`]);
+      expect(subjectLine(still.out)).toContain("api.example.com v2");
+      held.write("after\n");
+      await eventually(() => got.includes("after"), 10_000, "echo after two reloads");
+      held.end();
+    }, 60_000);
+  });
+
+  describe("protocol versions and resumption", () => {
+    const sh = (c: string) => run(["bash", "-c", c]).then((r) => r.out);
+    test("TLS 1.0 and 1.1 are refused, TLS 1.2 and 1.3 accepted; a TLS 1.2 cipher without ECDHE+AEAD is refused", async () => {
+      const at = `-connect 127.0.0.1:${edge()} -servername api.example.com`;
+      expect(await sh(`echo | openssl s_client ${at} -tls1 2>&1`)).toContain("Cipher is (NONE)");
+      expect(await sh(`echo | openssl s_client ${at} -tls1_1 2>&1`)).toContain("Cipher is (NONE)");
+      expect(await sh(`echo | openssl s_client ${at} -tls1_2 2>&1`)).toContain("New, TLSv1.2");
+      expect(await sh(`echo | openssl s_client ${at} -tls1_3 2>&1`)).toContain("New, TLSv1.3");
+      expect(await sh(`echo | openssl s_client ${at} -tls1_2 -cipher AES128-SHA 2>&1`)).toContain("Cipher is (NONE)");
+    });
+
+    test("a TLS 1.2 session is resumed, also after a reload", async () => {
+      const dir = tempDir();
+      const at = `-connect 127.0.0.1:${edge()} -servername fallback.test -tls1_2`;
+      await sh(`(sleep 1; echo) | openssl s_client ${at} -sess_out ${dir}/s.pem`);
+      expect(await sh(`echo | openssl s_client ${at} -sess_in ${dir}/s.pem 2>&1`)).toContain("Reused, TLSv1.2");
+      const before = proxy.stderr().split("configuration reloaded").length;
+      process.kill(proxy.pid, "SIGHUP");
+      await eventually(() => proxy.stderr().split("configuration reloaded").length > before, 10_000, "reload");
+      expect(await sh(`echo | openssl s_client ${at} -sess_in ${dir}/s.pem 2>&1`)).toContain("Reused, TLSv1.2");
+    });
   });
 });
 

@@ -26,3 +26,12 @@ test("says full at the bound and still drops nothing", () => {
   expect(f.push(new Uint8Array(10))).toBe("full");
   expect(f.length).toBe(MAX_SNIFF_BYTES + 9);
 });
+
+test("a peek replaces what the last one saw (each returns the queue from its first byte), full at the bound", () => {
+  const f = new FirstBytes();
+  expect(f.peeked(new Uint8Array([22, 3]))).toBe("ok");
+  expect(f.peeked(new Uint8Array([22, 3, 1, 0]))).toBe("ok");
+  expect(f.bytes).toEqual(new Uint8Array([22, 3, 1, 0]));
+  expect(f.peeked(new Uint8Array(MAX_SNIFF_BYTES))).toBe("full");
+  expect(f.length).toBe(MAX_SNIFF_BYTES);
+});
