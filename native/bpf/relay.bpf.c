@@ -6,11 +6,12 @@
 // without ever reaching userspace. A miss (a socket being removed, or not paired yet) returns SK_PASS:
 // the bytes stay readable on the socket they arrived on.
 //
-// Every redirected byte is also counted, per source socket, in an array the loader maps into its
-// own memory (BPF_F_MMAPABLE): the loader's thread compares that count with what the destination
-// socket has taken (a syscall it makes only for sockets whose count moved) and pauses a source
-// whose destination falls behind. The kernel's redirect backlog has no bound of its own; this
-// count is what lets the loader give it one without a syscall per socket per tick.
+// Every byte is also counted, per source socket, in an array the loader maps into its own memory
+// (BPF_F_MMAPABLE): two counters per socket, bytes redirected and bytes passed (a lookup that
+// missed: the pair is being handed back to userspace). The loader's thread compares them with what
+// the sockets have taken (syscalls it makes only for sockets whose counts moved): the kernel's
+// redirect backlog has no bound of its own, and these counts are what let the loader give it one
+// without a syscall per socket per tick.
 //
 // No headers: the program is freestanding (zig cc -target bpfel-freestanding), so the few types and
 // helper ids it needs are spelled out here, with their uapi names (include/uapi/linux/bpf.h).
@@ -33,8 +34,9 @@ static long (*bpf_sk_redirect_hash)(struct __sk_buff *skb, void *map, void *key,
 // The maps are created by the loader; these symbols only mark where it puts each map's fd (the
 // ld_imm64 relocations against them, matched by name in native/src/bpf.zig):
 // - sock_pairs: SOCKHASH, key u64 cookie, value the peer socket;
-// - sock_slots: HASH, key u64 cookie, value u32 index into slot_bytes;
-// - slot_bytes: ARRAY of u64, mmapable: bytes redirected from the socket that owns the index.
+// - sock_slots: HASH, key u64 cookie, value u32 slot;
+// - slot_bytes: ARRAY of u64, mmapable: at 2*slot the bytes redirected from the socket that owns
+//   the slot, at 2*slot+1 the bytes passed.
 char sock_pairs[8] __attribute__((section("maps"), used));
 char sock_slots[8] __attribute__((section("maps"), used));
 char slot_bytes[8] __attribute__((section("maps"), used));
@@ -53,15 +55,14 @@ int relay_verdict(struct __sk_buff *skb)
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	// flags 0 = egress: the bytes leave through the peer socket, toward the peer's remote end.
 	long verdict = bpf_sk_redirect_hash(skb, sock_pairs, &cookie, 0);
-	if (verdict == SK_DROP)
-		return SK_PASS;
 	__u32 *slot = bpf_map_lookup_elem(sock_slots, &cookie);
 	if (slot) {
-		__u64 *bytes = bpf_map_lookup_elem(slot_bytes, slot);
+		__u32 index = *slot * 2 + (verdict == SK_DROP ? 1 : 0);
+		__u64 *bytes = bpf_map_lookup_elem(slot_bytes, &index);
 		if (bytes)
 			__sync_fetch_and_add(bytes, len);
 	}
-	return (int)verdict;
+	return verdict == SK_DROP ? SK_PASS : (int)verdict;
 }
 
 char _license[] __attribute__((section("license"), used)) = "Dual MIT/GPL";

@@ -13,9 +13,12 @@ pub const Reason = enum(u32) {
     a_error = 4,
     b_error = 5,
     shutdown = 6,
-    /// sockmap only: the pair left the kernel relay with bytes still to move (a paused source's FIN
-    /// arrived, see sockmap.zig); the caller relays the rest.
+    /// sockmap only: the pair is handed back with bytes still to move (a reader fell behind, see
+    /// sockmap.zig); the caller relays the rest in userspace.
     migrate = 7,
+    /// sockmap only: a pair being handed back held more bytes outside any buffer accounting than
+    /// it may (sockmap.zig, STRANDED_AT); both peers are reset.
+    overflow = 8,
 };
 
 /// One completed pair, as JS reads it: 4 x 64-bit little-endian words.

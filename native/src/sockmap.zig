@@ -7,8 +7,11 @@
 //! - `peers` (SOCKHASH): cookie(a) -> b and cookie(b) -> a. The program looks its own cookie up here
 //!   and redirects to the socket it finds; no program is attached to this map.
 //! - `members` (SOCKHASH): cookie(x) -> x. The program is attached here: a socket runs it while it
-//!   is a member. Taking a socket out of `members` PAUSES it as a source: its bytes stay in its own
-//!   receive queue and TCP's window closes on its sender, as with any socket nobody reads.
+//!   is a member. A socket leaves `members` only when no byte can be on its way through the
+//!   program (the pair is done, reset, idle, or the process stops), never while bytes flow: the
+//!   kernel stops the program under a verdict that may be running on another CPU, and the skbs
+//!   that run holds are dropped or, when the socket joins again, reordered (seen here as lost,
+//!   duplicated and misplaced segments in streams of a few hundred MiB).
 //! - `slots` (HASH) cookie -> index, and `counts` (ARRAY, mmapped here): the program adds every
 //!   byte it redirects from a socket to that socket's counter, so this thread sees how much each
 //!   source has pushed without a syscall.
@@ -23,18 +26,23 @@
 //! What the program does not do, this file's one thread (its own epoll) does:
 //! - Backpressure. The kernel takes a redirected segment off the source's receive queue at once and
 //!   queues it on the destination's redirect backlog, which has no bound: a reader that stops would
-//!   let its sender fill kernel memory. So: once a source's count is PAUSE_AT bytes ahead of what its
-//!   destination socket has taken (acknowledged + SIOCOUTQ), the source leaves `members`; once the
-//!   destination is within RESUME_AT, it joins again (and is kicked, see above). The counts are
-//!   scanned every FAST_TICK_MS while bytes move (memory reads; a syscall only for a source that
-//!   has moved PAUSE_AT since its destination was last looked at), and a paused source is looked at
-//!   when its destination's buffer frees up (EPOLLOUT) and on every sweep. Overshoot is what a
-//!   sender can push in one tick.
-//! - A paused source whose FIN arrives cannot join `members` again (the kernel refuses a socket that
-//!   is not ESTABLISHED). If bytes still wait in its receive queue, only a reader can move them now:
-//!   the pair MIGRATES. Both sources are paused, and once every redirected byte has been taken by
-//!   its destination, the pair leaves the maps and completes with reason `migrate` and its counts;
-//!   the caller relays the rest (splice, or userspace), from bytes that are all still in the kernel.
+//!   let its sender fill kernel memory. So once a source's count is HAND_BACK_AT bytes ahead of what
+//!   its destination socket has taken (acknowledged + SIOCOUTQ), the pair is HANDED BACK to the
+//!   caller. Both `peers` entries go (a lookup that misses makes the program SK_PASS: the bytes
+//!   then wait in the socket's own queue, charged to its receive buffer, and TCP closes the window
+//!   on the sender); once every redirected byte is in its destination, the pair completes with
+//!   reason `migrate` and its counts, and the caller relays the rest in userspace, reading the
+//!   sockets as usual (a read returns the passed bytes first). The sockets stay in `members` until
+//!   they close (closing removes a socket from every map). Splice cannot take such a pair: it reads
+//!   TCP's queue, which the program keeps empty. The counts are scanned every FAST_TICK_MS while
+//!   bytes move (memory reads; a syscall only for a source that moved HAND_BACK_AT since its
+//!   destination was last looked at). Overshoot is what a sender can push in one tick.
+//!   The kernel allows this only with the other direction quiet: a socket's passed bytes queue
+//!   behind its own redirect backlog (the other direction's bytes) when it has one, uncharged, and
+//!   its worker moves none of them until the bytes ahead are taken. A pair whose directions are
+//!   both busy is therefore reset (`overflow`) once one falls RESET_AT behind, and so is a pair
+//!   being handed back whose uncharged passed bytes pass STRANDED_AT. Bounded kernel memory and
+//!   intact streams, at the price of such pairs: splice has no such limit.
 //! - FIN: the verdict never sees one. EPOLLRDHUP on a says a's peer is done; once every byte a
 //!   received has been written into b (b's bytes acknowledged + SIOCOUTQ >= a's tcp_info
 //!   bytes_received, i.e. the redirect backlog is empty), shutdown(b, SHUT_WR). A shutdown sooner would
@@ -43,8 +51,9 @@
 //!   pair; SO_LINGER 0 on both makes their last close send RST to the other peer too.
 //! - Idle timeout: tcp_info's last_data_recv on both sockets, checked every quarter of the timeout.
 //! - Removal: entries are deleted when a pair completes, members first (the program stops), then
-//!   peers. A normal completion happens only after both backlogs are empty (see FIN), so the
-//!   deletion (which purges a socket's backlog) loses nothing.
+//!   peers. A normal completion happens only after both backlogs are empty (see FIN) and no byte
+//!   can arrive any more, so the deletion (which purges a socket's backlog) loses nothing; after a
+//!   reset or an idle timeout nothing is owed. A pair handed back keeps its `members` entries.
 //! - Counts: bytes each way are the bytes written into the destination socket since `add`
 //!   (sys.bytesWritten: acknowledged + SIOCOUTQ): real kernel counts, not estimates.
 //! The fds are dup'ed for the same reason as in splice.zig (Bun closes a paused socket's fd on a
@@ -62,16 +71,24 @@ const OBJECT = @embedFile("relay_bpf");
 /// The program's map symbols, in the order of the fds patched into it.
 const MAP_SYMBOLS = [_][]const u8{ "sock_pairs", "sock_slots", "slot_bytes" };
 /// Pairs the maps can hold (each pair is two entries in each map). A SOCKHASH allocates its
-/// buckets up front: 2^18 entries cost about 4 MiB of kernel memory per map; the counters 2 MiB.
+/// buckets up front: 2^18 entries cost about 4 MiB of kernel memory per map; the counters 4 MiB.
 pub const MAX_PAIRS = 1 << 17;
-/// A source pauses once this many of its redirected bytes are not yet in its destination socket:
-/// about what a splice pipe holds, so both kernel engines buffer alike per stalled direction.
-pub const PAUSE_AT: u64 = 1 << 20;
-/// ... and resumes once no more than this many are left: far enough below PAUSE_AT that a slow
-/// reader costs a pause and a resume per 768 KiB, not per segment.
-pub const RESUME_AT: u64 = 256 << 10;
+/// Two counters per socket, two sockets per pair.
+const COUNTERS = 4 * MAX_PAIRS;
+/// A pair is handed back once a source's redirected bytes are this far ahead of what its
+/// destination socket has taken: about what one socket's buffers may hold here (tcp_rmem's and
+/// tcp_wmem's maxima are 32 and 4 MiB), so a reader that keeps up through scheduling hiccups
+/// stays in the kernel, and one that falls behind costs the host no more than a socket would.
+pub const HAND_BACK_AT: u64 = 16 << 20;
+/// The other direction counts as quiet (a pair may be handed back) with less than this in flight.
+pub const QUIET_BELOW: u64 = 1 << 20;
+/// A direction this far behind while the other is not quiet resets the pair (see `pace`).
+pub const RESET_AT: u64 = 32 << 20;
+/// Passed bytes a socket may hold outside its receive buffer's accounting (see handBackIfDrained).
+pub const STRANDED_AT: u64 = 32 << 20;
+const SIOCINQ = 0x541B;
 /// The counters' scan period while bytes move (and for FAST_SPELL_MS after they last did, or after
-/// a pair came in or resumed); otherwise SLOW_TICK_MS. The overshoot of a source whose destination
+/// a pair came in); otherwise SLOW_TICK_MS. The overshoot of a source whose destination
 /// stops is what it can send in one period: 2 ms of a fast stream, or 25 ms of one that starts
 /// after a quiet spell.
 const FAST_TICK_MS = 2;
@@ -79,10 +96,6 @@ const FAST_SPELL_MS = 250;
 const SLOW_TICK_MS = 25;
 const MAX_EVENTS = 256;
 const SO_RCVLOWAT = 18;
-/// A paused socket's SO_RCVLOWAT (see `pause`): more than can arrive between two syscalls. The
-/// kernel grows the receive buffer to hold it, so a paused source queues up to about this much.
-const MUTE_LOWAT: i32 = 8 << 20;
-const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE = sys.TCP_CLOSE;
 
 const Side = struct {
@@ -99,11 +112,11 @@ const Side = struct {
     /// we shut this side's write direction (passed the other peer's FIN on)
     shut: bool = false,
     // ---- this side as a source (its bytes redirected to the other side) ----
-    /// its counter in `counts`, and the counter's value at `add`
+    /// its two counters in `counts` (at 2*slot: bytes the program redirected from it; at 2*slot+1:
+    /// bytes it passed), and their values at `add`
     slot: u32,
-    moved_base: u64,
-    /// out of `members`: its bytes wait in its own receive queue
-    paused: bool = false,
+    moved_base: u64 = 0,
+    passed_base: u64 = 0,
     /// what the other side had taken when last looked at (only grows: a lower bound)
     peer_took: u64 = 0,
     /// the counter at the last scan, to tell whether bytes are moving
@@ -122,8 +135,9 @@ const Pair = struct {
     idle_ms: i64,
     next_idle_check: i64 = 0,
     done: bool = false,
-    /// a paused source cannot rejoin: waiting for both backlogs to empty, then `migrate`
-    migrating: bool = false,
+    /// out of `peers` (the program passes its bytes): waiting for both backlogs to empty, then
+    /// `migrate`
+    handing_back: bool = false,
     prev: ?*Pair = null,
     next: ?*Pair = null,
     /// incoming list, then the dead list
@@ -175,16 +189,15 @@ pub const Engine = struct {
     dead: ?*Pair = null,
     /// pairs waiting for a backlog to drain before their FIN can go on
     fin_waiting: u32 = 0,
-    /// scan every FAST_TICK_MS until then: bytes moved, a pair came in or resumed less than
+    /// scan every FAST_TICK_MS until then: bytes moved, or a pair came in, less than
     /// FAST_SPELL_MS ago
     fast_until: i64 = 0,
     now: i64 = 0,
     next_scan: i64 = 0,
     next_sweep: i64 = 0,
     queue: completion.Queue,
-    /// diagnostics (tests, `sy_sockmap_stat`): pauses and migrations so far
-    pauses: u64 = 0,
-    migrations: u64 = 0,
+    /// pairs handed back so far (tests, diagnostics)
+    handed_back: u64 = 0,
 
     /// Create the maps, load and attach the program, start the thread. Error: -errno of the first
     /// refusal (EPERM without CAP_BPF/CAP_NET_ADMIN, EINVAL on a kernel without the feature).
@@ -214,9 +227,9 @@ pub const Engine = struct {
         if (self.members < 0) return self.members;
         self.slots = bpf.createCookieIndex(2 * MAX_PAIRS);
         if (self.slots < 0) return self.slots;
-        self.counts_map = bpf.createCounters(2 * MAX_PAIRS);
+        self.counts_map = bpf.createCounters(COUNTERS);
         if (self.counts_map < 0) return self.counts_map;
-        self.counts = bpf.mapCounters(self.counts_map, 2 * MAX_PAIRS) orelse return sys.errnoInt(.NOMEM);
+        self.counts = bpf.mapCounters(self.counts_map, COUNTERS) orelse return sys.errnoInt(.NOMEM);
         var prog = bpf.parse(self.gpa, OBJECT, &MAP_SYMBOLS) catch return sys.errnoInt(.NOEXEC);
         defer self.gpa.free(prog.insns);
         bpf.patchMaps(&prog, &.{ self.peers, self.slots, self.counts_map });
@@ -281,8 +294,8 @@ pub const Engine = struct {
         };
         const ca = bpf.socketCookie(da) orelse return sys.errnoInt(.PROTONOSUPPORT);
         const cb = bpf.socketCookie(db) orelse return sys.errnoInt(.PROTONOSUPPORT);
-        var a = Side{ .fd = da, .cookie = ca, .syn = 0, .slot = 0, .moved_base = 0 };
-        var b = Side{ .fd = db, .cookie = cb, .syn = sys.SYN_COUNTED_ACTIVE, .slot = 0, .moved_base = 0 };
+        var a = Side{ .fd = da, .cookie = ca, .syn = 0, .slot = 0 };
+        var b = Side{ .fd = db, .cookie = cb, .syn = sys.SYN_COUNTED_ACTIVE, .slot = 0 };
         a.base = written(&a) orelse return sys.errnoInt(.PROTONOSUPPORT);
         b.base = written(&b) orelse return sys.errnoInt(.PROTONOSUPPORT);
         const p = self.gpa.create(Pair) catch return sys.errnoInt(.NOMEM);
@@ -297,10 +310,10 @@ pub const Engine = struct {
         const sp = slot_pair orelse return sys.errnoInt(.NOSPC);
         a.slot = 2 * sp;
         b.slot = 2 * sp + 1;
-        a.moved_base = @atomicLoad(u64, &self.counts[a.slot], .monotonic);
-        b.moved_base = @atomicLoad(u64, &self.counts[b.slot], .monotonic);
-        a.seen = a.moved_base;
-        b.seen = b.moved_base;
+        for ([_]*Side{ &a, &b }) |x| {
+            x.moved_base = self.count(x.slot, .redirected);
+            x.passed_base = self.count(x.slot, .passed);
+        }
         p.* = .{ .id = id, .a = a, .b = b, .idle_ms = idle_ms };
         const rc = self.join(ca, cb, da, db, a.slot, b.slot);
         if (rc < 0) return rc;
@@ -351,11 +364,8 @@ pub const Engine = struct {
     /// SO_RCVLOWAT 1 (the default): tcp_set_rcvlowat() calls tcp_data_ready(), which runs the
     /// program over bytes already queued; otherwise they would wait for the next segment.
     fn kick(fd: i32) void {
-        setLowat(fd, 1);
-    }
-
-    fn setLowat(fd: i32, bytes: i32) void {
-        _ = linux.setsockopt(fd, linux.SOL.SOCKET, SO_RCVLOWAT, @ptrCast(&bytes), @sizeOf(i32));
+        const one: i32 = 1;
+        _ = linux.setsockopt(fd, linux.SOL.SOCKET, SO_RCVLOWAT, @ptrCast(&one), @sizeOf(i32));
     }
 
     pub fn poll(self: *Engine, out: []Record) usize {
@@ -410,7 +420,7 @@ pub const Engine = struct {
             // A new pair may start at full speed: scan fast for a while.
             self.fast_until = self.now + FAST_SPELL_MS;
             // Edge-triggered RDHUP (a FIN to pass on) and OUT (a full socket has room again: a
-            // paused source may resume). The data itself never wakes us (EPOLLIN is not asked for).
+            // pair being handed back may be drained). The data itself never wakes us (no EPOLLIN).
             var ev = linux.epoll_event{ .events = linux.EPOLL.RDHUP | linux.EPOLL.OUT | linux.EPOLL.ET, .data = .{ .ptr = @intFromPtr(p) } };
             var rc = linux.epoll_ctl(self.epfd, linux.EPOLL.CTL_ADD, p.a.fd, &ev);
             if (linux.errno(rc) != .SUCCESS) {
@@ -429,7 +439,6 @@ pub const Engine = struct {
 
     fn onEvent(self: *Engine, p: *Pair, side_b: bool, events: u32) void {
         const s = if (side_b) &p.b else &p.a;
-        const other = if (side_b) &p.a else &p.b;
         if (events & linux.EPOLL.ERR != 0) {
             const err = sys.sockError(s.fd);
             if (err != 0) {
@@ -439,8 +448,8 @@ pub const Engine = struct {
             }
         }
         if (events & (linux.EPOLL.RDHUP | linux.EPOLL.HUP | linux.EPOLL.ERR) != 0) self.check(p, side_b);
-        // s had room again: the direction into s may have caught up.
-        if (!p.done and events & linux.EPOLL.OUT != 0 and (other.paused or p.migrating)) self.pace(p, other, s, true);
+        // s had room again: a pair being handed back may be drained now.
+        if (!p.done and events & linux.EPOLL.OUT != 0 and p.handing_back) self.handBackIfDrained(p);
     }
 
     /// Look at one side: a reset whose error someone else took (Bun reads SO_ERROR on its own fd),
@@ -457,7 +466,7 @@ pub const Engine = struct {
             self.fin_waiting += 1;
         }
         // Every byte s received (its FIN counts 1 in bytes_received) is written into `other`? Bytes
-        // still in s's own receive queue (s paused) are received and not written: not yet.
+        // the program passed to s's own queue (handing back) are received and not written: not yet.
         const w = written(other) orelse return;
         if (w + 1 < info.bytes_received) return;
         other.final = w;
@@ -488,85 +497,72 @@ pub const Engine = struct {
         }
     }
 
-    /// Bytes the program has redirected from `s` since `add`.
-    fn moved(self: *const Engine, s: *const Side) u64 {
-        return @atomicLoad(u64, &self.counts[s.slot], .monotonic) -% s.moved_base;
+    const Count = enum(u32) { redirected = 0, passed = 1 };
+
+    fn count(self: *const Engine, slot: u32, which: Count) u64 {
+        return @atomicLoad(u64, &self.counts[2 * slot + @intFromEnum(which)], .monotonic);
     }
 
-    /// Backpressure for the direction src -> dst. A running source costs a memory read unless it
-    /// may be PAUSE_AT ahead; a paused one (or a migrating pair) is looked at when `look` (a sweep,
-    /// or room in dst).
+    /// Bytes the program has redirected from `s` since `add`.
+    fn moved(self: *const Engine, s: *const Side) u64 {
+        return self.count(s.slot, .redirected) -% s.moved_base;
+    }
+
+    /// Bytes the program has passed to `s`'s own queue since `add` (only once handing back).
+    fn passed(self: *const Engine, s: *const Side) u64 {
+        return self.count(s.slot, .passed) -% s.passed_base;
+    }
+
+    /// Backpressure for the direction src -> dst: a memory read unless src may be HAND_BACK_AT
+    /// ahead. A pair being handed back is looked at when `look` (a sweep, or room in a socket).
     fn pace(self: *Engine, p: *Pair, src: *Side, dst: *Side, look: bool) void {
         const m = self.moved(src);
         if (m != src.seen) {
             src.seen = m;
             self.fast_until = self.now + FAST_SPELL_MS;
         }
-        if (p.migrating) {
-            if (look) self.migrateIfDrained(p);
+        if (p.handing_back) {
+            if (look) self.handBackIfDrained(p);
             return;
         }
-        if (dst.shut) return; // this direction is over
-        if (!src.paused) {
-            if (m -% src.peer_took < PAUSE_AT) return;
-            src.peer_took = (written(dst) orelse return) -% dst.base;
-            if (m -% src.peer_took >= PAUSE_AT) self.pause(p, src);
-            return;
-        }
-        if (!look) return;
+        // Saturating: `took` is read after `m`, so bytes redirected in between can make it larger.
+        if (m -| src.peer_took < HAND_BACK_AT) return;
         src.peer_took = (written(dst) orelse return) -% dst.base;
-        if (m -% src.peer_took > RESUME_AT) return;
-        if (bpf.insertU32(self.members, src.cookie, @intCast(src.fd)) == 0) {
-            // Its bytes wait unseen until the kick: the low-water mark is still MUTE_LOWAT.
-            src.paused = false;
-            self.fast_until = self.now + FAST_SPELL_MS; // it may run at full speed at once
-            kick(src.fd);
+        const behind = m -| src.peer_took;
+        if (behind < HAND_BACK_AT) return;
+        // Handing back needs the other direction quiet: bytes passed to src wait behind src's own
+        // redirect backlog (the other direction's bytes) when it has one, uncharged, and the
+        // kernel's worker moves neither until the one ahead is taken (seen here: both directions
+        // stuck while both readers waited). A busy other direction usually drains within a tick;
+        // if this one falls RESET_AT behind first, the pair is reset.
+        dst.peer_took = (written(src) orelse return) -% src.base;
+        if (self.moved(dst) -| dst.peer_took >= QUIET_BELOW) {
+            if (behind >= RESET_AT) self.complete(p, .overflow, 0);
             return;
         }
-        // Refused: src is not ESTABLISHED any more, its FIN arrived while it was paused. Bytes
-        // still in its receive queue can only be read now: migrate. With none, the FIN check
-        // passes the FIN on once dst has taken the rest.
-        if (!self.bytesWaitIn(src, dst)) return;
-        p.migrating = true;
-        self.migrations += 1;
-        self.pause(p, if (src == &p.a) &p.b else &p.a);
-        if (!p.done) self.migrateIfDrained(p);
+        // Out of `peers`, both: the program's lookup misses from now on and it passes the bytes
+        // to the socket they arrived on. A verdict running meanwhile still finds the entry or not;
+        // either way its skb goes somewhere in order (redirected: counted, and waited for below).
+        _ = bpf.remove(self.peers, p.a.cookie);
+        _ = bpf.remove(self.peers, p.b.cookie);
+        p.handing_back = true;
+        self.handed_back += 1;
+        self.handBackIfDrained(p);
     }
 
-    /// Whether bytes wait in `src`'s own receive queue: everything it received (less its FIN) that
-    /// neither JS passed on before `add` (dst.base) nor the program redirected. SIOCINQ cannot say:
-    /// on a socket in a sockmap it counts the psock's queue, not TCP's.
-    fn bytesWaitIn(self: *const Engine, src: *const Side, dst: *const Side) bool {
-        const info = sys.tcpInfo(src.fd) orelse return false;
-        const fin: u64 = if (info.state == 1) 0 else 1;
-        return info.bytes_received -| fin > dst.base + self.moved(src);
-    }
-
-    /// Take `s` out of `members`: its bytes then wait in its own receive queue. Removing a socket
-    /// from the map stops the program under a verdict that may be running on another CPU over the
-    /// same socket, and the kernel drops the skbs that run still holds (sk_psock_verdict_recv finds
-    /// no program: __SK_DROP). So first a high SO_RCVLOWAT: setting it takes the socket's lock,
-    /// which waits out a running verdict, and from then on arriving bytes do not call data_ready
-    /// (the verdict) until MUTE_LOWAT of them wait. Left uncovered: a FIN, or TCP memory pressure,
-    /// calls data_ready whatever the low-water mark; the drop counter (SO_MEMINFO) is read around
-    /// the removal, and a drop there completes the pair with an error (both peers get a reset)
-    /// rather than relaying a stream with a hole.
-    fn pause(self: *Engine, p: *Pair, s: *Side) void {
-        if (s.paused) return;
-        const drops = sys.socketDrops(s.fd);
-        setLowat(s.fd, MUTE_LOWAT);
-        // A FIN here bounds what can still come: nothing to hold back.
-        if (sys.tcpState(s.fd) != TCP_ESTABLISHED) return setLowat(s.fd, 1);
-        _ = bpf.remove(self.members, s.cookie);
-        s.paused = true;
-        self.pauses += 1;
-        if (sys.socketDrops(s.fd) != drops) self.complete(p, if (s == &p.b) .b_error else .a_error, @intFromEnum(linux.E.IO));
-    }
-
-    /// A migrating pair leaves once every byte redirected either way is in its destination socket
-    /// (exact: the program's count against acknowledged + SIOCOUTQ), so nothing is left in a
-    /// redirect backlog when the entries go (deleting them would purge it).
-    fn migrateIfDrained(self: *Engine, p: *Pair) void {
+    /// A pair being handed back completes (`migrate`) once every byte redirected either way is in
+    /// its destination socket (exact: the program's count against acknowledged + SIOCOUTQ), so the
+    /// caller's first write cannot overtake a byte still in a redirect backlog.
+    fn handBackIfDrained(self: *Engine, p: *Pair) void {
+        // Passed bytes that wait behind the socket's redirect backlog (the kernel queues them there
+        // when that backlog is not empty) are not charged to its receive buffer, so TCP does not
+        // close the window on their sender: a peer that sends fast while it reads slowly could
+        // fill kernel memory through it. Past STRANDED_AT the pair is reset instead.
+        for ([_]*Side{ &p.a, &p.b }) |x| {
+            var in_queue: i32 = 0; // SIOCINQ on a socket in a sockmap: its psock's charged queue
+            if (linux.errno(linux.ioctl(x.fd, SIOCINQ, @intFromPtr(&in_queue))) != .SUCCESS) continue;
+            if (self.passed(x) -| @as(u64, @intCast(@max(in_queue, 0))) > STRANDED_AT) return self.complete(p, .overflow, 0);
+        }
         for ([_][2]*Side{ .{ &p.a, &p.b }, .{ &p.b, &p.a } }) |dir| {
             const took = (written(dir[1]) orelse return) -% dir[1].base;
             if (took < self.moved(dir[0])) return;
@@ -581,12 +577,15 @@ pub const Engine = struct {
         if (p.b.fin and !p.a.shut) self.fin_waiting -= 1;
         const into_a = p.a.final orelse written(&p.a) orelse p.a.base;
         const into_b = p.b.final orelse written(&p.b) orelse p.b.base;
-        if (reason == .a_reset or reason == .b_reset) {
+        if (reason == .a_reset or reason == .b_reset or reason == .overflow) {
             sys.setLingerZero(p.a.fd);
             sys.setLingerZero(p.b.fd);
         }
-        // Members first: the program stops running on them before their peer entries go.
-        for ([_]i32{ self.members, self.peers, self.slots }) |map| {
+        // Members first: the program stops running on them before their peer entries go. A pair
+        // handed back stays in `members` (see the top of the file): its sockets leave the map
+        // when they close.
+        const maps = [_]i32{ self.members, self.peers, self.slots };
+        for (if (reason == .migrate) maps[1..] else maps[0..]) |map| {
             _ = bpf.remove(map, p.a.cookie);
             _ = bpf.remove(map, p.b.cookie);
         }
@@ -648,17 +647,17 @@ test "the verdict program loads and attaches here" {
 test "sockmap: bytes both ways, FIN passed on after the bytes, counts and reason come back" {
     const e = try engineOrSkip();
     defer e.destroy();
-    const r = try Rig.init();
+    var r = try Rig.init();
     defer r.deinit();
     try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 42));
     var outcome = Outcome{};
-    const caller = try std.Thread.spawn(.{}, callerThread, .{ e, r, &outcome });
+    const caller = try std.Thread.spawn(.{}, callerThread, .{ e, &r, &outcome });
     const total: usize = 64 << 20;
     const t = try std.Thread.spawn(.{}, rig.writerThread, .{ r.c, total });
-    const got = try rig.readToEof(r.b);
+    const got = try rig.readVerified(r.b);
     t.join();
     try testing.expectEqual(@as(u64, total), got.n);
-    try testing.expectEqual(rig.expectedSum(total), got.sum);
+    try testing.expectEqual(@as(?u64, null), got.first_bad);
     try rig.writeAll(r.b, "reply");
     _ = linux.shutdown(r.b, linux.SHUT.WR);
     const back = try rig.readToEof(r.c);
@@ -786,37 +785,78 @@ test "sockmap: 200 pairs at once, then shutdown completes the live ones" {
 test "sockmap: a reader that stops holds the writer back (bounded), all arrives after" {
     const e = try engineOrSkip();
     defer e.destroy();
-    const r = try Rig.init();
+    var r = try Rig.init();
     defer r.deinit();
     try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 3));
     var outcome = Outcome{};
-    const caller = try std.Thread.spawn(.{}, callerThread, .{ e, r, &outcome });
+    const caller = try std.Thread.spawn(.{}, callerThread, .{ e, &r, &outcome });
     const total: usize = 512 << 20;
     var progress = rig.Progress{};
     const t = try std.Thread.spawn(.{}, rig.countingWriter, .{ r.b, total, &progress });
-    // Nobody reads c: the writer must stop after the buffers on the way and PAUSE_AT (plus what
-    // one tick lets through), not after everything.
+    // Nobody reads c: the writer must stop after HAND_BACK_AT (plus what one tick lets through)
+    // and the buffers on the way, not after everything.
     const stalled = rig.waitStalled(&progress, 300);
     std.debug.print("sockmap: writer stalled after {d} KiB with the reader stopped\n", .{stalled >> 10});
-    try testing.expect(stalled < 64 << 20);
-    try testing.expect(e.pauses >= 1);
-    const got = try rig.readToEof(r.c);
+    try testing.expect(stalled < 128 << 20);
+    try testing.expectEqual(@as(u64, 1), e.handed_back);
+    const got = try rig.readVerified(r.c);
     t.join();
     try testing.expectEqual(@as(u64, total), got.n);
-    try testing.expectEqual(rig.expectedSum(total), got.sum);
+    try testing.expectEqual(@as(?u64, null), got.first_bad);
     _ = linux.shutdown(r.c, linux.SHUT.WR);
     caller.join();
     const rec = outcome.record orelse return error.NoCompletion;
     try testing.expectEqual(@as(u64, total), rec.b_to_a);
 }
 
-test "sockmap: a paused source whose FIN arrives migrates; the caller relays the rest, nothing lost" {
+test "sockmap: both ways at once, readers slower than writers: in order until done or reset, never unbounded" {
     const e = try engineOrSkip();
     defer e.destroy();
-    const r = try Rig.init();
+    var r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 8));
+    var outcome = Outcome{};
+    const caller = try std.Thread.spawn(.{}, callerThread, .{ e, &r, &outcome });
+    const total: usize = 256 << 20;
+    const up = try std.Thread.spawn(.{}, rig.writerThread, .{ r.c, total });
+    const down = try std.Thread.spawn(.{}, rig.writerThread, .{ r.b, total });
+    var at_b: VerifiedRead = .{};
+    const reader = try std.Thread.spawn(.{}, VerifiedRead.run, .{ &at_b, r.b });
+    const at_c = try rig.readVerified(r.c);
+    reader.join();
+    up.join();
+    down.join();
+    caller.join();
+    const got_b = at_b.result orelse return error.ReadFailed;
+    const rec = outcome.record orelse return error.NoCompletion;
+    std.debug.print("sockmap: both ways busy: reason {d}, {d} and {d} MiB arrived\n", .{ rec.reason, at_c.n >> 20, got_b.n >> 20 });
+    // Whatever arrived is in order; the pair either completed or was reset for its backlog (the
+    // kernel cannot hand back a pair whose directions are both busy: sockmap.zig, `pace`).
+    try testing.expectEqual(@as(?u64, null), at_c.first_bad);
+    try testing.expectEqual(@as(?u64, null), got_b.first_bad);
+    // Reset (RST to both peers; a peer's reader may see it as EOF when its writer took the error).
+    if (rec.reason == @intFromEnum(Reason.overflow)) return testing.expect(at_c.n < total and got_b.n < total);
+    try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
+    try testing.expectEqual(@as(u64, total), at_c.n);
+    try testing.expectEqual(@as(u64, total), got_b.n);
+    try testing.expectEqual(@as(u64, total), rec.a_to_b);
+    try testing.expectEqual(@as(u64, total), rec.b_to_a);
+}
+
+const VerifiedRead = struct {
+    result: ?rig.Verified = null,
+    fn run(self: *VerifiedRead, fd: i32) void {
+        self.result = rig.readVerified(fd) catch null;
+    }
+};
+
+test "sockmap: a pair handed back after its backend finished: what waits comes out first, nothing lost" {
+    const e = try engineOrSkip();
+    defer e.destroy();
+    var r = try Rig.init();
     defer r.deinit();
     // Small buffers toward the client, so the backlog builds; room for everything between the
-    // backend and the proxy, so the backend finishes (and sends its FIN) while its side is paused.
+    // backend and the proxy, so the backend finishes (and sends its FIN) once handed back.
     const SO_RCVBUFFORCE = 33;
     const SO_SNDBUFFORCE = 32;
     rig.setBuf(r.c, linux.SO.RCVBUF, 16 << 10);
@@ -825,19 +865,18 @@ test "sockmap: a paused source whose FIN arrives migrates; the caller relays the
     rig.setBuf(r.b, SO_SNDBUFFORCE, 128 << 20);
     try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 5));
     var outcome = Outcome{};
-    const caller = try std.Thread.spawn(.{}, callerThread, .{ e, r, &outcome });
+    const caller = try std.Thread.spawn(.{}, callerThread, .{ e, &r, &outcome });
     const total: usize = 48 << 20;
     var progress = rig.Progress{};
     const t = try std.Thread.spawn(.{}, rig.countingWriter, .{ r.b, total, &progress });
     t.join(); // all written, FIN sent: the proxy holds the rest while nobody reads
-    try testing.expect(e.pauses >= 1);
-    // The client reads; once the backlog is down, the paused side cannot rejoin (its FIN came).
-    const got = try rig.readToEof(r.c);
+    try testing.expectEqual(@as(u64, 1), e.handed_back);
+    // The client reads: the backlog drains, the pair completes (migrate), the caller relays the rest.
+    const got = try rig.readVerified(r.c);
     try testing.expectEqual(@as(u64, total), got.n);
-    try testing.expectEqual(rig.expectedSum(total), got.sum);
+    try testing.expectEqual(@as(?u64, null), got.first_bad);
     _ = linux.shutdown(r.c, linux.SHUT.WR);
     caller.join();
-    try testing.expectEqual(@as(u64, 1), e.migrations);
     const kernel = outcome.migrated orelse return error.NoMigration;
     try testing.expect(kernel.b_to_a > 0 and kernel.b_to_a < total);
     const rec = outcome.record orelse return error.NoCompletion;
@@ -853,9 +892,9 @@ const Outcome = struct {
     migrated: ?Record = null,
 };
 
-/// Stands in for JS: waits for the pair's record and, on `migrate`, relays the rest itself (a
-/// blocking copy each way, as the splice engine or the userspace relay would), adding its counts.
-fn callerThread(e: *Engine, r: Rig, out: *Outcome) void {
+/// Stands in for JS: waits for the pair's record and, on `migrate`, relays the rest itself with
+/// reads and writes, as the userspace relay does, adding its counts.
+fn callerThread(e: *Engine, r: *Rig, out: *Outcome) void {
     var recs: [1]Record = undefined;
     const deadline = sys.nowMs() + 120_000;
     while (e.poll(&recs) == 0) {
@@ -863,6 +902,14 @@ fn callerThread(e: *Engine, r: Rig, out: *Outcome) void {
         sleepMs(1);
     }
     var rec = recs[0];
+    const reset = rec.reason == @intFromEnum(Reason.a_reset) or rec.reason == @intFromEnum(Reason.b_reset) or rec.reason == @intFromEnum(Reason.overflow);
+    if (reset) {
+        // As JS does (terminate()): the engine set SO_LINGER 0; closing the last fds sends RST.
+        sys.closeFd(r.p1);
+        sys.closeFd(r.p2);
+        r.p1 = -1;
+        r.p2 = -1;
+    }
     if (rec.reason == @intFromEnum(Reason.migrate)) {
         out.migrated = rec;
         var up: u64 = 0;
@@ -878,16 +925,17 @@ fn callerThread(e: *Engine, r: Rig, out: *Outcome) void {
     out.record = rec;
 }
 
-/// Copy from `from` to `to` until EOF, then FIN on `to`; `moved` counts. The proxy-side fds are
-/// nonblocking (the engine's dup shares the file's O_NONBLOCK): EAGAIN waits a millisecond.
+/// Copy from `from` to `to` until EOF, then FIN on `to`; `moved` counts. Reads wait for poll() to
+/// say readable, as an event loop would (so a socket left with a high SO_RCVLOWAT stalls here);
+/// 5 s without it gives up. The proxy-side fds are nonblocking (the engine's dup shares the
+/// file's O_NONBLOCK): a full `to` waits a millisecond.
 fn copyToEof(from: i32, to: i32, moved: *u64) void {
     var buf: [65536]u8 = undefined;
     while (true) {
+        var fds = [_]linux.pollfd{.{ .fd = from, .events = linux.POLL.IN, .revents = 0 }};
+        if (linux.poll(&fds, 1, 5000) != 1) return;
         const rc = linux.read(from, &buf, buf.len);
-        if (linux.errno(rc) == .AGAIN) {
-            sleepMs(1);
-            continue;
-        }
+        if (linux.errno(rc) == .AGAIN) continue;
         if (linux.errno(rc) != .SUCCESS or rc == 0) break;
         var off: usize = 0;
         while (off < rc) {

@@ -117,19 +117,6 @@ pub fn tcpState(fd: i32) u8 {
     return info[0];
 }
 
-const SO_MEMINFO = 55;
-/// Index of the drop count in SO_MEMINFO's u32 array (SK_MEMINFO_DROPS, uapi linux/sock_diag.h).
-const SK_MEMINFO_DROPS = 8;
-
-/// Packets the kernel dropped on this socket after accepting them (SO_MEMINFO); 0 if unknown.
-pub fn socketDrops(fd: i32) u32 {
-    var info = std.mem.zeroes([9]u32);
-    var len: linux.socklen_t = @sizeOf([9]u32);
-    const rc = linux.getsockopt(fd, linux.SOL.SOCKET, SO_MEMINFO, @ptrCast(&info), &len);
-    if (linux.errno(rc) != .SUCCESS or len < @sizeOf([9]u32)) return 0;
-    return info[SK_MEMINFO_DROPS];
-}
-
 pub fn setLingerZero(fd: i32) void {
     const l = linux.linger{ .onoff = 1, .linger = 0 };
     _ = linux.setsockopt(fd, linux.SOL.SOCKET, linux.SO.LINGER, @ptrCast(&l), @sizeOf(linux.linger));

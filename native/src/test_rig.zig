@@ -84,6 +84,38 @@ pub fn readToEof(fd: i32) !struct { n: u64, sum: u64 } {
     }
 }
 
+/// The byte writerThread puts at stream offset `o` (its 64 KiB buffer repeats).
+pub fn patternAt(o: u64) u8 {
+    return @truncate((o % 65536) *% 7);
+}
+
+pub const Verified = struct { n: u64, first_bad: ?u64, reset: bool };
+
+/// Read until EOF (or a reset: `reset`), checking every byte against writerThread's pattern at its
+/// offset (a sum would not see bytes that arrive in the wrong order). `first_bad` is the first
+/// offset that differs.
+pub fn readVerified(fd: i32) !Verified {
+    var buf: [65536]u8 = undefined;
+    var n: u64 = 0;
+    var first_bad: ?u64 = null;
+    while (true) {
+        const rc = linux.read(fd, &buf, buf.len);
+        switch (linux.errno(rc)) {
+            .SUCCESS => {},
+            .CONNRESET => return .{ .n = n, .first_bad = first_bad, .reset = true },
+            else => return error.ReadFailed,
+        }
+        if (rc == 0) return .{ .n = n, .first_bad = first_bad, .reset = false };
+        if (first_bad == null) {
+            for (buf[0..rc], 0..) |x, i| if (x != patternAt(n + i)) {
+                first_bad = n + i;
+                break;
+            };
+        }
+        n += rc;
+    }
+}
+
 pub fn writerThread(fd: i32, total: usize) void {
     var buf: [65536]u8 = undefined;
     for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
@@ -167,19 +199,6 @@ pub fn waitStalled(progress: *Progress, quiet_ms: u32) u64 {
         if (now == last) return now;
         last = now;
     }
-}
-
-/// The checksum writerThread's first `total` bytes have (what readToEof returns as sum).
-pub fn expectedSum(total: usize) u64 {
-    var sum: u64 = 0;
-    for (0..total) |i| sum +%= @as(u8, @truncate((i % 65536) *% 7));
-    return sum;
-}
-
-/// SO_RCVTIMEO: a blocking read on `fd` fails with EAGAIN after `seconds` and `ms`.
-pub fn setReadTimeout(fd: i32, seconds: i64, ms: i64) void {
-    const tv = linux.timeval{ .sec = @intCast(seconds), .usec = @intCast(ms * 1000) };
-    _ = linux.setsockopt(fd, linux.SOL.SOCKET, linux.SO.RCVTIMEO, @ptrCast(&tv), @sizeOf(linux.timeval));
 }
 
 pub fn writerNoFin(fd: i32, total: usize) void {

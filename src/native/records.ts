@@ -6,7 +6,7 @@
  */
 
 /** Close reasons, by the engines' code (completion.Reason). */
-export const RELAY_REASONS = ["done", "a_reset", "b_reset", "idle_timeout", "a_error", "b_error", "shutdown", "migrate"] as const;
+export const RELAY_REASONS = ["done", "a_reset", "b_reset", "idle_timeout", "a_error", "b_error", "shutdown", "migrate", "overflow"] as const;
 export type RelayReason = (typeof RELAY_REASONS)[number];
 
 export type OnRecord = (id: number, aToB: number, bToA: number, reason: RelayReason, errno: number) => void;

@@ -17,9 +17,10 @@
  * POLL_MS while pairs are live (no threadsafe JS callback from a foreign thread). Each record adds
  * the counts, finishes the connection and closes both Bun sockets: terminate() after a reset (the
  * engine set SO_LINGER 0, so the peer gets RST), end() otherwise. One record is not an end:
- * `migrate`, from sockmap when a source it paused for backpressure got its FIN with bytes still
- * queued (the kernel will not take such a socket back); every byte it had redirected is delivered,
- * the rest waits in the kernel, and splice (or, without it, the userspace relay) carries on.
+ * `migrate`, from sockmap when a reader fell behind (native/src/sockmap.zig: the kernel's redirect
+ * backlog has no bound, so the pair is handed back once every byte it redirected is delivered);
+ * the userspace relay carries on, reading the sockets as usual. Splice cannot: the pair's sockets
+ * stay in the BPF map until they close, and the program keeps TCP's queue empty.
  * @module
  */
 import type { Socket } from "bun";
@@ -131,12 +132,12 @@ function drain(): void {
 const REASONS: Record<RelayReason, string | null> = {
   done: null, a_reset: "client_reset", b_reset: "upstream_reset", idle_timeout: "idle_timeout",
   a_error: "client_error", b_error: "upstream_error", shutdown: "shutdown", migrate: null,
+  overflow: "relay_overflow",
 };
 
-/** A pair sockmap gave back mid-stream (`migrate`): splice relays the rest, else userspace does. */
+/** A pair sockmap handed back mid-stream (`migrate`): the userspace relay carries on. */
 function carryOn(conn: Conn): void {
-  log.debug("sockmap gave a paused pair back, its last bytes still queued", { id: conn.id, to: spliceRunning() ? "splice" : "userspace" });
-  if (spliceRunning() && spliceAdd(fdOf(conn.client), fdOf(conn.upstream!), conn.listener.config.idleTimeoutMs, conn.id) >= 0) return;
+  log.debug("sockmap handed a pair back (a reader fell behind); userspace relays the rest", { id: conn.id });
   live.delete(conn.id);
   conn.flags &= ~HANDED_OVER;
   conn.client.resume();
@@ -155,7 +156,7 @@ function completed(id: number, aToB: number, bToA: number, reason: RelayReason, 
   if (errno) log.warn(`${reason === "a_error" ? "client" : "upstream"} socket error`, { id, error: errnoName(-errno), relay: conn.relay });
   if (why) conn.because(why);
   finish(conn); // first: closing a socket fires its close handler, which must find us finished
-  if (reason === "a_reset" || reason === "b_reset") {
+  if (reason === "a_reset" || reason === "b_reset" || reason === "overflow") {
     conn.client.terminate();
     conn.upstream!.terminate();
   } else {

@@ -60,17 +60,21 @@ export function streamingBackend(total: number, serve: (handlers: object) => { p
 }
 
 /**
- * A backend that streams `total` bytes to its (one) client while hashing what it receives.
- * Bun reports the peer's FIN on a socket whose write side is already shut as close, not end, so
- * both mark the side done.
+ * A backend that streams `total` bytes to its (one) client while hashing what it receives: from
+ * the start ("together"), or once the client's stream has ended ("after-client": one way, then the
+ * other). Bun reports the peer's FIN on a socket whose write side is already shut as close, not
+ * end, so both mark the side done.
  */
-export function twoWayBackend(total: number, serve: (handlers: object) => { port: number; stop(): void }) {
+export function twoWayBackend(total: number, serve: (handlers: object) => { port: number; stop(): void }, start: "together" | "after-client" = "together") {
   const side = newSide();
   const server = serve({
-    open(s: Socket<any>) { side.writer = new StreamWriter(s, total); side.writer.pump(); },
+    open(s: Socket<any>) { side.writer = new StreamWriter(s, total); if (start === "together") side.writer.pump(); },
     data(_s: Socket<any>, d: Uint8Array) { side.received += d.length; side.hash.update(d); },
     drain() { side.writer!.pump(); },
-    end() { side.done = true; },
+    end() {
+      side.done = true;
+      if (start === "after-client") side.writer!.pump();
+    },
     close() { side.done = true; },
   });
   return { server, side };
