@@ -20,12 +20,12 @@
 //!   from socket->pipe always means "the socket has nothing", and from pipe->socket "the socket is full".
 //! - Batching: each segment a source receives raises EPOLLIN, and on loopback a bulk writer's every
 //!   64 KiB write wakes this thread (an IPI to its CPU for the writer, a context switch here), only
-//!   to move those 64 KiB. A direction that streams (it took at least BATCH_MIN bytes since it last
-//!   found its source empty, and found it empty again within BATCH_NS) turns EPOLLIN off on its
-//!   source and reads it every BATCH_NS instead, while each read takes at least BATCH_MIN; a smaller
-//!   read (the stream slowed down or stopped) turns EPOLLIN back on. EPOLLRDHUP, errors and EPOLLOUT
-//!   stay on throughout. Cost: bytes of a streaming direction wait up to BATCH_NS (200 µs) longer; an
-//!   exchange of less than BATCH_MIN per turn never batches. Needs epoll_pwait2 (Linux 5.11).
+//!   to move those 64 KiB. A direction that streams (1 MiB one way with nothing coming back, and
+//!   its source found empty twice within BATCH_NS with at least BATCH_MIN taken in between) turns
+//!   EPOLLIN off on its source and reads it every BATCH_NS instead, while each read takes at least
+//!   BATCH_MIN and nothing comes back; otherwise EPOLLIN is back on. EPOLLRDHUP, errors and EPOLLOUT
+//!   stay on throughout. Cost: bytes of a stream wait up to BATCH_NS (200 µs) longer once it has
+//!   carried 1 MiB; request/response traffic never batches. Needs epoll_pwait2 (Linux 5.11).
 //! - Half-close: EOF on a source becomes shutdown(SHUT_WR) on the destination once the pipe is drained.
 //!   The pair completes when both directions have carried their FIN.
 //! - Reset: ECONNRESET/EPIPE on one side sets SO_LINGER 0 on both sockets, so their last close (the
@@ -53,12 +53,14 @@ const SPLICE_F_NONBLOCK: usize = 2;
 /// splice calls per direction per wake-up before the pair yields to others (fairness).
 const BUDGET: u32 = 32;
 /// Batching (module comment): a streaming direction reads its source every Engine.batch_ns
-/// (BATCH_NS unless a test changes it) instead of on each arriving segment. Streaming: it took at
-/// least BATCH_MIN bytes since it last found the source empty, and found it empty again within
-/// batch_ns (or it is batching already). Measured (bench/results/2026-11-30-bulk-splice.md):
+/// (BATCH_NS unless a test changes it) instead of on each arriving segment. Streaming: it has taken
+/// STREAM_MIN bytes with none delivered the other way meanwhile (so request/response never batches),
+/// at least BATCH_MIN since it last found the source empty, and it found the source empty again
+/// within batch_ns (or it is batching already). Measured (bench/results/2026-11-30-bulk-splice.md):
 /// 100 to 500 µs and 8 to 128 KiB all did about as well; 200 µs bounds the added latency.
 pub const BATCH_NS: u64 = 200 * std.time.ns_per_us;
 const BATCH_MIN: usize = 32 * 1024;
+const STREAM_MIN: u64 = 1 << 20;
 const MAX_EVENTS = 256;
 /// Every socket's epoll interest besides EPOLLIN (which batching turns off and on): edge-triggered,
 /// so an event means something new happened.
@@ -116,6 +118,9 @@ const Dir = struct {
     /// Bytes taken from src since this direction last found it empty, and when that was (ns).
     batch: usize = 0,
     drained_ns: u64 = 0,
+    /// Bytes taken from src since the other direction last delivered any (`other_mark`: its total then).
+    one_way: u64 = 0,
+    other_mark: u64 = 0,
     /// Batching: src's EPOLLIN is off; the direction reads again at `due_ns` (while on the batch
     /// list) or once its destination takes the pipe's bytes.
     batching: bool = false,
@@ -246,7 +251,14 @@ const Worker = struct {
     /// it off) and reads again when its time comes; any other waits for EPOLLIN. A direction whose
     /// EPOLLIN stays off for any reason (EPOLL_CTL_MOD failed) keeps reading on the clock.
     fn drained(self: *Worker, p: *Pair, d: *Dir) void {
-        const streaming = self.engine.batching and d.batch >= BATCH_MIN and (d.batching or self.now_ns -| d.drained_ns < self.engine.batch_ns);
+        const other = if (d == &p.ab) &p.ba else &p.ab;
+        if (other.total != d.other_mark) {
+            d.one_way = 0;
+            d.other_mark = other.total;
+        }
+        d.one_way += d.batch;
+        const streaming = self.engine.batching and d.one_way >= STREAM_MIN and d.batch >= BATCH_MIN and
+            (d.batching or self.now_ns -| d.drained_ns < self.engine.batch_ns);
         d.batch = 0;
         d.drained_ns = self.now_ns;
         if (streaming != d.batching) self.watchSource(p, d, !streaming);
@@ -890,6 +902,26 @@ test "batching: a stream is read in batches, and the bytes after it (no FIN) sti
     const rec = try waitRecord(e);
     try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
     try testing.expectEqual(@as(u64, total + 4), rec.a_to_b);
+}
+
+test "batching: request/response never batches, however big the messages" {
+    const e = try Engine.create(testing.allocator, 1, 0);
+    defer e.destroy();
+    if (!e.batching) return error.SkipZigTest;
+    e.batch_ns = 20 * std.time.ns_per_ms; // every message would count as streaming but for the replies
+    const r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 4));
+    const size: usize = 512 << 10;
+    for (0..8) |_| {
+        const t = try std.Thread.spawn(.{}, writerNoFin, .{ r.c, size });
+        _ = try readExact(r.b, size);
+        t.join();
+        const t2 = try std.Thread.spawn(.{}, writerNoFin, .{ r.b, size });
+        _ = try readExact(r.c, size);
+        t2.join();
+    }
+    try testing.expectEqual(@as(u64, 0), e.batchReads());
 }
 
 test "probe: this host can splice" {
