@@ -105,10 +105,11 @@ export function switchyardTlsConfig(listen: string, backend: string, tls: TlsFil
 export function haproxyConfig(listen: string, backend: string, threads: number, options: { tls?: TlsFiles; spliceAuto?: boolean } = {}): string {
   const { tls, spliceAuto } = options;
   // splice-auto keeps pipes (2 fds each, maxconn/4 of them by default): fewer, so the fd need stays
-  // under this machine's 20000 open-file limit.
+  // under this machine's 20000 open-file limit. Their size is switchyard's (1 MiB; HAProxy's default
+  // is the kernel's 64 KiB), so the splice engines compare like for like.
   return `global
   nbthread ${threads}
-  maxconn 9000${spliceAuto ? "\n  maxpipes 256" : ""}
+  maxconn 9000${spliceAuto ? "\n  maxpipes 256\n  tune.pipesize 1048576" : ""}
 
 defaults
   mode tcp${spliceAuto ? "\n  option splice-auto" : ""}
@@ -223,7 +224,7 @@ function haproxy(ctx: Ctx, threads: number, spliceAuto = false): System {
   return {
     id: `haproxy/${tag}`,
     kind: "haproxy",
-    describe: `haproxy -f cfg -db: mode tcp, nbthread ${threads}, maxconn 9000${spliceAuto ? ", option splice-auto" : ""}`,
+    describe: `haproxy -f cfg -db: mode tcp, nbthread ${threads}, maxconn 9000${spliceAuto ? ", option splice-auto, tune.pipesize 1048576" : ""}`,
     start: async (backend) => {
       const dir = dirFor(ctx, `haproxy-${tag}`);
       const listen = `127.0.0.1:${freePort()}`;
