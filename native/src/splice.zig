@@ -866,6 +866,16 @@ fn pacedWriter(fd: i32, total: usize) void {
     }
 }
 
+/// `size` bytes a -> b, then `size` bytes b -> a, the pair staying open between and after.
+fn exchange(r: Rig, size: usize) !void {
+    const t = try std.Thread.spawn(.{}, writerNoFin, .{ r.c, size });
+    _ = try readExact(r.b, size);
+    t.join();
+    const t2 = try std.Thread.spawn(.{}, writerNoFin, .{ r.b, size });
+    _ = try readExact(r.c, size);
+    t2.join();
+}
+
 /// Sum of the first `total` bytes the rig's writers send.
 fn patternSum(total: usize) u64 {
     var sum: u64 = 0;
@@ -912,15 +922,7 @@ test "batching: request/response never batches, however big the messages" {
     const r = try Rig.init();
     defer r.deinit();
     try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 4));
-    const size: usize = 512 << 10;
-    for (0..8) |_| {
-        const t = try std.Thread.spawn(.{}, writerNoFin, .{ r.c, size });
-        _ = try readExact(r.b, size);
-        t.join();
-        const t2 = try std.Thread.spawn(.{}, writerNoFin, .{ r.b, size });
-        _ = try readExact(r.c, size);
-        t2.join();
-    }
+    for (0..8) |_| try exchange(r, 512 << 10);
     try testing.expectEqual(@as(u64, 0), e.batchReads());
 }
 
@@ -956,13 +958,7 @@ test "pipes: none at handover, taken while bytes move, all back in the pool once
     try testing.expectEqual(@as(i32, 0), e.pipesSpare());
     const total: usize = 4 << 20;
     for (0..2) |_| {
-        // a -> b, then b -> a, with the pair staying open between and after.
-        const t = try std.Thread.spawn(.{}, writerNoFin, .{ r.c, total });
-        _ = try readExact(r.b, total);
-        t.join();
-        const t2 = try std.Thread.spawn(.{}, writerNoFin, .{ r.b, total });
-        _ = try readExact(r.c, total);
-        t2.join();
+        try exchange(r, total);
         try waitPipesInUse(e, 0);
         try testing.expectEqual(@as(i32, 1), e.activeCount());
         try testing.expect(e.pipesSpare() >= 1 and e.pipesSpare() <= 2);

@@ -89,14 +89,7 @@ fn serve(cfg: *const args.Config, client: i32) void {
 
 pub fn run(cfg: *const args.Config) u8 {
     var addr = cfg.listen;
-    const fd = switch (net.listenTcp(&addr, 128)) {
-        .fd => |fd| fd,
-        .err => |e| {
-            var ab: [64]u8 = undefined;
-            net.print(2, "loadgen relay: cannot listen on {s}: {s}\n", .{ addr.format(&ab), net.errName(e) });
-            return 1;
-        },
-    };
+    const fd = net.listenOrSay(&addr, 128, "loadgen relay") orelse return 1;
     addr = net.localAddress(fd) orelse addr;
     // Blocking accept: SIGINT/SIGTERM (installed without SA_RESTART) interrupt it with EINTR.
     _ = linux.fcntl(fd, linux.F.SETFL, 0);
