@@ -58,7 +58,7 @@ const BUDGET: u32 = 32;
 /// at least BATCH_MIN since it last found the source empty, and it found the source empty again
 /// within batch_ns (or it is batching already). Measured (bench/results/2026-11-30-bulk-splice.md):
 /// 100 to 500 µs and 8 to 128 KiB all did about as well; 200 µs bounds the added latency.
-pub const BATCH_NS: u64 = 200 * std.time.ns_per_us;
+const BATCH_NS: u64 = 200 * std.time.ns_per_us;
 const BATCH_MIN: usize = 32 * 1024;
 const STREAM_MIN: u64 = 1 << 20;
 const MAX_EVENTS = 256;
