@@ -38,6 +38,9 @@ export function machineFacts(ctx: Ctx): Record<string, string> {
     ...Object.fromEntries([
       "net.core.somaxconn", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout",
       "net.core.rmem_max", "net.core.wmem_max", "net.core.netdev_max_backlog", "fs.file-max",
+      // What shapes bulk: socket buffer autotuning, pacing (bbr without fq paces with a timer per
+      // sender), the splice engines' pipe size limit.
+      "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_congestion_control", "net.core.default_qdisc", "fs.pipe-max-size",
     ].map((k) => [k, sysctl(k)])),
   };
 }

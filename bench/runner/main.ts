@@ -23,6 +23,7 @@ const { values: opt } = parseArgs({
     warmup: { type: "string" },
     hold: { type: "string" },
     scenarios: { type: "string" },
+    systems: { type: "string" },
     label: { type: "string" },
     out: { type: "string" },
     workdir: { type: "string" },
@@ -54,6 +55,10 @@ if (wanted && scenarios.length !== wanted.length) {
   console.error(`bench: unknown scenario in --scenarios ${opt.scenarios} (known: ${SCENARIOS.map((s) => s.id).join(",")})`);
   process.exit(2);
 }
+
+/** `--systems a,b`: a system runs if its id is an entry or starts with an entry and "/" (`haproxy` = every HAProxy variant). */
+const systemFilter = opt.systems ? opt.systems.split(",") : null;
+const wantedSystem = (id: string) => !systemFilter || systemFilter.some((f) => id === f || id.startsWith(`${f}/`));
 
 setPidFile(join(work, "pids"));
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
@@ -87,14 +92,16 @@ async function main(): Promise<number> {
   try {
     const backends = await startBackends(ctx, backendsStarted);
     console.log(`backends: echo ${backends.echo}, sink ${backends.sink}, http (nginx) ${backends.http}`);
-    const found = await discoverSystems(ctx, backends);
+    const found = await discoverSystems(ctx, backends, wantedSystem);
     problems.push(...found.problems);
     const systems = found.systems;
     console.log(`systems: ${systems.map((s) => s.id).join(", ")}`);
     for (const n of found.notes) console.log(`  note: ${n}`);
     for (const p of found.problems) console.log(`  PROBLEM: ${p}`);
     const perRun = settings.duration + settings.warmup + 1;
-    const runsOn = (sc: (typeof scenarios)[number], s: (typeof systems)[number]) => (sc.direct || s.kind !== "direct") && (!sc.tls || s.startTls !== undefined);
+    if (systems.length === 0) throw new Error(`no system matches --systems ${opt.systems}`);
+    const runsOn = (sc: (typeof scenarios)[number], s: (typeof systems)[number]) =>
+      (sc.direct || s.kind !== "direct") && (!sc.tls || s.startTls !== undefined) && (!s.scenarios || s.scenarios.includes(sc.id));
     const total = scenarios.reduce((a, sc) => a + systems.filter((s) => runsOn(sc, s)).length, 0) * settings.rounds * perRun;
     console.log(`plan: ${scenarios.map((s) => s.id).join(", ")} × ${settings.rounds} round(s), ~${Math.ceil(total / 60)} min; work dir ${work}`);
 

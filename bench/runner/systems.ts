@@ -27,8 +27,10 @@ export interface Instance {
 
 export interface System {
   id: string;
-  kind: "direct" | "switchyard" | "haproxy" | "nginx";
+  kind: "direct" | "switchyard" | "haproxy" | "nginx" | "relay";
   describe: string;
+  /** Only these scenarios (absent: every scenario it can serve). */
+  scenarios?: string[];
   start(backend: string): Promise<Instance>;
   /** Terminate TLS with the bench certificate and relay plaintext to `backend` (TLS scenarios); absent = not measured there. */
   startTls?(backend: string): Promise<Instance>;
@@ -103,10 +105,11 @@ export function switchyardTlsConfig(listen: string, backend: string, tls: TlsFil
 export function haproxyConfig(listen: string, backend: string, threads: number, options: { tls?: TlsFiles; spliceAuto?: boolean } = {}): string {
   const { tls, spliceAuto } = options;
   // splice-auto keeps pipes (2 fds each, maxconn/4 of them by default): fewer, so the fd need stays
-  // under this machine's 20000 open-file limit.
+  // under this machine's 20000 open-file limit. Their size is switchyard's (1 MiB; HAProxy's default
+  // is the kernel's 64 KiB), so the splice engines compare like for like.
   return `global
   nbthread ${threads}
-  maxconn 9000${spliceAuto ? "\n  maxpipes 256" : ""}
+  maxconn 9000${spliceAuto ? "\n  maxpipes 256\n  tune.pipesize 1048576" : ""}
 
 defaults
   mode tcp${spliceAuto ? "\n  option splice-auto" : ""}
@@ -221,7 +224,7 @@ function haproxy(ctx: Ctx, threads: number, spliceAuto = false): System {
   return {
     id: `haproxy/${tag}`,
     kind: "haproxy",
-    describe: `haproxy -f cfg -db: mode tcp, nbthread ${threads}, maxconn 9000${spliceAuto ? ", option splice-auto" : ""}`,
+    describe: `haproxy -f cfg -db: mode tcp, nbthread ${threads}, maxconn 9000${spliceAuto ? ", option splice-auto, tune.pipesize 1048576" : ""}`,
     start: async (backend) => {
       const dir = dirFor(ctx, `haproxy-${tag}`);
       const listen = `127.0.0.1:${freePort()}`;
@@ -260,6 +263,25 @@ function nginxStream(ctx: Ctx): System {
   };
 }
 
+/**
+ * `loadgen relay`: blocking splice through a pipe, one thread per direction, nothing else. Not a
+ * proxy (a thread pair per connection), so only in `bulk`: the floor of a splice relay's cost, which
+ * separates the second TCP hop's price (relay vs direct) from a proxy's own (proxy vs relay).
+ */
+function spliceRelay(ctx: Ctx): System {
+  return {
+    id: "relay/splice",
+    kind: "relay",
+    describe: "loadgen relay: blocking splice(2) through a 1 MiB pipe, one thread per direction, no proxy logic (the floor of a splice relay)",
+    scenarios: ["bulk"],
+    start: async (backend) => {
+      const c = new Child("loadgen relay", [ctx.loadgen, "relay", "--listen", "127.0.0.1:0", "--target", backend], join(dirFor(ctx, "relay"), "relay"));
+      const address = (await c.waitFor(/^LISTENING (\S+)$/m))[1]!;
+      return { address, pid: c.pid, stop: () => c.stop() };
+    },
+  };
+}
+
 /** The relay engines `switchyard version` lists as usable. */
 export async function usableEngines(ctx: Ctx): Promise<{ usable: string[]; other: string[] }> {
   const p = Bun.spawnSync([ctx.switchyard, "version"]);
@@ -275,8 +297,8 @@ export async function usableEngines(ctx: Ctx): Promise<{ usable: string[]; other
  * Every system to measure. switchyard variants are found by trying them: a variant that exits with
  * "not built yet" is skipped with a note, so engines and worker counts are picked up once they exist.
  */
-export async function discoverSystems(ctx: Ctx, backends: Backends): Promise<{ systems: System[]; notes: string[]; problems: string[] }> {
-  const systems: System[] = [direct];
+export async function discoverSystems(ctx: Ctx, backends: Backends, wanted: (id: string) => boolean): Promise<{ systems: System[]; notes: string[]; problems: string[] }> {
+  const systems: System[] = [direct, spliceRelay(ctx)];
   const notes: string[] = [];
   const problems: string[] = [];
   const { usable, other } = await usableEngines(ctx);
@@ -286,6 +308,7 @@ export async function discoverSystems(ctx: Ctx, backends: Backends): Promise<{ s
   for (const engine of usable) {
     for (const workers of workerCounts) {
       const s = switchyard(ctx, engine, workers);
+      if (!wanted(s.id)) continue;
       try {
         const inst = await s.start(backends.echo);
         await inst.stop();
@@ -303,7 +326,7 @@ export async function discoverSystems(ctx: Ctx, backends: Backends): Promise<{ s
   const streamBuiltIn = /--with-stream(?!=dynamic)(\s|$)/.test(Bun.spawnSync(["nginx", "-V"]).stderr.toString());
   if (existsSync(STREAM_MODULE) || streamBuiltIn) systems.push(nginxStream(ctx));
   else notes.push(`nginx-stream: skipped, the stream module is missing (${STREAM_MODULE}; Debian package libnginx-mod-stream)`);
-  return { systems, notes, problems };
+  return { systems: systems.filter((s) => wanted(s.id)), notes, problems };
 }
 
 /** Config files for the startup-time comparison (nothing is started from them). */

@@ -2,7 +2,7 @@
 const std = @import("std");
 const net = @import("net.zig");
 
-pub const Command = enum { rr, rate, hold, bulk, serve };
+pub const Command = enum { rr, rate, hold, bulk, serve, relay };
 pub const ServeMode = enum { echo, sink, source };
 pub const Direction = enum { up, down };
 
@@ -26,10 +26,12 @@ pub const Config = struct {
     /// rate: connection attempts per second over all threads; 0 = as fast as possible.
     rate_limit: u32 = 0,
     direction: Direction = .up,
+    /// relay: bytes per pipe (F_SETPIPE_SZ; the kernel caps it at /proc/sys/fs/pipe-max-size).
+    pipe_size: u32 = 1 << 20,
 };
 
-pub const default_connections = std.enums.EnumArray(Command, u32).init(.{ .rr = 50, .rate = 50, .hold = 1000, .bulk = 1, .serve = 0 });
-pub const default_size = std.enums.EnumArray(Command, u32).init(.{ .rr = 1024, .rate = 1024, .hold = 16, .bulk = 65536, .serve = 0 });
+pub const default_connections = std.enums.EnumArray(Command, u32).init(.{ .rr = 50, .rate = 50, .hold = 1000, .bulk = 1, .serve = 0, .relay = 0 });
+pub const default_size = std.enums.EnumArray(Command, u32).init(.{ .rr = 1024, .rate = 1024, .hold = 16, .bulk = 65536, .serve = 0, .relay = 0 });
 
 /// File descriptors kept back from RLIMIT_NOFILE for epoll, listeners, stdio and slack.
 pub const fd_reserve: u64 = 1000;
@@ -66,28 +68,33 @@ const Opt = enum {
     @"timeout-ms",
     @"rate-limit",
     direction,
+    @"pipe-size",
     help,
 };
 
 /// Which commands accept an option: a typo or an option of another mode is an error, not a silent no-op.
 fn applies(opt: Opt, cmd: Command) bool {
     return switch (opt) {
-        .threads, .help => true,
-        .listen, .mode => cmd == .serve,
+        .help => true,
+        .threads => cmd != .relay,
+        .listen => cmd == .serve or cmd == .relay,
+        .target => cmd != .serve,
+        .mode => cmd == .serve,
+        .@"pipe-size" => cmd == .relay,
         .pipeline => cmd == .rr,
         .@"rate-limit" => cmd == .rate,
         .direction => cmd == .bulk,
-        .warmup => cmd != .serve and cmd != .hold,
-        else => cmd != .serve,
+        .warmup => cmd != .serve and cmd != .hold and cmd != .relay,
+        else => cmd != .serve and cmd != .relay,
     };
 }
 
 pub fn parse(argv: []const []const u8, d: *Diag) ParseError!Config {
-    if (argv.len == 0) return d.fail("missing MODE (rr, rate, hold, bulk or serve)", .{});
+    if (argv.len == 0) return d.fail("missing MODE (rr, rate, hold, bulk, serve or relay)", .{});
     if (isHelp(argv[0])) return error.Help;
     var c: Config = .{};
     c.command = std.meta.stringToEnum(Command, argv[0]) orelse
-        return d.fail("unknown mode '{s}' (rr, rate, hold, bulk or serve)", .{argv[0]});
+        return d.fail("unknown mode '{s}' (rr, rate, hold, bulk, serve or relay)", .{argv[0]});
 
     var have_target = false;
     var have_listen = false;
@@ -133,14 +140,16 @@ pub fn parse(argv: []const []const u8, d: *Diag) ParseError!Config {
             .pipeline => c.pipeline = try int(d, name, value, 1, 4096),
             .@"timeout-ms" => c.timeout_ms = try int(d, name, value, 1, 3_600_000),
             .@"rate-limit" => c.rate_limit = try int(d, name, value, 0, 100_000_000),
+            .@"pipe-size" => c.pipe_size = try int(d, name, value, 4096, 1 << 30),
             .duration => c.duration_s = try seconds(d, name, value),
             .warmup => c.warmup_s = try seconds(d, name, value),
             .json, .help => unreachable,
         }
     }
 
-    if (c.command == .serve) {
-        if (!have_listen) return d.fail("serve needs --listen HOST:PORT", .{});
+    if (c.command == .serve or c.command == .relay) {
+        if (!have_listen) return d.fail("{s} needs --listen HOST:PORT", .{@tagName(c.command)});
+        if (c.command == .relay and !have_target) return d.fail("relay needs --target HOST:PORT", .{});
         return c;
     }
     if (!have_target) return d.fail("{s} needs --target HOST:PORT", .{@tagName(c.command)});
@@ -227,6 +236,9 @@ test "mode specific defaults and options" {
     const s = try parseOk(&.{ "serve", "--listen", "127.0.0.1:0", "--mode", "source", "--threads", "1" });
     try testing.expectEqual(ServeMode.source, s.serve_mode);
     try testing.expectEqual(@as(u16, 0), s.listen.port());
+    const rl = try parseOk(&.{ "relay", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--pipe-size", "262144" });
+    try testing.expectEqual(@as(u32, 262144), rl.pipe_size);
+    try testing.expectEqual(@as(u16, 9), rl.target.port());
 }
 
 test "usage errors carry a message" {
@@ -241,6 +253,9 @@ test "usage errors carry a message" {
     try expectUsage(&.{ "rate", "--target", "127.0.0.1:1", "--pipeline", "2" }, "does not apply");
     try expectUsage(&.{ "serve", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1" }, "does not apply");
     try expectUsage(&.{ "serve", "--mode", "echo" }, "needs --listen");
+    try expectUsage(&.{ "relay", "--listen", "127.0.0.1:0" }, "needs --target");
+    try expectUsage(&.{ "relay", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--duration", "1" }, "does not apply");
+    try expectUsage(&.{ "bulk", "--target", "127.0.0.1:1", "--pipe-size", "65536" }, "does not apply");
     try expectUsage(&.{ "serve", "--listen", "127.0.0.1:0", "--mode", "mirror" }, "bad --mode");
     try expectUsage(&.{ "rr", "--target", "127.0.0.1:1", "--duration", "0" }, "> 0");
     try expectUsage(&.{ "rr", "--target", "127.0.0.1:1", "--duration", "-1" }, "outside");

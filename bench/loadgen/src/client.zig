@@ -364,7 +364,7 @@ pub const Worker = struct {
                     s.deadline = 0;
                     w.setInterest(i, EPOLL.IN | EPOLL.RDHUP);
                 },
-                .bulk, .serve => unreachable,
+                .bulk, .serve, .relay => unreachable,
             }
         }
     }
@@ -451,7 +451,7 @@ pub const Worker = struct {
                 s.state = .dead;
                 if (was_opening) w.setup_left -= 1;
             },
-            .serve => unreachable,
+            .serve, .relay => unreachable,
         }
     }
 

@@ -5,6 +5,7 @@ const net = @import("net.zig");
 const args = @import("args.zig");
 const client = @import("client.zig");
 const server = @import("server.zig");
+const relay = @import("relay.zig");
 
 pub const usage =
     \\usage:
@@ -13,6 +14,7 @@ pub const usage =
     \\  loadgen hold  --target HOST:PORT [--connections 1000] [--size 16] [--duration 10] [--timeout-ms 5000] [--json] [--threads N]
     \\  loadgen bulk  --target HOST:PORT [--connections 1] [--size 65536] [--direction up|down] [common]
     \\  loadgen serve --listen HOST:PORT [--mode echo|sink|source] [--threads N]
+    \\  loadgen relay --listen HOST:PORT --target HOST:PORT [--pipe-size 1048576]
     \\common: [--duration 10] [--warmup 1] [--timeout-ms 5000] [--threads N (default: CPUs)] [--json]
     \\HOST:PORT is numeric: 127.0.0.1:9000 or [::1]:9000. Options also accept --name=value.
     \\See bench/loadgen/README.md.
@@ -50,6 +52,7 @@ pub fn main(init: std.process.Init.Minimal) u8 {
     const nofile = net.raiseNofile();
     return switch (cfg.command) {
         .serve => server.run(&cfg),
+        .relay => relay.run(&cfg),
         else => client.run(&cfg, nofile),
     };
 }
@@ -62,5 +65,6 @@ test {
     // Analyze the I/O code too, so `zig build test` catches compile errors there.
     std.testing.refAllDecls(@import("client.zig"));
     std.testing.refAllDecls(@import("server.zig"));
+    std.testing.refAllDecls(@import("relay.zig"));
     std.testing.refAllDecls(@import("report.zig"));
 }

@@ -254,6 +254,18 @@ pub fn listenTcp(addr: *const Address, backlog: u32) FdResult {
     return .{ .fd = fd };
 }
 
+/// listenTcp, or null after saying why on stderr as `who` ("loadgen serve").
+pub fn listenOrSay(addr: *const Address, backlog: u32, who: []const u8) ?i32 {
+    return switch (listenTcp(addr, backlog)) {
+        .fd => |fd| fd,
+        .err => |e| {
+            var ab: [64]u8 = undefined;
+            print(2, "{s}: cannot listen on {s}: {s}\n", .{ who, addr.format(&ab), errName(e) });
+            return null;
+        },
+    };
+}
+
 pub fn localAddress(fd: i32) ?Address {
     var st: linux.sockaddr.storage = undefined;
     var l: linux.socklen_t = @sizeOf(linux.sockaddr.storage);

@@ -99,7 +99,7 @@ fn table(r: *const Result, o: *Out) void {
         .rate => if (c.rate_limit > 0) o.p("  size {d} B  rate-limit {d}/s\n", .{ c.size, c.rate_limit }) else o.p("  size {d} B\n", .{c.size}),
         .hold => o.p("  size {d} B\n", .{c.size}),
         .bulk => o.p("  direction {s}  chunk {d} B\n", .{ @tagName(c.direction), c.size }),
-        .serve => {},
+        .serve, .relay => {},
     }
     if (c.command == .hold) {
         o.p("  setup        {d:.3} s to establish and verify\n", .{r.setup_s});

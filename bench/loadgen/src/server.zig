@@ -245,14 +245,7 @@ pub fn run(cfg: *const args.Config) u8 {
     var addr = cfg.listen;
     const workers = gpa.alloc(Worker, nthreads) catch return 1;
     for (workers, 0..) |*w, t| {
-        const fd = switch (net.listenTcp(&addr, 4096)) {
-            .fd => |fd| fd,
-            .err => |e| {
-                var ab: [64]u8 = undefined;
-                net.print(2, "loadgen serve: cannot listen on {s}: {s}\n", .{ addr.format(&ab), net.errName(e) });
-                return 1;
-            },
-        };
+        const fd = net.listenOrSay(&addr, 4096, "loadgen serve") orelse return 1;
         if (t == 0) addr = net.localAddress(fd) orelse addr;
         const ep = switch (net.Epoll.init()) {
             .fd => |efd| net.Epoll{ .fd = efd },
