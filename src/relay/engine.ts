@@ -3,14 +3,23 @@
  * any fallback:
  *
  *   relay sockmap: sockmap (kernel, BPF) ─► splice (native threads) ─► userspace (Bun sockets)
- *   relay auto:    splice ─► sockmap ─► userspace
+ *   relay auto:    splice ─► userspace
  *   relay splice:  splice ─► userspace
  *
  * `relay: sockmap` / `--relay sockmap` / TCP_SOCKMAP_ENABLED use sockmap where the host allows it
  * (native library loaded, CAP_BPF and CAP_NET_ADMIN, a kernel that accepts the program;
- * SWITCHYARD_NATIVE_SOCKMAP=off simulates a refusal), else splice, else userspace. `auto` tries
- * splice first, then sockmap (AUTO_ORDER says why). With sockmap the splice engine is started too:
- * a pair sockmap cannot take (a unix-socket side) goes to splice.
+ * SWITCHYARD_NATIVE_SOCKMAP=off simulates a refusal), else splice, else userspace. With sockmap
+ * the splice engine is started too: a pair sockmap cannot take (a unix-socket side) goes to splice.
+ *
+ * Why `auto` never takes sockmap, though the kernel relays its bytes without a syscall:
+ * - the kernel gives a redirected stream no backpressure, and the only safe bound
+ *   (native/src/sockmap.zig) hands a pair whose reader falls behind back to userspace, or resets
+ *   it when both its directions are busy: auto hands a connection over because it is busy;
+ * - it was not faster here: one loopback stream through sockmap moved 1.29 GB/s against splice's
+ *   3.05 (bench/results/2026-11-24-0609-full.json), the kernel sending redirected segments from a
+ *   worker's backlog.
+ * sockmap stays available by name (`relay: sockmap`, TCP_SOCKMAP_ENABLED), for traffic whose
+ * readers keep up, e.g. request/response between services.
  * @module
  */
 import type { Config } from "../config/types.ts";
@@ -36,8 +45,7 @@ export function relayEngine(config: Config): Engine {
   }
   const spliceWhy = spliceStart(SPLICE_THREADS);
   spliceReady = spliceWhy === null;
-  // auto asks for sockmap only where splice cannot run (AUTO_ORDER says why).
-  const sockmapWhy = configured === "splice" || (configured === "auto" && spliceReady) ? null : sockmapStart();
+  const sockmapWhy = configured === "sockmap" ? sockmapStart() : null;
   const handover = configured === "auto" ? `after ${KERNEL_AUTO_AFTER_BYTES / 1024} KiB` : "at connect";
   const warn = (msg: string, fields: Record<string, unknown>) => (configured === "auto" ? log.info(msg, fields) : log.warn(msg, fields));
   if (configured === "sockmap" && sockmapWhy === null) {
@@ -49,24 +57,10 @@ export function relayEngine(config: Config): Engine {
     else log.info("relay engine: splice", { configured, threads: SPLICE_THREADS, handover });
     return (engine = "splice");
   }
-  if (configured === "auto" && sockmapWhy === null) {
-    log.info("relay engine: sockmap (splice unavailable)", { configured, handover, reason: spliceWhy });
-    return (engine = "sockmap");
-  }
-  if (configured === "splice") warn("relay engine: userspace (splice unavailable)", { configured, reason: spliceWhy });
-  else warn("relay engine: userspace (sockmap and splice unavailable)", { configured, reason: spliceWhy, sockmap: sockmapWhy });
+  if (configured === "sockmap") warn("relay engine: userspace (sockmap and splice unavailable)", { configured, reason: spliceWhy, sockmap: sockmapWhy });
+  else warn("relay engine: userspace (splice unavailable)", { configured, reason: spliceWhy });
   return (engine = "userspace");
 }
-
-/**
- * Why `auto` prefers splice to sockmap: measured on this project's bench host (kernel 6.18,
- * loopback, one bulk stream, bench/loadgen, 5 s): splice 2.75 GB/s at 0.60 host CPU-s per GB,
- * sockmap 1.25 GB/s at 0.82 CPU-s per GB (direct: 4.50 GB/s, 0.34). The kernel sends redirected
- * segments from a kworker's backlog, which costs latency per batch on loopback. sockmap stays
- * available by name (`relay: sockmap`, TCP_SOCKMAP_ENABLED) and is auto's choice where splice is
- * refused. Re-measure on other kernels and NICs before changing the order.
- */
-export const AUTO_ORDER = ["splice", "sockmap", "userspace"] as const;
 
 /** Whether the splice engine runs (also as the fallback for pairs sockmap cannot take). */
 export function spliceRunning(): boolean {
