@@ -116,7 +116,9 @@ pub fn readVerified(fd: i32) !Verified {
     }
 }
 
-pub fn writerThread(fd: i32, total: usize) void {
+/// Writes `total` bytes of the test pattern (a 64 KiB buffer of i*7 repeated; see patternAt),
+/// counting into `progress` if given, then FIN if `fin`. Stops quietly on a write error.
+fn writePattern(fd: i32, total: usize, progress: ?*Progress, fin: bool) void {
     var buf: [65536]u8 = undefined;
     for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
     var left = total;
@@ -124,8 +126,13 @@ pub fn writerThread(fd: i32, total: usize) void {
         const k = @min(left, buf.len);
         writeAll(fd, buf[0..k]) catch return;
         left -= k;
+        if (progress) |p| _ = p.sent.fetchAdd(k, .monotonic);
     }
-    _ = linux.shutdown(fd, linux.SHUT.WR);
+    if (fin) _ = linux.shutdown(fd, linux.SHUT.WR);
+}
+
+pub fn writerThread(fd: i32, total: usize) void {
+    writePattern(fd, total, null, true);
 }
 
 /// Open fds of this process (entries of /proc/self/fd, less the one used to list them).
@@ -178,16 +185,7 @@ pub const Progress = struct {
 
 /// writerThread's bytes, counted into `progress` as they go; FIN at the end.
 pub fn countingWriter(fd: i32, total: usize, progress: *Progress) void {
-    var buf: [65536]u8 = undefined;
-    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
-    var left = total;
-    while (left > 0) {
-        const k = @min(left, buf.len);
-        writeAll(fd, buf[0..k]) catch return;
-        left -= k;
-        _ = progress.sent.fetchAdd(k, .monotonic);
-    }
-    _ = linux.shutdown(fd, linux.SHUT.WR);
+    writePattern(fd, total, progress, true);
 }
 
 /// Wait until `progress` has not moved for `quiet_ms`; its value then.
@@ -202,13 +200,6 @@ pub fn waitStalled(progress: *Progress, quiet_ms: u32) u64 {
 }
 
 pub fn writerNoFin(fd: i32, total: usize) void {
-    var buf: [65536]u8 = undefined;
-    for (&buf, 0..) |*x, i| x.* = @truncate(i *% 7);
-    var left = total;
-    while (left > 0) {
-        const k = @min(left, buf.len);
-        writeAll(fd, buf[0..k]) catch return;
-        left -= k;
-    }
+    writePattern(fd, total, null, false);
 }
 
