@@ -196,12 +196,8 @@ pub fn attachVerdict(map_fd: i32, prog_fd: i32) c_int {
 
 const BPF_NOEXIST: u64 = 1;
 
-/// map[key] = socket fd (new keys only).
-pub fn insert(map_fd: i32, key: u64, fd: i32) c_int {
-    return insertU32(map_fd, key, @intCast(fd));
-}
-
-/// map[key] = value (new keys only), for maps with u64 keys and u32 values.
+/// map[key] = value (new keys only), for maps with u64 keys and u32 values (a socket map's value is
+/// the socket's fd).
 pub fn insertU32(map_fd: i32, key: u64, value: u32) c_int {
     var k = key;
     var v = value;

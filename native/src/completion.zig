@@ -16,8 +16,9 @@ pub const Reason = enum(u32) {
     /// sockmap only: the pair is handed back with bytes still to move (a reader fell behind, see
     /// sockmap.zig); the caller relays the rest in userspace.
     migrate = 7,
-    /// sockmap only: a pair being handed back held more bytes outside any buffer accounting than
-    /// it may (sockmap.zig, STRANDED_AT); both peers are reset.
+    /// sockmap only: a redirect backlog the kernel would not bound: both directions busy with one
+    /// RESET_AT behind, or a pair being handed back holding more than STRANDED_AT outside any
+    /// buffer accounting (sockmap.zig); both peers are reset.
     overflow = 8,
 };
 

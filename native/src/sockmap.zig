@@ -334,13 +334,13 @@ pub const Engine = struct {
     /// Both sockets into the maps: slots, then peers, then members (see the top of the file).
     /// All or nothing: a refusal undoes what went in and returns its -errno.
     fn join(self: *Engine, ca: u64, cb: u64, da: i32, db: i32, sa: u32, sb: u32) c_int {
-        const steps = [_]struct { map: i32, key: u64, value: u32, socket: bool }{
-            .{ .map = self.slots, .key = ca, .value = sa, .socket = false },
-            .{ .map = self.slots, .key = cb, .value = sb, .socket = false },
-            .{ .map = self.peers, .key = ca, .value = @intCast(db), .socket = true },
-            .{ .map = self.peers, .key = cb, .value = @intCast(da), .socket = true },
-            .{ .map = self.members, .key = ca, .value = @intCast(da), .socket = true },
-            .{ .map = self.members, .key = cb, .value = @intCast(db), .socket = true },
+        const steps = [_]struct { map: i32, key: u64, value: u32 }{
+            .{ .map = self.slots, .key = ca, .value = sa },
+            .{ .map = self.slots, .key = cb, .value = sb },
+            .{ .map = self.peers, .key = ca, .value = @intCast(db) },
+            .{ .map = self.peers, .key = cb, .value = @intCast(da) },
+            .{ .map = self.members, .key = ca, .value = @intCast(da) },
+            .{ .map = self.members, .key = cb, .value = @intCast(db) },
         };
         for (steps, 0..) |step, i| {
             const rc = bpf.insertU32(step.map, step.key, step.value);

@@ -41,6 +41,7 @@ pub const Reason = completion.Reason;
 pub const Record = completion.Record;
 const Lock = sys.Lock;
 const nowMs = sys.nowMs;
+const nowNs = sys.nowNs;
 const closeFd = sys.closeFd;
 const negErrno = sys.negErrno;
 const sockError = sys.sockError;
@@ -67,12 +68,6 @@ const MAX_EVENTS = 256;
 const EVENTS_ALWAYS: u32 = linux.EPOLL.OUT | linux.EPOLL.RDHUP | linux.EPOLL.ET;
 /// Spare (empty) pipes each worker keeps for reuse; more are closed when given back.
 pub const POOL_MAX = 64;
-
-fn nowNs() u64 {
-    var ts: linux.timespec = undefined;
-    _ = linux.clock_gettime(.MONOTONIC, &ts);
-    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
-}
 
 /// epoll_wait with a timeout in nanoseconds (Linux 5.11); no wrapper in std.os.linux.
 fn epollPwait2(epfd: i32, events: *[MAX_EVENTS]linux.epoll_event, timeout: *const linux.timespec) usize {

@@ -4,9 +4,14 @@ const std = @import("std");
 const linux = std.os.linux;
 
 pub fn nowMs() i64 {
+    return @intCast(nowNs() / std.time.ns_per_ms);
+}
+
+/// The monotonic clock in nanoseconds.
+pub fn nowNs() u64 {
     var ts: linux.timespec = undefined;
     _ = linux.clock_gettime(.MONOTONIC, &ts);
-    return @as(i64, @intCast(ts.sec)) * 1000 + @divTrunc(@as(i64, @intCast(ts.nsec)), 1_000_000);
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
 }
 
 pub fn sleepMs(ms: u32) void {

@@ -17,6 +17,7 @@ import { abort } from "../proxy/finish.ts";
 import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
 import { bindAddress, boundAddress, rebind, type BoundListener, type SocketSource } from "../listen/listeners.ts";
 import { socketKey } from "../listen/socket-key.ts";
+import { socketFd } from "../net/socket-fd.ts";
 
 export type ReloadResult = { ok: true } | { ok: false; errors: readonly string[] };
 
@@ -91,8 +92,8 @@ export class Service {
   listeningSockets(): [string, number[]][] {
     const out: [string, number[]][] = [];
     for (const [key, b] of this.#bound) {
-      const fd = (b.server as { fd?: number }).fd;
-      if (typeof fd === "number" && fd >= 0) out.push([key, [fd]]);
+      const fd = socketFd(b.server);
+      if (fd >= 0) out.push([key, [fd]]);
     }
     return out;
   }

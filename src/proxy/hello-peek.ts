@@ -20,6 +20,7 @@ import { Conn, SNIFFING } from "./conn.ts";
 import { abort } from "./finish.ts";
 import { MAX_SNIFF_BYTES, FirstBytes } from "../sniff/collect.ts";
 import { peek } from "../native/peek.ts";
+import { socketFd } from "../net/socket-fd.ts";
 import { NOTICE } from "../native/peek-wait.ts";
 import { helloPhase } from "../tls/stage.ts";
 import { stopWaiting, waitForMore, whenMoreArrives } from "./hello-wait.ts";
@@ -29,7 +30,7 @@ whenMoreArrives(look);
 /** Start sniffing `conn` (a tls listener's accepted socket) by peeking. */
 export function peekHello(conn: Conn): void {
   conn.client.pause();
-  conn.proto!.peekedFd = (conn.client as unknown as { fd: number }).fd;
+  conn.proto!.peekedFd = socketFd(conn.client);
   look(conn, 0);
 }
 

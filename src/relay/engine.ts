@@ -15,9 +15,9 @@
  * - the kernel gives a redirected stream no backpressure, and the only safe bound
  *   (native/src/sockmap.zig) hands a pair whose reader falls behind back to userspace, or resets
  *   it when both its directions are busy: auto hands a connection over because it is busy;
- * - it was not faster here: one loopback stream through sockmap moved 1.29 GB/s against splice's
- *   3.05 (bench/results/2026-11-24-0609-full.json), the kernel sending redirected segments from a
- *   worker's backlog.
+ * - it is not faster in bulk: one loopback stream through sockmap moved 1.15 GB/s against splice's
+ *   1.24 (bench/results/2026-11-30-1239-full.json; 1.29 against 3.05 on the host of
+ *   2026-11-24-0609), the kernel sending redirected segments from a worker's backlog.
  * sockmap stays available by name (`relay: sockmap`, TCP_SOCKMAP_ENABLED), for traffic whose
  * readers keep up, e.g. request/response between services.
  * @module

@@ -23,11 +23,11 @@
  * stay in the BPF map until they close, and the program keeps TCP's queue empty.
  * @module
  */
-import type { Socket } from "bun";
 import { CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY } from "../proxy/conn.ts";
 import { finish } from "../proxy/finish.ts";
 import { log } from "../log/logger.ts";
 import { errnoName, spliceAdd, splicePoll } from "../native/index.ts";
+import { socketFd } from "../net/socket-fd.ts";
 import { sockmapAdd, sockmapPoll } from "../native/sockmap.ts";
 import type { RelayReason } from "../native/records.ts";
 import { KERNEL_AUTO_AFTER_BYTES, relayEngine, spliceRunning } from "./engine.ts";
@@ -86,8 +86,8 @@ function handOver(conn: Conn): boolean {
   client.pause();
   upstream.pause();
   const idleMs = conn.listener.config.idleTimeoutMs;
-  const a = fdOf(client);
-  const b = fdOf(upstream);
+  const a = socketFd(client);
+  const b = socketFd(upstream);
   let rc = -1;
   if (relayEngine(conn.listener.state.config) === "sockmap") {
     rc = sockmapAdd(a, b, idleMs, conn.id);
@@ -112,12 +112,6 @@ function refused(conn: Conn, engine: string, rc: number): false {
   if (errnoName(rc) !== "EOPNOTSUPP") log.warn(`${engine} handover refused, relaying in userspace`, { id: conn.id, error: errnoName(rc) });
   conn.upstream!.resume();
   return false;
-}
-
-/** Bun sockets carry their fd at run time; bun-types 1.4.5 does not declare it. */
-function fdOf(socket: Socket<Conn>): number {
-  const fd = (socket as unknown as { fd?: number }).fd;
-  return typeof fd === "number" ? fd : -1;
 }
 
 function drain(): void {
