@@ -61,6 +61,9 @@ const systemFilter = opt.systems ? opt.systems.split(",") : null;
 const wantedSystem = (id: string) => !systemFilter || systemFilter.some((f) => id === f || id.startsWith(`${f}/`));
 
 setPidFile(join(work, "pids"));
+// The sockmap engine is off unless asked for (src/native/sockmap.ts says why); the bench measures
+// it, so every switchyard it starts (and `switchyard version`, which lists the engines) is asked.
+process.env.SWITCHYARD_NATIVE_SOCKMAP ??= "experimental";
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(sig, () => {
     console.error(`\nbench: ${sig}: stopping every process started`);

@@ -84,7 +84,8 @@ Environment (used where no file is given, as the reference proxy does):
   TCP_BACKEND_ENDPOINT (127.0.0.1:5432), TCP_POSTGRES_PORT (5432), TCP_MYSQL_PORT (3306), TCP_WORKERS,
   TCP_SKIP_VALIDATION, TCP_SOCKMAP_ENABLED, HTTP_BACKEND_ENDPOINT, HTTP_PORT, HTTP_WORKERS, HTTP_SKIP_VALIDATION,
   SMTP_BACKEND_ENDPOINT, SMTP_PORT, SMTP_SKIP_VALIDATION, PROXY_RESOLVER. SWITCHYARD_NATIVE=off runs without
-  the native library.
+  the native library; the sockmap engine is off unless SWITCHYARD_NATIVE_SOCKMAP=experimental (it can deliver
+  bytes twice on current kernels: README, Relay engines).
 
 Signals: SIGHUP reopens log files and reloads the configuration (validated first; an invalid one is refused and
 the running one stays); SIGTERM/SIGINT stop accepting, drain open connections (drainTimeoutMs), exit 0.

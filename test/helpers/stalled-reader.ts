@@ -10,10 +10,10 @@ import { startProxy, eventually, rssOf } from "./proxy.ts";
 import { serve } from "./peers.ts";
 import { streamingBackend } from "./stream.ts";
 
-export async function stalledReaderHoldsMemoryBounded(relay: string, rssBound: number): Promise<void> {
+export async function stalledReaderHoldsMemoryBounded(relay: string, rssBound: number, env?: Record<string, string>): Promise<void> {
   const TOTAL = 512 * 1024 * 1024;
   const { server: backend, writers } = streamingBackend(TOTAL, (h) => serve(h as any));
-  const proxy = await startProxy(["serve", "--relay", relay, "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`]);
+  const proxy = await startProxy(["serve", "--relay", relay, "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backend.port}`], { env });
   try {
     let received = 0;
     const hash = createHash("sha256");

@@ -110,11 +110,10 @@ describe("fallbacks", () => {
 
   test("relay auto: short exchanges stay in userspace, a busy connection moves to splice mid-stream", async () => {
     const echo = echoServer();
-    // Sockmap refused, so that auto picks splice (sockmap.test.ts runs the same with sockmap).
-    const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`], { env: { ...ENV, SWITCHYARD_NATIVE_SOCKMAP: "off" } });
+    const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`], { env: ENV });
     try {
       await p.waitForLog("relay engine: splice configured=auto");
-      await autoHandsOverOnceBusy(p, "splice");
+      await autoHandsOverOnceBusy(p);
     } finally {
       await p.stop();
       echo.stop();

@@ -192,7 +192,8 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
 
   for (const engine of ["splice", "sockmap"] as const) {
     test(`relay ${engine} configured: the passthrough upstream gets the hello first (${path.name === "peek" ? "the engine takes the fds with it still queued" : "userspace: no library"})`, async () => {
-      const kernel = await startProxy(["serve", "-c", writeConfig({ ...config, relay: engine })], { env: envFor(path) });
+      // SWITCHYARD_NATIVE_SOCKMAP: sockmap's opt-in (src/native/sockmap.ts); splice ignores it.
+      const kernel = await startProxy(["serve", "-c", writeConfig({ ...config, relay: engine })], { env: { ...envFor(path), SWITCHYARD_NATIVE_SOCKMAP: "experimental" } });
       try {
         const next = backend.received.length;
         const c = await connect(kernel.port);
