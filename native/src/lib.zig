@@ -11,6 +11,7 @@ const sockmap = @import("sockmap.zig");
 const completion = @import("completion.zig");
 const peek_mod = @import("peek.zig");
 const cpu = @import("cpu.zig");
+const sys = @import("sys.zig");
 
 /// Bumped whenever an exported signature changes; src/native/ refuses a library of another version.
 pub const ABI_VERSION: c_int = 4;
@@ -117,6 +118,13 @@ export fn sy_monotonic_usec() i64 {
 export fn sy_close(fd: c_int) c_int {
     const rc = linux.close(fd);
     return if (linux.errno(rc) == .SUCCESS) 0 else -@as(c_int, @intCast(@intFromEnum(linux.errno(rc))));
+}
+
+/// Make the next close of `fd` send RST (SO_LINGER 0): a connection the proxy cuts mid-stream must
+/// not end with a FIN its peer would take for a complete transfer.
+export fn sy_linger_zero(fd: c_int) c_int {
+    sys.setLingerZero(fd);
+    return 0;
 }
 
 // ---- the gate's shared limits table (limits.zig) --------------------------------------------------

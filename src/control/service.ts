@@ -13,7 +13,7 @@ import { AccessLog } from "../log/access-log.ts";
 import { Metrics } from "./metrics.ts";
 import { loadResolverModule, type Resolver } from "../route/resolver.ts";
 import { ProxyState } from "../proxy/runtime.ts";
-import { abort } from "../proxy/finish.ts";
+import { reset } from "../proxy/finish.ts";
 import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
 import { bindAddress, boundAddress, rebind, type BoundListener, type SocketSource } from "../listen/listeners.ts";
 import { socketKey } from "../listen/socket-key.ts";
@@ -98,8 +98,9 @@ export class Service {
     return out;
   }
 
+  /** Cut every open connection with RST (mid-stream: a FIN would pass a truncated stream as whole). */
   closeAll(reason: string): void {
-    for (const state of this.#states) for (const conn of state.live) abort(conn, reason);
+    for (const state of this.#states) for (const conn of state.live) reset(conn, reason);
     this.#stopSweeper();
     this.#accessLog?.close();
   }

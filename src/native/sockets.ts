@@ -18,6 +18,7 @@ const SYMBOLS = {
   sy_is_listening: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_send_datagram: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   sy_close: { args: [FFIType.i32], returns: FFIType.i32 },
+  sy_linger_zero: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_monotonic_usec: { args: [], returns: FFIType.i64 },
 } as const;
 
@@ -86,6 +87,11 @@ export function isListening(fd: number): "yes" | "no" | "unknown" {
 
 export function closeFd(fd: number): void {
   socketsLibrary()?.sy_close(fd);
+}
+
+/** Make the next close of `fd` send RST (SO_LINGER 0); nothing without the library. */
+export function resetOnClose(fd: number): void {
+  if (fd >= 0) socketsLibrary()?.sy_linger_zero(fd);
 }
 
 /** CLOCK_MONOTONIC in microseconds, or null without the library (Bun's hrtime starts at process start). */

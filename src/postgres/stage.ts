@@ -63,7 +63,7 @@ export function pgStartupPhase(conn: Conn, full: boolean): void {
       p.user = m.user;
       conn.flags &= ~SNIFFING;
       conn.client.pause();
-      conn.pendingUp = bytes; // the startup message goes to the backend first
+      conn.upQueue().push(bytes); // the startup message goes to the backend first
       conn.bytesIn += bytes.length;
       p.release();
       return route(conn);

@@ -8,6 +8,7 @@ import type { Counters } from "../control/metrics.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import type { GateTicket } from "../protect/gate.ts";
 import type { ProtoState } from "./proto-state.ts";
+import { ByteQueue } from "../net/byte-queue.ts";
 
 /** Bit flags of {@link Conn.flags}. */
 export const CLIENT_EOF = 1; // the client sent FIN
@@ -23,8 +24,22 @@ export const KERNEL_LATER = 512; // relay "auto": hand over to the splice engine
 export const SNIFFING = 1024; // reading the first bytes (ClientHello, PostgreSQL startup) before routing
 export const HANDSHAKING = 2048; // between accept and dialing on a sniffing listener (handshakeTimeoutMs)
 export const USERSPACE_ONLY = 4096; // never handed to a kernel engine (the proxy terminates TLS on it)
+export const WRITING_UP = 8192; // inside upstream.write(): a chunk arriving now (re-entrantly) must queue
+export const WRITING_DOWN = 16384; // inside client.write(), likewise
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
+
+/**
+ * Bound of each direction's pending bytes. A source is paused as soon as its destination falls
+ * behind, so what waits is one read's tail plus what the socket still delivers after pause() (Bun
+ * 1.4.5's TLS sockets deliver the records they already decrypted): tens of KiB. Past this bound
+ * pause() is not holding, and the connection is reset rather than buffered without end.
+ */
+const PENDING_LIMIT = 1024 * 1024;
+const PENDING_LIMIT_REASON = "relay_overflow";
+
+/** True when nothing waits in this queue. */
+export const nothingPending = (q: ByteQueue | null): boolean => q === null || q.size === 0;
 
 export class Conn {
   flags = 0;
@@ -34,10 +49,10 @@ export class Conn {
   /** Index of the upstream in its route's balancer, to release it at the end; -1 when none. */
   upstreamIndex = -1;
   upstreamText: string | null = null;
-  /** Bytes from the client that the upstream has not taken yet (at most one read's worth). */
-  pendingUp: Uint8Array | null = null;
-  /** Bytes from the upstream that the client has not taken yet (at most one read's worth). */
-  pendingDown: Uint8Array | null = null;
+  /** Bytes from the client that the upstream has not taken yet, in order; made on first use. */
+  pendingUp: ByteQueue | null = null;
+  /** Bytes from the upstream that the client has not taken yet, in order; made on first use. */
+  pendingDown: ByteQueue | null = null;
   bytesIn = 0;
   bytesOut = 0;
   /** The engine that relayed the bytes once the upstream was open (the access log's `relay`). */
@@ -73,6 +88,16 @@ export class Conn {
    */
   markUserspaceOnly(): void {
     this.flags = (this.flags | USERSPACE_ONLY) & ~KERNEL_LATER;
+  }
+
+  /** The queue of bytes waiting for the upstream (made on first use). */
+  upQueue(): ByteQueue {
+    return (this.pendingUp ??= new ByteQueue(PENDING_LIMIT, PENDING_LIMIT_REASON));
+  }
+
+  /** The queue of bytes waiting for the client (made on first use). */
+  downQueue(): ByteQueue {
+    return (this.pendingDown ??= new ByteQueue(PENDING_LIMIT, PENDING_LIMIT_REASON));
   }
 
   /** Note why the connection is ending, unless a reason is already known. */

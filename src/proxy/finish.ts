@@ -6,6 +6,8 @@
 import { log } from "../log/logger.ts";
 import { OK_REASONS } from "../control/metrics.ts";
 import { Conn, FINISHED } from "./conn.ts";
+import { resetOnClose } from "../native/sockets.ts";
+import { socketFd } from "../net/socket-fd.ts";
 import { release } from "../protect/gate.ts";
 import { discardUnread, stopWaiting } from "./hello-wait.ts";
 
@@ -20,9 +22,17 @@ export function abort(conn: Conn, reason: string, detail?: string): void {
   conn.upstream?.end();
 }
 
-/** Reset both sides (RST): used when a peer reset, so the other peer learns of it the same way. */
+/**
+ * Reset both sides (RST): when a peer reset, so the other peer learns of it the same way, and when
+ * the proxy cuts a connection mid-stream (drain timeout, a second stop signal), so that neither peer
+ * takes the end for a complete transfer. The fds are set to reset on close first (SO_LINGER 0):
+ * a pair a kernel engine relays, and the socket under a TLS one, are closed by the process's exit or
+ * by Bun later, not by terminate() here.
+ */
 export function reset(conn: Conn, reason: string): void {
   if (conn.flags & FINISHED) return;
+  resetOnClose(socketFd(conn.proto?.raw ?? conn.client));
+  if (conn.upstream) resetOnClose(socketFd(conn.upstream));
   conn.because(reason);
   finish(conn);
   conn.client.terminate();

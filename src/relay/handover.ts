@@ -23,7 +23,8 @@
  * stay in the BPF map until they close, and the program keeps TCP's queue empty.
  * @module
  */
-import { CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY } from "../proxy/conn.ts";
+import { CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY, nothingPending } from "../proxy/conn.ts";
+import { flushUp } from "./flush.ts";
 import { finish } from "../proxy/finish.ts";
 import { log } from "../log/logger.ts";
 import { errnoName, spliceAdd, splicePoll } from "../native/index.ts";
@@ -52,17 +53,8 @@ export function kernelHandover(conn: Conn): boolean {
     conn.flags |= KERNEL_LATER;
     return false;
   }
-  const upstream = conn.upstream!;
-  if (conn.pendingUp) {
-    const bytes = conn.pendingUp;
-    const n = upstream.write(bytes);
-    if (n !== bytes.length) {
-      // The upstream did not take a few KB at once: leave this connection to userspace.
-      conn.pendingUp = n < 0 ? null : bytes.subarray(n);
-      return false;
-    }
-    conn.pendingUp = null;
-  }
+  // The upstream did not take the few KB JS holds at once: leave this connection to userspace.
+  if (!flushUp(conn)) return false;
   return handOver(conn);
 }
 
@@ -71,7 +63,7 @@ export function kernelHandover(conn: Conn): boolean {
  * nothing is pending in either direction (bytes JS holds must not overtake bytes in the kernel).
  */
 export function handOverIfBusy(conn: Conn): void {
-  if (conn.bytesIn + conn.bytesOut < KERNEL_AUTO_AFTER_BYTES || conn.pendingUp || conn.pendingDown) return;
+  if (conn.bytesIn + conn.bytesOut < KERNEL_AUTO_AFTER_BYTES || !nothingPending(conn.pendingUp) || !nothingPending(conn.pendingDown)) return;
   if (conn.flags & HALF_CLOSED) return; // a FIN already crossed in JS: finish the exchange here
   conn.flags &= ~KERNEL_LATER;
   if (!handOver(conn)) {

@@ -1,9 +1,12 @@
 /**
  * The userspace relay: Bun sockets on both sides, bytes moved by the event loop.
  *
- * Backpressure: write() takes what the kernel accepts and queues nothing, so on a short write the
- * tail is kept (one read's worth at most) and the source is paused until the destination drains.
- * Memory per connection is therefore bounded by two reads' worth whatever the peers do.
+ * Order and backpressure: a chunk is written at once only when nothing waits for its destination;
+ * otherwise it queues behind what waits (conn.pendingUp / pendingDown, a bounded ByteQueue), and the
+ * source is paused until the destination drains the queue, in order. A socket may deliver data after
+ * pause(), and a TLS socket may deliver it re-entrantly from inside the other socket's write() (both
+ * seen with Bun 1.4.5): such a chunk must not overtake the bytes still waiting, or be written over
+ * them; a write in progress (WRITING_UP / WRITING_DOWN) counts as bytes waiting.
  * Half-close: a FIN from one peer becomes a shutdown of the other's write side once its pending
  * bytes are written; the connection ends when both directions have ended. A reset from one peer is
  * passed on as a reset (terminate) to the other.
@@ -14,12 +17,14 @@
 import type { Socket, SocketHandler } from "bun";
 import {
   Conn, CLIENT_EOF, CLIENT_SHUT, NOT_OURS, RESPONDING, KERNEL_LATER, UPSTREAM_EOF, UPSTREAM_OPEN, UPSTREAM_SHUT,
+  WRITING_DOWN, WRITING_UP, nothingPending,
 } from "../proxy/conn.ts";
+import type { ByteQueue } from "../net/byte-queue.ts";
 import { abort, finish, reset } from "../proxy/finish.ts";
 import { respondData } from "../respond/static.ts";
-import { concatBytes } from "../net/bytes.ts";
 import { log } from "../log/logger.ts";
 import { kernelHandover, handOverIfBusy } from "./handover.ts";
+import { flush, flushUp } from "./flush.ts";
 
 /** Handlers of accepted (client) sockets; the listener adds its own `open`. */
 export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
@@ -32,17 +37,12 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
     conn.bytesIn += chunk.length;
     if (conn.flags & RESPONDING) return respondData(conn, chunk);
     if (!(conn.flags & UPSTREAM_OPEN)) return stash(conn, chunk);
-    const rest = write(conn.upstream!, chunk);
-    if (rest) {
-      conn.pendingUp = rest;
-      client.pause();
-    } else if (conn.flags & KERNEL_LATER) handOverIfBusy(conn);
+    if (forwardUp(conn, chunk) && conn.flags & KERNEL_LATER) handOverIfBusy(conn);
   },
   drain(client) {
     const conn = client.data;
-    if (conn.flags & NOT_OURS || !conn.pendingDown) return;
-    conn.pendingDown = write(client, conn.pendingDown);
-    if (conn.pendingDown) return;
+    if (conn.flags & NOT_OURS || nothingPending(conn.pendingDown) || conn.flags & WRITING_DOWN) return;
+    if (!flushDown(conn)) return;
     if (conn.flags & UPSTREAM_EOF) shutClient(conn);
     else conn.upstream!.resume();
   },
@@ -51,7 +51,7 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
     if (conn.flags & NOT_OURS) return;
     conn.flags |= CLIENT_EOF;
     // Before the upstream is open the FIN waits: the open handler sends it after the stashed bytes.
-    if (conn.flags & UPSTREAM_OPEN && !conn.pendingUp) shutUpstream(conn);
+    if (conn.flags & UPSTREAM_OPEN && nothingPending(conn.pendingUp) && !(conn.flags & WRITING_UP)) shutUpstream(conn);
     else if (conn.flags & RESPONDING) respondData(conn, null);
   },
   close(client, error) {
@@ -76,10 +76,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (conn.clientIp !== "unix") conn.client.setKeepAlive(true, 60);
     notifyConnect(conn);
     if (kernelHandover(conn)) return; // the native engine relays from here on
-    if (conn.pendingUp) {
-      conn.pendingUp = write(upstream, conn.pendingUp);
-      if (conn.pendingUp) return; // drain resumes the client
-    }
+    if (!flushUp(conn)) return; // drain resumes the client
     if (conn.flags & CLIENT_EOF) shutUpstream(conn);
     else conn.client.resume();
   },
@@ -92,17 +89,12 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     if (conn.flags & NOT_OURS) return;
     conn.lastActive = performance.now();
     conn.bytesOut += chunk.length;
-    const rest = write(conn.client, chunk);
-    if (rest) {
-      conn.pendingDown = rest;
-      upstream.pause();
-    } else if (conn.flags & KERNEL_LATER) handOverIfBusy(conn);
+    if (forwardDown(conn, chunk) && conn.flags & KERNEL_LATER) handOverIfBusy(conn);
   },
   drain(upstream) {
     const conn = upstream.data;
-    if (conn.flags & NOT_OURS || !conn.pendingUp) return;
-    conn.pendingUp = write(upstream, conn.pendingUp);
-    if (conn.pendingUp) return;
+    if (conn.flags & NOT_OURS || nothingPending(conn.pendingUp) || conn.flags & WRITING_UP) return;
+    if (!flushUp(conn)) return;
     if (conn.flags & CLIENT_EOF) shutUpstream(conn);
     else conn.client.resume();
   },
@@ -110,7 +102,7 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
     const conn = upstream.data;
     if (conn.flags & NOT_OURS) return;
     conn.flags |= UPSTREAM_EOF;
-    if (!conn.pendingDown) shutClient(conn);
+    if (nothingPending(conn.pendingDown) && !(conn.flags & WRITING_DOWN)) shutClient(conn);
   },
   close(upstream, error) {
     if (upstream.data.upstream === upstream) closed(upstream.data, "upstream", error);
@@ -120,17 +112,58 @@ export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
   },
 };
 
-/** Write what the socket takes; return the unwritten tail, or null when all went out. */
-function write(socket: Socket<Conn>, bytes: Uint8Array): Uint8Array | null {
-  const n = socket.write(bytes);
-  if (n === bytes.length) return null;
-  return n < 0 ? null : bytes.subarray(n); // -1: closed; its close handler ends the connection
+/** Client bytes toward the upstream; true when they went out at once and nothing waits. */
+const forwardUp = (conn: Conn, chunk: Uint8Array): boolean => forward(conn, chunk, true);
+
+/** Upstream bytes toward the client; true when they went out at once and nothing waits. */
+const forwardDown = (conn: Conn, chunk: Uint8Array): boolean => forward(conn, chunk, false);
+
+const flushDown = (conn: Conn): boolean => flush(conn, conn.client, WRITING_DOWN, conn.pendingDown);
+
+/**
+ * Write `chunk` toward the upstream (`up`) or the client, or queue it behind the bytes waiting for
+ * that side and pause its source (the destination's drain resumes it). True when nothing waits.
+ */
+function forward(conn: Conn, chunk: Uint8Array, up: boolean): boolean {
+  const source = up ? conn.client : conn.upstream!;
+  const dest = up ? conn.upstream! : conn.client;
+  const writing = up ? WRITING_UP : WRITING_DOWN;
+  if (conn.flags & writing || !nothingPending(up ? conn.pendingUp : conn.pendingDown)) {
+    return wait(conn, source, up ? conn.upQueue() : conn.downQueue(), chunk);
+  }
+  conn.flags |= writing;
+  const n = dest.write(chunk);
+  conn.flags &= ~writing;
+  if (n < 0) return true; // closed: its close handler ends the connection
+  if (n < chunk.length) {
+    // The tail goes before anything that arrived re-entrantly during the write.
+    (up ? conn.upQueue() : conn.downQueue()).unshift(chunk.subarray(n));
+    source.pause();
+    return false;
+  }
+  const queue = up ? conn.pendingUp : conn.pendingDown;
+  if (nothingPending(queue)) return true;
+  // Chunks arrived (and paused the source) while this one was being written: send them now.
+  if (!flush(conn, dest, writing, queue)) return false;
+  source.resume();
+  return true;
+}
+
+/** Queue `chunk` and pause its source; false (nothing waits is not true). */
+function wait(conn: Conn, source: Socket<Conn>, queue: ByteQueue, chunk: Uint8Array): false {
+  source.pause();
+  if (!queue.push(chunk)) {
+    log.warn("relay queue over its bound, connection reset", { id: conn.id, queued: queue.size, limit: queue.limit });
+    reset(conn, queue.limitReason);
+  }
+  return false;
 }
 
 /** Client bytes that arrived before the upstream connected (the client is paused, so this is bounded). */
 function stash(conn: Conn, chunk: Uint8Array): void {
-  conn.pendingUp = conn.pendingUp ? concatBytes(conn.pendingUp, chunk) : chunk;
   conn.client.pause();
+  const queue = conn.upQueue();
+  if (!queue.push(chunk)) abort(conn, queue.limitReason, "client sent more than the bound before the upstream connected");
 }
 
 function shutUpstream(conn: Conn): void {
@@ -163,7 +196,7 @@ function closed(conn: Conn, side: "client" | "upstream", error: Error | undefine
   }
   const toClient = side === "upstream";
   const other = toClient ? conn.client : conn.upstream;
-  const pending = toClient ? conn.pendingDown : conn.pendingUp;
+  const pending = (toClient ? conn.pendingDown : conn.pendingUp)?.drain() ?? null;
   // Bun reports a FIN on a socket whose write side we already shut as a close, not an end: then the
   // exchange is complete. Any other clean close came before the peer was done with us.
   const weShut = conn.flags & (toClient ? UPSTREAM_SHUT : CLIENT_SHUT);

@@ -15,11 +15,11 @@ const HEAD_END = new Uint8Array([13, 10, 13, 10]);
 /** Feed client bytes (null at the client's FIN); answers once the head is complete. */
 export function respondData(conn: Conn, chunk: Uint8Array | null): void {
   if (conn.reason !== null) return;
-  if (chunk) conn.pendingUp = conn.pendingUp ? concat(conn.pendingUp, chunk) : chunk;
-  const seen = conn.pendingUp ?? new Uint8Array(0);
-  if (chunk && indexOf(seen, HEAD_END) < 0 && seen.length < MAX_REQUEST_HEAD) return;
+  const head = conn.upQueue();
+  // Past the bound the push fails, and the answer goes out anyway.
+  if (chunk && head.push(chunk) && indexOf(head.bytes(), HEAD_END) < 0 && head.size < MAX_REQUEST_HEAD) return;
   conn.because("responded");
-  conn.pendingUp = null;
+  head.clear();
   const response = renderResponse(conn.route!.config.respond!);
   conn.bytesOut += response.length;
   conn.client.end(response);

@@ -72,7 +72,7 @@ export function passThrough(conn: Conn): void {
   conn.listener.state.metrics.countTls(conn.listener.state.metrics.tlsHandshakes, conn.listener.config.name, "passthrough");
   if (!p.helloInKernel) {
     const bytes = p.first.bytes;
-    conn.pendingUp = bytes;
+    conn.upQueue().push(bytes);
     conn.bytesIn += bytes.length;
   }
   p.release();

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""One end of a byte-integrity exchange, written with Python's socket and ssl modules so that the
+peers of the relay-integrity suite share no code (and no TLS library) with the proxy under test.
+
+Each side sends `--send` pseudo-random bytes (seeded: the other side knows what to expect) and reads
+`--expect` bytes, both at once (one thread and non-blocking sockets: an SSL object must not be shared by two threads), at a chosen pace: writes of `--write-size` bytes with
+`--write-delay-ms` between them, reads of at most `--read-size` bytes with `--read-delay-ms` between
+them. `--half-close`: the side shuts its write side after sending and the other side must see EOF
+exactly after the expected bytes; with `--answer-after-eof` a server reads everything and EOF first,
+then sends (a response after the client's FIN). Prints one JSON line: received count, whether the
+bytes equal the expected stream, whether EOF came where it should, and the first differing offset.
+
+server: listens on 127.0.0.1:0, prints {"port": N}, serves one connection, then prints the result.
+client: connects to --port and prints the result.
+--tls: TLS (server: --cert/--key; client: --ca, --servername). --pg-client / --pg-server: a
+PostgreSQL SSLRequest and startup message come first (client side), or are read and skipped
+(server side), as a postgres listener sends them on.
+"""
+import argparse
+import hashlib
+import json
+import random
+import selectors
+import socket
+import ssl
+import struct
+import sys
+import time
+
+
+def stream(seed: int, total: int):
+    """The deterministic byte stream a side with this seed sends, in blocks."""
+    rng = random.Random(seed)
+    left = total
+    while left > 0:
+        n = min(left, 1 << 16)
+        yield rng.randbytes(n)
+        left -= n
+
+
+class Receiver:
+    """Checks the bytes read against the peer's seeded stream as they come."""
+
+    def __init__(self, seed, expect):
+        self.expect = expect
+        self.reference = stream(seed, expect)
+        self.ref_buf = b""
+        self.got = hashlib.sha256()
+        self.expected = hashlib.sha256()
+        for block in stream(seed, expect):
+            self.expected.update(block)
+        self.received = 0
+        self.first_diff = None
+        self.eof = False
+
+    def feed(self, data):
+        self.got.update(data)
+        if self.first_diff is None:
+            while len(self.ref_buf) < len(data):
+                self.ref_buf += next(self.reference, b"\0" * len(data))
+            if self.ref_buf[:len(data)] != data:
+                self.first_diff = self.received + next(i for i in range(len(data)) if self.ref_buf[i] != data[i])
+            self.ref_buf = self.ref_buf[len(data):]
+        self.received += len(data)
+
+    def result(self):
+        return dict(received=self.received, eof=self.eof, firstDiff=self.first_diff,
+                    intact=self.received == self.expect and self.got.digest() == self.expected.digest())
+
+
+def exchange(sock, args):
+    """Send and receive at once, each at its pace."""
+    sock.setblocking(False)
+    out = {}
+    rx = Receiver(args.peer_seed, args.expect)
+    blocks = stream(args.seed, args.send)
+    block = b""  # what is left of the current block of the stream
+    pending = b""  # the current write, retried as is until it is taken
+    sent = 0
+    sending = not args.answer_after_eof
+    send_done = args.send == 0
+    recv_done = False
+    next_write = next_read = 0.0
+    write_delay, read_delay = args.write_delay_ms / 1000, args.read_delay_ms / 1000
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    registered = selectors.EVENT_READ
+    while not (send_done and recv_done):
+        now = time.monotonic()
+        want_write = sending and not send_done and now >= next_write
+        want_read = not recv_done and now >= next_read
+        progressed = False
+        if want_read:
+            try:
+                data = sock.recv(args.read_size)
+                if not data:
+                    rx.eof = True
+                    recv_done = True
+                else:
+                    rx.feed(data)
+                    if rx.received >= args.expect and not args.want_eof:
+                        recv_done = True
+                    next_read = now + read_delay
+                progressed = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                pass
+            except Exception as e:
+                out["recvError"] = f"{type(e).__name__}: {e}"
+                recv_done = True
+                send_done = True
+            if recv_done and args.answer_after_eof:
+                sending = True
+        if want_write and not send_done:
+            if not pending:
+                block = block or next(blocks, b"")
+                pending, block = block[:args.write_size], block[args.write_size:]
+            try:
+                n = sock.send(pending)
+                sent += n
+                pending = pending[n:]
+                if not pending:
+                    next_write = now + write_delay
+                progressed = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                pass
+            except Exception as e:
+                out["sendError"] = f"{type(e).__name__}: {e}"
+                send_done = True
+            if sent >= args.send and not send_done:
+                send_done = True
+                out["sent"] = sent
+                if args.half_close:
+                    sock.shutdown(socket.SHUT_WR)
+        if progressed:
+            continue
+        # Nothing moved: wait for the socket or for the next paced operation.
+        events = (selectors.EVENT_READ if not recv_done else 0) | (selectors.EVENT_WRITE if sending and not send_done else 0)
+        if events and events != registered:
+            sel.modify(sock, events)
+            registered = events
+        timers = [t for t, on in ((next_write, sending and not send_done), (next_read, not recv_done)) if on and t > now]
+        timeout = max(0.0, min(timers) - now) if timers else None
+        if events:
+            sel.select(min(timeout, 0.05) if timeout is not None else 0.05)
+        elif timeout:
+            time.sleep(timeout)
+    out.update(rx.result())
+    try:
+        sock.close()
+    except OSError:
+        pass
+    print(json.dumps(out), flush=True)
+
+
+def read_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise RuntimeError("EOF inside the startup message")
+        buf += chunk
+    return buf
+
+
+def pg_client_prelude(sock, args):
+    """SSLRequest, TLS, then a startup message naming the database: what psql sends first."""
+    sock.sendall(struct.pack("!ii", 8, 80877103))
+    if read_exact(sock, 1) != b"S":
+        raise RuntimeError("SSLRequest refused")
+    sock = client_tls(args).wrap_socket(sock, server_hostname=args.servername)
+    body = struct.pack("!i", 196608) + b"user\0integrity\0database\0" + args.database.encode() + b"\0\0"
+    sock.sendall(struct.pack("!i", len(body) + 4) + body)
+    return sock
+
+
+def client_tls(args):
+    ctx = ssl.create_default_context(cafile=args.ca)
+    return ctx
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("role", choices=["server", "client"])
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--peer-seed", type=int, required=True)
+    p.add_argument("--send", type=int, required=True)
+    p.add_argument("--expect", type=int, required=True)
+    p.add_argument("--write-size", type=int, default=65536)
+    p.add_argument("--write-delay-ms", type=float, default=0)
+    p.add_argument("--read-size", type=int, default=65536)
+    p.add_argument("--read-delay-ms", type=float, default=0)
+    p.add_argument("--half-close", action="store_true")
+    p.add_argument("--want-eof", action="store_true", help="read on until EOF and report where it came")
+    p.add_argument("--answer-after-eof", action="store_true")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--ca")
+    p.add_argument("--servername", default="localhost")
+    p.add_argument("--pg-client", action="store_true")
+    p.add_argument("--pg-server", action="store_true")
+    p.add_argument("--database", default="integrity")
+    args = p.parse_args()
+
+    if args.role == "server":
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        print(json.dumps({"port": ls.getsockname()[1]}), flush=True)
+        conn, _ = ls.accept()
+        ls.close()
+        if args.pg_server:
+            (length,) = struct.unpack("!i", read_exact(conn, 4))
+            read_exact(conn, length - 4)
+        if args.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.cert, args.key)
+            conn = ctx.wrap_socket(conn, server_side=True)
+        exchange(conn, args)
+    else:
+        sock = socket.create_connection(("127.0.0.1", args.port))
+        if args.pg_client:
+            sock = pg_client_prelude(sock, args)
+        elif args.tls:
+            sock = client_tls(args).wrap_socket(sock, server_hostname=args.servername)
+        exchange(sock, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
