@@ -11,7 +11,8 @@
  *   once, on the same sockets, while it drains.
  * - A reload that keeps the same sockets is applied in place by every worker (established connections
  *   untouched). One that adds or removes addresses opens the new sockets here, starts a new set of
- *   workers, and drains the old ones (nginx's way).
+ *   workers (given only the new configuration's sockets), drains the old ones (nginx's way) and
+ *   closes the sockets of removed addresses.
  * - Counters of workers that have exited are kept (a worker sends its last snapshot before it exits),
  *   so totals do not go backwards; a worker that crashes loses what it counted since the last scrape.
  * @module
@@ -22,6 +23,7 @@ import type { Config } from "../config/types.ts";
 import { ConfigError } from "../config/load.ts";
 import { log } from "../log/logger.ts";
 import { SocketSet, type Inherited } from "../listen/socket-set.ts";
+import { socketKey } from "../listen/socket-key.ts";
 import { SYSTEMD_SOCKET_VARIABLES } from "../listen/systemd.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
 import { WORKER_ENV } from "./ipc.ts";
@@ -206,7 +208,11 @@ export class Supervisor {
   }
 
   #spawn(slot: number): Worker {
-    const fds = this.#sockets.fdsFor(slot);
+    // Only the sockets of the configuration it will run: while a reload's old set drains, the
+    // supervisor still holds removed addresses' sockets, and a worker given one would keep it listening
+    // unserved (the kernel completes handshakes nobody accepts) after the supervisor closes its copy.
+    const wanted = socketKeys(this.config);
+    const fds = new Map([...this.#sockets.fdsFor(slot)].filter(([key]) => wanted.has(key)));
     const keys = [...fds.keys()];
     const extra: Record<string, string> = { [WORKER_ENV.slot]: String(slot), [WORKER_ENV.fds]: JSON.stringify(keys.map((k, i) => [k, 3 + i])) };
     const passed = keys.map((k) => fds.get(k)!);
@@ -325,6 +331,11 @@ export class Supervisor {
     p.replies.push(m);
     if (p.replies.length >= p.expected) p.done();
   }
+}
+
+/** The socket key of every address of every listener of `config`. */
+function socketKeys(config: Config): Set<string> {
+  return new Set(config.listeners.flatMap((l) => l.listen.map((a) => socketKey(a, l.name))));
 }
 
 function withoutActive(s: MetricsSnapshot): MetricsSnapshot {
