@@ -22,7 +22,7 @@ function run(name: string, t: LimitTable): void {
 }
 
 const made = limitsCreate();
-if (!made.ok || limitsAttach(made.fd, 0, false) !== null) throw new Error("native library not available");
+if (!made.ok || limitsAttach(made.fd, 0) !== null) throw new Error("native library not available");
 run("shared", new SharedLimitTable());
 run("local", new LocalLimitTable(() => performance.now()));
 // The key hashing the gate does per connection (two murmur32 of the listener name and client IP).

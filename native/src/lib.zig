@@ -136,13 +136,24 @@ export fn sy_limits_create() c_int {
     return limits.create();
 }
 
-/// Map the table behind `fd` in this process, counting open connections in `column`; `clear` != 0
-/// forgets what an earlier worker left in that column. 0 or -errno.
-export fn sy_limits_attach(fd: c_int, column: c_int, clear: c_int) c_int {
+/// Map the table behind `fd` in this process, counting open connections in `column`. 0 or -errno.
+export fn sy_limits_attach(fd: c_int, column: c_int) c_int {
     const slots = limits.map(fd) orelse return -@as(c_int, @intFromEnum(linux.E.NOMEM));
-    limits_table = .{ .slots = slots, .column = @as(u32, @intCast(@max(column, 0))) % limits.COLUMNS };
-    if (clear != 0) limits_table.?.clearColumn();
+    limits_table = .{ .slots = slots, .column = limitsColumn(column) };
     return 0;
+}
+
+/// The supervisor, when the worker that counted in `column` has exited: forget what it left counted.
+/// Maps the table for the call only (the supervisor counts nothing itself). 0 or -errno.
+export fn sy_limits_clear_column(fd: c_int, column: c_int) c_int {
+    const slots = limits.map(fd) orelse return -@as(c_int, @intFromEnum(linux.E.NOMEM));
+    defer limits.unmap(slots);
+    limits.clearColumn(slots, limitsColumn(column));
+    return 0;
+}
+
+fn limitsColumn(column: c_int) u32 {
+    return @as(u32, @intCast(@max(column, 0))) % limits.COLUMNS;
 }
 
 /// 0 admitted, 1 rate limited, 2 concurrency limited, 3 busy (admitted), 4 table full (admitted),

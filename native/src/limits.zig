@@ -9,9 +9,9 @@
 //! - Each slot has a spin lock (a u32, compare-and-swap); the critical section is a few dozen
 //!   instructions. A process killed inside it would leave the slot locked: after SPIN_LIMIT spins the
 //!   call gives up and admits (result `busy`), so one stuck slot never blocks a worker.
-//! - Concurrency is counted per worker column (COLUMNS of them) and summed on read. A worker that
-//!   starts clears its column, so the open connections of a worker that crashed in that column stop
-//!   counting once its replacement starts.
+//! - Concurrency is counted per worker column (COLUMNS of them) and summed on read. When a worker
+//!   exits (a crash included: kill -9 releases nothing) the supervisor clears its column, so what it
+//!   left counted stops counting before its replacement starts.
 //! - Tolerance: two workers inserting the same new key at the same moment can create it twice (each
 //!   copy has a full bucket), so a brand-new key may briefly get up to one extra burst.
 //! - Time is CLOCK_MONOTONIC, the same in every process.
@@ -136,17 +136,19 @@ pub const Table = struct {
         }
         return 0;
     }
-
-    /// A new worker in this column: what an earlier (dead) worker left counted there is gone.
-    pub fn clearColumn(self: *Table) void {
-        for (self.slots) |*s| {
-            if (@atomicLoad(u32, &s.used, .monotonic) == 0) continue;
-            if (!lockSlot(s)) continue;
-            s.conc[self.column] = 0;
-            unlockSlot(s);
-        }
-    }
 };
+
+/// The worker that counted in `column` has exited: forget what it left counted there. Only the
+/// supervisor calls this, and only for a column no live worker counts in.
+pub fn clearColumn(slots: []Slot, column: u32) void {
+    for (slots) |*s| {
+        if (@atomicLoad(u32, &s.used, .monotonic) == 0) continue;
+        // A slot locked by a process killed inside the lock stays as it is (and admits: `busy`).
+        if (!Table.lockSlot(s)) continue;
+        s.conc[column] = 0;
+        Table.unlockSlot(s);
+    }
+}
 
 pub fn nowNs() i64 {
     var ts: linux.timespec = undefined;
@@ -173,6 +175,10 @@ pub fn map(fd: c_int) ?[]Slot {
     if (linux.errno(rc) != .SUCCESS) return null;
     const p: [*]Slot = @ptrFromInt(rc);
     return p[0..SLOTS];
+}
+
+pub fn unmap(slots: []Slot) void {
+    _ = linux.munmap(@ptrCast(slots.ptr), BYTES);
 }
 
 const testing = std.testing;
@@ -206,9 +212,11 @@ test "concurrency is summed over worker columns and released per column" {
     try testing.expectEqual(@as(u64, 2), a.open(1, 2));
     b.release(1, 2);
     try testing.expectEqual(Result.admitted, a.take(1, 2, 0, 0, 2, true, now));
-    // A replacement worker in column 0 clears what the dead one left.
-    a.clearColumn();
-    try testing.expectEqual(@as(u64, 0), b.open(1, 2));
+    // b (column 1) dies holding one: clearing its column leaves a's two counted.
+    try testing.expectEqual(Result.admitted, b.take(1, 2, 0, 0, 0, true, now));
+    try testing.expectEqual(@as(u64, 3), a.open(1, 2));
+    clearColumn(slots, 1);
+    try testing.expectEqual(@as(u64, 2), a.open(1, 2));
 }
 
 test "a slot with nothing open and a full bucket is reused; a full probe window admits" {

@@ -165,7 +165,7 @@ function runUntilStopped(config: Config, inherited: Inherited | null, admin: Ser
  */
 function useSharedLimits(): void {
   const made = limitsCreate();
-  if (made.ok && limitsAttach(made.fd, 0, false) === null) useLimitTable(new SharedLimitTable());
+  if (made.ok && limitsAttach(made.fd, 0) === null) useLimitTable(new SharedLimitTable());
 }
 
 /** Sockets passed by systemd (LISTEN_FDS) or by the switchyard this one upgrades; null when none. */

@@ -31,6 +31,6 @@ export const WORKER_ENV = {
   slot: "SWITCHYARD_WORKER",
   /** JSON [[socketKey, fd], …]: the listening sockets it was given. */
   fds: "SWITCHYARD_WORKER_FDS",
-  /** The gate's shared limits table (a memfd) and this worker's column in it; clear: "1" to forget a dead worker's counts. */
+  /** JSON {fd, column}: the gate's shared limits table (a memfd) and this worker's column in it. */
   limits: "SWITCHYARD_LIMITS",
 } as const;

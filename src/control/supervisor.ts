@@ -11,7 +11,10 @@
  *   once, on the same sockets, while it drains.
  * - A reload that keeps the same sockets is applied in place by every worker (established connections
  *   untouched). One that adds or removes addresses opens the new sockets here, starts a new set of
- *   workers, and drains the old ones (nginx's way).
+ *   workers (given only the new configuration's sockets), drains the old ones (nginx's way) and
+ *   closes the sockets of removed addresses.
+ * - Each worker counts its open connections in its own column of the shared limits table; when it
+ *   exits (a crash too) the supervisor clears that column, so the limits get its places back.
  * - Counters of workers that have exited are kept (a worker sends its last snapshot before it exits),
  *   so totals do not go backwards; a worker that crashes loses what it counted since the last scrape.
  * @module
@@ -22,13 +25,14 @@ import type { Config } from "../config/types.ts";
 import { ConfigError } from "../config/load.ts";
 import { log } from "../log/logger.ts";
 import { SocketSet, type Inherited } from "../listen/socket-set.ts";
+import { socketKey } from "../listen/socket-key.ts";
 import { SYSTEMD_SOCKET_VARIABLES } from "../listen/systemd.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
 import { WORKER_ENV } from "./ipc.ts";
 import { Metrics, type MetricsSnapshot } from "./metrics.ts";
 import type { ReloadResult } from "./service.ts";
 import { notifyReloading, sdNotify } from "./sd-notify.ts";
-import { limitsCreate } from "../native/limits.ts";
+import { limitsClearColumn, limitsCreate } from "../native/limits.ts";
 import { UPGRADE_ENV, type HandedSockets } from "./upgrade.ts";
 
 const BACKOFF_FIRST_MS = 100;
@@ -47,6 +51,8 @@ const LIMIT_COLUMNS = 16;
 
 interface Worker {
   readonly slot: number;
+  /** Its column in the shared limits table, or null without one. */
+  readonly column: number | null;
   readonly proc: Subprocess<"ignore", "inherit", "inherit">;
   readonly startedAt: number;
   ready: boolean;
@@ -67,10 +73,11 @@ export class Supervisor {
   readonly #pending = new Map<number, Pending>();
   readonly #sockets: SocketSet;
   #nextId = 1;
-  #spawned = 0;
   #reloads: Promise<unknown> = Promise.resolve();
   /** The gate's shared table (memfd), or null: each worker then limits on its own. */
   readonly #limitsFd: number | null;
+  /** Live workers counting in each column of the shared table. */
+  readonly #columnUsers = new Array<number>(LIMIT_COLUMNS).fill(0);
   #stopping = false;
 
   constructor(readonly load: () => Config, public config: Config, readonly count: number, inherited: Inherited | null) {
@@ -206,21 +213,22 @@ export class Supervisor {
   }
 
   #spawn(slot: number): Worker {
-    const fds = this.#sockets.fdsFor(slot);
+    // Only the sockets of the configuration it will run: while a reload's old set drains, the
+    // supervisor still holds removed addresses' sockets, and a worker given one would keep it listening
+    // unserved (the kernel completes handshakes nobody accepts) after the supervisor closes its copy.
+    const wanted = socketKeys(this.config);
+    const fds = new Map([...this.#sockets.fdsFor(slot)].filter(([key]) => wanted.has(key)));
     const keys = [...fds.keys()];
     const extra: Record<string, string> = { [WORKER_ENV.slot]: String(slot), [WORKER_ENV.fds]: JSON.stringify(keys.map((k, i) => [k, 3 + i])) };
     const passed = keys.map((k) => fds.get(k)!);
-    if (this.#limitsFd !== null) {
-      // A column per spawn, so a replacement never shares one with the worker it replaces while that
-      // one drains. Clearing on start is safe only while columns are not shared by live workers.
-      const column = this.#spawned % LIMIT_COLUMNS;
-      extra[WORKER_ENV.limits] = JSON.stringify({ fd: 3 + passed.length, column, clear: this.count * 2 <= LIMIT_COLUMNS });
-      passed.push(this.#limitsFd);
+    const column = this.#limitsFd === null ? null : this.#takeColumn();
+    if (column !== null) {
+      extra[WORKER_ENV.limits] = JSON.stringify({ fd: 3 + passed.length, column });
+      passed.push(this.#limitsFd!);
     }
-    this.#spawned++;
     const env = childEnv(extra, true);
     const worker: Worker = {
-      slot, startedAt: Date.now(), ready: false, retiring: false, onReady: null,
+      slot, column, startedAt: Date.now(), ready: false, retiring: false, onReady: null,
       proc: Bun.spawn(workerCommand(), {
         stdio: ["ignore", "inherit", "inherit", ...passed],
         env,
@@ -231,6 +239,27 @@ export class Supervisor {
     this.#workers.add(worker);
     this.#slots[slot] = worker;
     return worker;
+  }
+
+  /**
+   * The column with the fewest live workers: a free one while there are at most LIMIT_COLUMNS
+   * workers alive (draining ones included), so a replacement never shares the column of the worker
+   * it replaces and an exited worker's column can be cleared.
+   */
+  #takeColumn(): number {
+    const column = this.#columnUsers.indexOf(Math.min(...this.#columnUsers));
+    this.#columnUsers[column]!++;
+    return column;
+  }
+
+  /**
+   * A worker has exited, however (kill -9 releases nothing): once no live worker counts in its
+   * column, what it left there is cleared, before any replacement can be given that column.
+   */
+  #releaseColumn(w: Worker): void {
+    if (w.column === null || --this.#columnUsers[w.column]! > 0) return;
+    const error = limitsClearColumn(this.#limitsFd!, w.column);
+    if (error) log.warn("cannot clear an exited worker's counts in the shared limits table", { slot: w.slot, pid: w.proc.pid, error });
   }
 
   #onMessage(w: Worker, m: FromWorker): void {
@@ -266,6 +295,7 @@ export class Supervisor {
 
   #onExit(w: Worker, code: number | null, signal: number | string | null): void {
     this.#workers.delete(w);
+    this.#releaseColumn(w);
     w.onReady?.(false);
     w.onReady = null;
     if (this.#slots[w.slot] === w) this.#slots[w.slot] = null;
@@ -325,6 +355,11 @@ export class Supervisor {
     p.replies.push(m);
     if (p.replies.length >= p.expected) p.done();
   }
+}
+
+/** The socket key of every address of every listener of `config`. */
+function socketKeys(config: Config): Set<string> {
+  return new Set(config.listeners.flatMap((l) => l.listen.map((a) => socketKey(a, l.name))));
 }
 
 function withoutActive(s: MetricsSnapshot): MetricsSnapshot {

@@ -64,8 +64,8 @@ export async function runWorker(config: Config, load: () => Config, env: Record<
 /** Map the supervisor's shared limits table; without it this worker limits on its own (logged). */
 function attachLimits(text: string | undefined): void {
   if (!text) return;
-  const { fd, column, clear } = JSON.parse(text) as { fd: number; column: number; clear: boolean };
-  const error = limitsAttach(fd, column, clear);
+  const { fd, column } = JSON.parse(text) as { fd: number; column: number };
+  const error = limitsAttach(fd, column);
   if (error) log.warn("cannot map the shared limits table: limits hold per worker", { error });
   else useLimitTable(new SharedLimitTable());
 }

@@ -9,7 +9,8 @@ import { errnoName, nativeStatus } from "./index.ts";
 
 const SYMBOLS = {
   sy_limits_create: { args: [], returns: FFIType.i32 },
-  sy_limits_attach: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_limits_attach: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_limits_clear_column: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   sy_limits_take: { args: [FFIType.u32, FFIType.u32, FFIType.u32, FFIType.u32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
   sy_limits_release: { args: [FFIType.u32, FFIType.u32], returns: FFIType.void },
   sy_limits_open: { args: [FFIType.u32, FFIType.u32], returns: FFIType.i32 },
@@ -37,11 +38,19 @@ export function limitsCreate(): { ok: true; fd: number } | { ok: false; error: s
   return fd >= 0 ? { ok: true, fd } : { ok: false, error: errnoName(fd) };
 }
 
-/** Map the table behind `fd`; null on success, else why not. */
-export function limitsAttach(fd: number, column: number, clear: boolean): string | null {
+/** Map the table behind `fd`, counting in `column`; null on success, else why not. */
+export function limitsAttach(fd: number, column: number): string | null {
   const l = limitsLibrary();
   if (!l) return "native library not loaded";
-  const rc = l.sy_limits_attach(fd, column, clear ? 1 : 0);
+  const rc = l.sy_limits_attach(fd, column);
+  return rc < 0 ? errnoName(rc) : null;
+}
+
+/** Forget what an exited worker left counted in `column` (the supervisor); null on success, else why not. */
+export function limitsClearColumn(fd: number, column: number): string | null {
+  const l = limitsLibrary();
+  if (!l) return "native library not loaded";
+  const rc = l.sy_limits_clear_column(fd, column);
   return rc < 0 ? errnoName(rc) : null;
 }
 

@@ -1,10 +1,12 @@
 /**
  * The gate across 2 workers: limits are global (one shared table), blocked connections are counted by
  * reason in /metrics and GET /blocked. Connections spread over both workers (SO_REUSEPORT hashes the
- * client port), so a per-worker limit would admit up to twice as many as the tests allow.
+ * client port), so a per-worker limit would admit up to twice as many as the tests allow. A worker
+ * killed with kill -9 gives its places back.
  */
 import { expect, test } from "bun:test";
-import { eventually, startProxy, tempDir, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
+import { eventually, metricsJson, startProxy, tempDir, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
+import { childrenOf } from "../helpers/load.ts";
 import { connect, echoServer, type Client } from "../helpers/peers.ts";
 
 const adminPort = (p: RunningProxy) => Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
@@ -139,3 +141,45 @@ test("gate: a route's maxConnectionsPerSecond holds across workers", async () =>
     echo.stop();
   }
 }, 60_000);
+
+test("gate: a worker killed with kill -9 gives back its places: maxConnections and maxConcurrentPerIp admit their full limit again", async () => {
+  await withProxy([
+    { name: "max", maxConnections: 40 },
+    { name: "perip", protection: { maxConcurrentPerIp: 40 } },
+  ], async (p, admin, [max, perIp]) => {
+    const ports = [max!, perIp!];
+    const held: Client[] = [];
+    for (const port of ports) {
+      for (let i = 0; i < 30; i++) {
+        const r = await attempt(port);
+        expect(r.verdict).toBe("admitted");
+        held.push(r.client);
+      }
+      // The victim must hold some of each listener's 30 (else it leaks nothing): 2 in 2^30 it does not.
+      expect(new Set(await holders(port)).size).toBe(2);
+    }
+    const victim = (await holders(max!))[0]!;
+    process.kill(victim, "SIGKILL");
+    await p.waitForLog("worker died; replacing it", 10_000);
+    await eventually(() => childrenOf(p.pid).length === 2 && !childrenOf(p.pid).includes(victim), 10_000, "a replacement worker");
+    for (const c of held) c.socket.end();
+    await Promise.all(held.map((c) => c.closed));
+    // The survivor has seen every close (its places are back); the victim's are what this is about.
+    const active = async () => { const m = await metricsJson(admin); return m.listeners.max.active + m.listeners.perip.active; };
+    const deadline = Date.now() + 10_000;
+    while ((await active()) !== 0 && Date.now() < deadline) await Bun.sleep(50);
+    expect(await active()).toBe(0);
+
+    for (const port of ports) {
+      const verdicts: string[] = [];
+      const again: Client[] = [];
+      for (let i = 0; i < 50; i++) {
+        const r = await attempt(port);
+        verdicts.push(r.verdict);
+        if (r.verdict === "admitted") again.push(r.client);
+      }
+      expect(verdicts).toEqual([...new Array(40).fill("admitted"), ...new Array(10).fill("refused")]);
+      for (const c of again) c.socket.end();
+    }
+  });
+}, 120_000);

@@ -2,7 +2,8 @@
  * The process model: a supervisor and N workers on the supervisor's sockets. A long transfer keeps
  * going across 20 reloads and across a worker being killed; a steady load of new connections sees no
  * refused or reset connection across a worker's death, a reload, a graceful stop of one worker and a
- * binary upgrade; an invalid reload is refused with its position while the old configuration serves.
+ * binary upgrade; an invalid reload is refused with its position while the old configuration serves;
+ * a reload that removes a listener closes its port.
  */
 import { expect, test } from "bun:test";
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -197,6 +198,47 @@ test("workers: an invalid reload is refused with FILE:LINE:COL and the old confi
     expect(a.failures).toEqual([]);
     expect(b.failures).toEqual([]);
     expect(await p.stop()).toBe(0);
+  } finally {
+    await p?.stop();
+    echo.stop();
+  }
+}, 120_000);
+
+test("workers: a reload that removes a listener closes its port: connections are refused and no process holds it", async () => {
+  const echo = echoServer();
+  const dir = tempDir();
+  const file = writeConfig(config(echo.port), dir);
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", "-c", file]);
+    const admin = adminPort(p);
+    const reload = async () => expect(await (await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" })).json()).toEqual({ ok: true });
+    const spare = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const extra = spare.port;
+    spare.stop(true);
+    const two = config(echo.port);
+    two.listeners.push({ name: "extra", listen: [`127.0.0.1:${extra}`], routes: [{ name: "r", upstreams: [`127.0.0.1:${echo.port}`] }] });
+    writeFileSync(file, JSON.stringify(two));
+    await reload();
+    const served = await connect(extra);
+    served.socket.write("hi");
+    await eventually(() => served.receivedText() === "hi", 10_000, "the added listener serving");
+    served.socket.end();
+    await served.closed;
+
+    writeFileSync(file, JSON.stringify(config(echo.port)));
+    await reload();
+    // The old workers stop listening as they begin to drain; after that nothing may hold the port.
+    const listeningOn = async () => (await new Response(Bun.spawn(["ss", "-ltnpH", `( sport = :${extra} )`]).stdout).text()).trim();
+    const deadline = Date.now() + 15_000;
+    while ((await listeningOn()) !== "" && Date.now() < deadline) await Bun.sleep(100);
+    expect(await listeningOn()).toBe("");
+    const refused = await connect(extra).then((c) => { c.socket.end(); return "connected"; }, (e) => String(e.code ?? e));
+    expect(refused).toBe("ECONNREFUSED");
+    // The listener that stayed still serves.
+    const kept = steadyLoad(p.port, 2);
+    await eventually(() => kept.ok() >= 20, 20_000, "the remaining listener serving");
+    expect((await kept.stop()).failures).toEqual([]);
   } finally {
     await p?.stop();
     echo.stop();

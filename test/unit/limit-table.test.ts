@@ -46,7 +46,7 @@ describe("LocalLimitTable", () => {
 });
 
 const made = limitsCreate();
-const shared = made.ok && limitsAttach(made.fd, 0, false) === null;
+const shared = made.ok && limitsAttach(made.fd, 0) === null;
 const tables: [string, () => LimitTable][] = [["local", () => new LocalLimitTable(() => performance.now())]];
 if (shared) tables.push(["shared (native)", () => new SharedLimitTable()]);
 
