@@ -57,10 +57,13 @@ export class Service {
   async reload(trigger: string): Promise<ReloadResult> {
     if (this.#draining) return { ok: false, errors: ["the service is stopping"] };
     let state: ProxyState;
+    const counted = this.metrics.names();
     try {
       state = await this.#prepare(this.load());
       this.#apply(state);
     } catch (e) {
+      // Its runtimes made counters for listeners and routes that never ran: no series for them.
+      this.metrics.forgetAddedSince(counted);
       this.metrics.reloads.failed++;
       const errors = e instanceof ConfigError ? e.lines : [(e as Error).message];
       log.error(`${trigger}: reload refused, the running configuration stays`, { errors });

@@ -164,3 +164,30 @@ test("editing the config file reloads it; new connections see no refusal across 
     green.stop();
   }
 }, 60_000);
+
+test.each([["one process", []], ["2 workers", ["--workers", "2"]]])("%s: a reload refused at bind time keeps the old listeners and shows none of the new in /metrics", async (_shape, flags) => {
+  const blue = namedBackend("blue");
+  // Another process's socket on the port the new listener wants (no SO_REUSEPORT: bind fails).
+  const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const file = writeConfig(config(["127.0.0.1:0"], blue.port), tempDir());
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", ...flags, "-c", file]);
+    const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
+    const running = config(["127.0.0.1:0"], blue.port);
+    const taken = { name: "taken", listen: [`127.0.0.1:${holder.port}`], routes: [{ name: "taken-route", upstreams: [`127.0.0.1:${blue.port}`] }] };
+    writeFileSync(file, JSON.stringify({ ...running, listeners: [...running.listeners, taken] }));
+    const res = await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" });
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as { errors: string[] }).errors.join("\n")).toContain(`127.0.0.1:${holder.port}`);
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(text).toContain('listener="edge"');
+    expect(text.split("\n").filter((l) => l.includes("taken"))).toEqual([]);
+    expect(Object.keys(((await (await fetch(`http://127.0.0.1:${admin}/metrics.json`)).json()) as { listeners: object }).listeners)).not.toContain("taken");
+    expect(await ask(p.port)).toBe("blue");
+  } finally {
+    await p?.stop();
+    holder.stop(true);
+    blue.stop();
+  }
+}, 60_000);
