@@ -19,7 +19,8 @@ import { bindAddress, boundAddress, rebind, type BoundListener, type SocketSourc
 import { socketKey } from "../listen/socket-key.ts";
 import { socketFd } from "../net/socket-fd.ts";
 
-export type ReloadResult = { ok: true } | { ok: false; errors: readonly string[] };
+/** `unchanged`: not reloaded, the same edit was just applied (src/control/reload-coalescer.ts). */
+export type ReloadResult = { ok: true; unchanged?: true } | { ok: false; errors: readonly string[] };
 
 export class Service {
   readonly metrics = new Metrics();
@@ -76,8 +77,12 @@ export class Service {
 
   /** SIGHUP: reopen log files (logrotate), then reload. */
   async hangup(trigger = "SIGHUP"): Promise<ReloadResult> {
-    this.#accessLog?.reopen();
+    this.reopenLogs();
     return this.reload(trigger);
+  }
+
+  reopenLogs(): void {
+    this.#accessLog?.reopen();
   }
 
   /** Stop accepting, let open connections finish up to drainTimeoutMs, then close them. */
