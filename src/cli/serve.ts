@@ -7,7 +7,8 @@
  *   accepting on them); without it, one process, said once in the log.
  * - a worker (SWITCHYARD_WORKER set by the supervisor).
  * Signals (supervisor or single process): SIGHUP reopens log files and reloads (so does a change of
- * the config file, and POST /reload; one edit reloads once: src/control/reload-coalescer.ts), SIGTERM/SIGINT drain and exit 0 (a second one closes at once),
+ * the config file, and POST /reload; one edit reloads once: src/control/reload-coalescer.ts),
+ * SIGTERM/SIGINT drain and exit 0 (a second one closes at once),
  * SIGUSR2 upgrades the binary (src/control/upgrade.ts). Under systemd (NOTIFY_SOCKET) it reports READY=1,
  * RELOADING=1, STOPPING=1 and pings the watchdog; sockets passed by systemd (LISTEN_FDS) are used
  * instead of binding.
@@ -136,9 +137,10 @@ function oneProcessSockets(config: Config, inherited: Inherited | null): SocketS
 }
 
 /**
- * React to signals and to changes of the config file until a stop signal drains the service and exits
- * 0. Only then say "switchyard ready" and tell systemd (or the process this one upgraded): a SIGHUP
- * before its handler would kill the process, and an edit before the watcher would go unseen.
+ * React to signals and to changes of the config file from now on (a stop signal drains the service and
+ * exits 0). Only once that is in place say "switchyard ready" and tell systemd (or the process this
+ * one upgraded): a SIGHUP before its handler would kill the process, an edit before the watcher would
+ * go unseen.
  */
 function runUntilStopped(config: Config, inherited: Inherited | null, admin: Server<undefined> | null, shape: Record<string, unknown>, running: Running): void {
   const upgrade = new Upgrade();

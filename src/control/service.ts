@@ -76,7 +76,7 @@ export class Service {
   }
 
   /** SIGHUP: reopen log files (logrotate), then reload. */
-  async hangup(trigger = "SIGHUP"): Promise<ReloadResult> {
+  async hangup(trigger: string): Promise<ReloadResult> {
     this.reopenLogs();
     return this.reload(trigger);
   }
