@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build needs into the project, never system-wide, and only what is missing:
 # Bun (npm devDependency, exact version) and Zig (PyPI package `ziglang`, exact version) under tools/.
-# Idempotent: a second run finds everything in place and says so.
+# Idempotent: a second run finds everything in place and says so (--quiet: says nothing then).
+# The long steps say what they do even with --quiet: a fresh machine is otherwise silent for minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ did=()
 bun_wanted=$(node -p 'require("./package.json").devDependencies.bun')
 if [ ! -x node_modules/.bin/bun ] || [ "$(node_modules/.bin/bun --version 2>/dev/null)" != "$bun_wanted" ] \
    || [ ! -d node_modules/typescript ] || [ ! -d node_modules/@types/bun ]; then
+  echo "bootstrap: installing bun $bun_wanted and typescript from npm..."
   npm install --no-audit --no-fund --loglevel=error >/dev/null
   did+=("bun $(node_modules/.bin/bun --version)")
 fi
@@ -19,6 +21,7 @@ fi
 zig=tools/zig/ziglang/zig
 if [ ! -x "$zig" ] || [ "$("$zig" version 2>/dev/null)" != "$ZIG_VERSION" ]; then
   rm -rf tools/zig
+  echo "bootstrap: installing zig $ZIG_VERSION from PyPI (package ziglang) into tools/zig..."
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-warn-script-location \
     --target tools/zig "ziglang==$ZIG_VERSION" >&2
   did+=("zig $("$zig" version)")

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 zig="$PWD/tools/zig/ziglang/zig"
 bun="$PWD/node_modules/.bin/bun"
 
+# Said before the step because the first one (Zig builds its standard library into its cache) is long.
+first=""; [ -f native/zig-out/lib/libswitchyard.so ] || first=" (the first build takes a few minutes)"
+echo "build: compiling the native library with Zig$first..."
 (cd native && "$zig" build -Doptimize=ReleaseFast)
 cp native/zig-out/lib/libswitchyard.so src/native/libswitchyard.so
 

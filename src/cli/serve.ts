@@ -7,7 +7,8 @@
  *   accepting on them); without it, one process, said once in the log.
  * - a worker (SWITCHYARD_WORKER set by the supervisor).
  * Signals (supervisor or single process): SIGHUP reopens log files and reloads (so does a change of
- * the config file, and POST /reload), SIGTERM/SIGINT drain and exit 0 (a second one closes at once),
+ * the config file, and POST /reload; one edit reloads once: src/control/reload-coalescer.ts),
+ * SIGTERM/SIGINT drain and exit 0 (a second one closes at once),
  * SIGUSR2 upgrades the binary (src/control/upgrade.ts). Under systemd (NOTIFY_SOCKET) it reports READY=1,
  * RELOADING=1, STOPPING=1 and pings the watchdog; sockets passed by systemd (LISTEN_FDS) are used
  * instead of binding.
@@ -25,6 +26,7 @@ import { announceUpgraded, Upgrade, UPGRADE_ENV, type HandedSockets } from "../c
 import { runWorker } from "../control/worker.ts";
 import { WORKER_ENV } from "../control/ipc.ts";
 import { notifyReloading, sdNotify, startWatchdog } from "../control/sd-notify.ts";
+import { ReloadCoalescer } from "../control/reload-coalescer.ts";
 import { nativeStatus } from "../native/index.ts";
 import { socketsUnavailable } from "../native/sockets.ts";
 import { relayEngine } from "../relay/engine.ts";
@@ -54,8 +56,8 @@ export async function serve(config: Config, load: () => Config): Promise<void> {
 
 /** What signal handling needs of a running service, whichever its shape. */
 interface Running {
-  /** Validate and apply the configuration; `reopen` (SIGHUP): reopen log files first. Never throws. */
-  reload(trigger: string, reopen?: boolean): Promise<unknown>;
+  /** Every reload (signal, file watcher, POST /reload) goes through here. */
+  reloads: ReloadCoalescer;
   /** Stop accepting, let open connections finish up to drainTimeoutMs, then close them. */
   stop(signal: string, handedOver: boolean): Promise<void>;
   /** A second stop signal: close everything now. */
@@ -67,15 +69,18 @@ interface Running {
 async function superviseWorkers(config: Config, load: () => Config, count: number, inherited: Inherited | null): Promise<void> {
   const supervisor = new Supervisor(load, config, count, inherited);
   await supervisor.start();
+  const reloads = new ReloadCoalescer(configFile(config), {
+    reload: (trigger, reopen) => supervisor.reload(trigger, reopen),
+    reopenLogs: () => supervisor.reopenLogs(),
+  });
   const admin = await startAdminWithRetry(config, {
     config: () => supervisor.config,
-    reload: () => supervisor.reload("POST /reload"),
+    reload: () => reloads.requested("POST /reload", false),
     metrics: () => supervisor.metrics(),
   }, inherited?.origin === "upgrade");
-  log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, workers: count, pid: process.pid });
   // The supervisor reports RELOADING=1/READY=1 around its reloads and STOPPING=1 itself.
-  runUntilStopped(config, inherited, admin, {
-    reload: (trigger, reopen) => supervisor.reload(trigger, reopen),
+  runUntilStopped(config, inherited, admin, { workers: count }, {
+    reloads,
     stop: (signal, handedOver) => supervisor.stop(signal, handedOver),
     kill: () => supervisor.kill(),
     sockets: () => supervisor.handedSockets(),
@@ -86,21 +91,23 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
   const service = new Service(load, oneProcessSockets(config, inherited));
   useSharedLimits();
   await service.start(config);
-  const reload = async (trigger: string, reopen = false) => {
-    notifyReloading();
-    try {
-      return await (reopen ? service.hangup() : service.reload(trigger));
-    } finally {
-      sdNotify("READY=1");
-    }
-  };
+  const reloads = new ReloadCoalescer(configFile(config), {
+    reload: async (trigger, reopen) => {
+      notifyReloading();
+      try {
+        return await (reopen ? service.hangup(trigger) : service.reload(trigger));
+      } finally {
+        sdNotify("READY=1");
+      }
+    },
+    reopenLogs: () => service.reopenLogs(),
+  });
   // The admin listener and the relay engine are fixed for the life of the process.
-  const admin = await startAdminWithRetry(config, { config: () => service.current.config, reload: () => reload("POST /reload"), metrics: () => service.metrics }, inherited?.origin === "upgrade");
+  const admin = await startAdminWithRetry(config, { config: () => service.current.config, reload: () => reloads.requested("POST /reload", false), metrics: () => service.metrics }, inherited?.origin === "upgrade");
   const engine = relayEngine(config);
   service.metrics.relayEngine = engine;
-  log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, relay: engine, pid: process.pid });
-  runUntilStopped(config, inherited, admin, {
-    reload,
+  runUntilStopped(config, inherited, admin, { relay: engine }, {
+    reloads,
     stop: async (signal, handedOver) => {
       if (!handedOver) sdNotify("STOPPING=1");
       await service.drain(signal);
@@ -130,14 +137,12 @@ function oneProcessSockets(config: Config, inherited: Inherited | null): SocketS
 }
 
 /**
- * Tell systemd (or the process this one upgraded) that we are ready, then react to signals and to
- * changes of the config file until a stop signal drains the service and exits 0.
+ * React to signals and to changes of the config file from now on (a stop signal drains the service and
+ * exits 0). Only once that is in place say "switchyard ready" and tell systemd (or the process this
+ * one upgraded): a SIGHUP before its handler would kill the process, an edit before the watcher would
+ * go unseen.
  */
-function runUntilStopped(config: Config, inherited: Inherited | null, admin: Server<undefined> | null, running: Running): void {
-  if (inherited?.origin === "upgrade") announceUpgraded();
-  else sdNotify("READY=1");
-  startWatchdog();
-
+function runUntilStopped(config: Config, inherited: Inherited | null, admin: Server<undefined> | null, shape: Record<string, unknown>, running: Running): void {
   const upgrade = new Upgrade();
   let stopping = false;
   const stop = async (signal: string) => {
@@ -154,9 +159,20 @@ function runUntilStopped(config: Config, inherited: Inherited | null, admin: Ser
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGHUP", () => void running.reload("SIGHUP", true));
+  process.on("SIGHUP", () => void running.reloads.requested("SIGHUP", true));
   process.on("SIGUSR2", () => { if (!stopping) upgrade.start(workerCommand(), running.sockets(), () => void stop("upgrade")); });
-  if (config.source.startsWith("/")) watchConfigFile(config.source, () => void running.reload("config file changed"));
+  const file = configFile(config);
+  if (file) watchConfigFile(file, () => void running.reloads.fileChanged());
+
+  log.info("switchyard ready", { config: config.source, listeners: config.listeners.length, ...shape, pid: process.pid });
+  if (inherited?.origin === "upgrade") announceUpgraded();
+  else sdNotify("READY=1");
+  startWatchdog();
+}
+
+/** The config file's path, or null when the configuration came from flags, the environment or the embedded default. */
+function configFile(config: Config): string | null {
+  return config.source.startsWith("/") ? config.source : null;
 }
 
 /**

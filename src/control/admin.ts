@@ -2,7 +2,8 @@
  * The admin API (SPEC.md). Built so far: GET /health, /metrics (Prometheus text), /metrics.json,
  * /config (secrets redacted), /blocked (refused connections by listener and reason), POST /reload.
  * With workers it runs in the supervisor, and the metrics are the sum over workers. The rest answers 501 and says it is not built yet. Loopback by default;
- * a token (Authorization: Bearer …) is required when it listens anywhere else.
+ * a token (Authorization: Bearer …) is required when it listens anywhere else. Without a token, requests
+ * a web page could make (foreign Host or Origin) are refused with 403 (src/control/admin-host.ts).
  * @module
  */
 import type { Server } from "bun";
@@ -10,7 +11,7 @@ import type { Config } from "../config/types.ts";
 import type { Metrics } from "./metrics.ts";
 import type { ReloadResult } from "./service.ts";
 import { formatSocketAddress } from "../net/address.ts";
-import { parseIp } from "../net/ip.ts";
+import { foreignRequest, isLoopback } from "./admin-host.ts";
 
 const NOT_BUILT = ["/connections"];
 
@@ -35,6 +36,8 @@ export function startAdmin(config: Config, actions: AdminActions): Server<undefi
     ...target,
     async fetch(req) {
       if (token && req.headers.get("authorization") !== `Bearer ${token}`) return new Response("unauthorized\n", { status: 401 });
+      const foreign = token || a.kind === "unix" ? null : foreignRequest(req.headers);
+      if (foreign) return Response.json({ error: foreign }, { status: 403 });
       const path = new URL(req.url).pathname;
       if (req.method === "GET" && path === "/health") return Response.json({ status: "ok" });
       if (req.method === "GET" && path === "/metrics") return new Response((await actions.metrics()).toPrometheus(), { headers: { "content-type": "text/plain; version=0.0.4" } });
@@ -49,12 +52,6 @@ export function startAdmin(config: Config, actions: AdminActions): Server<undefi
       return Response.json({ error: "not found" }, { status: 404 });
     },
   });
-}
-
-function isLoopback(host: string): boolean {
-  if (host === "localhost") return true;
-  const ip = parseIp(host);
-  return ip !== null && (ip.family === 4 ? ip.bytes[0] === 127 : ip.bytes.every((b, i) => b === (i === 15 ? 1 : 0)));
 }
 
 /** GET /blocked: refused connections by reason, in total and per listener. */

@@ -9,6 +9,8 @@ import type { ReloadResult } from "./service.ts";
 export type ToWorker =
   /** Read the configuration again and apply it; `reopen`: reopen log files first (SIGHUP). */
   | { readonly t: "reload"; readonly id: number; readonly reopen: boolean }
+  /** Reopen log files only (a SIGHUP whose reload was skipped as already done). */
+  | { readonly t: "reopen" }
   | { readonly t: "scrape"; readonly id: number }
   /** Stop accepting, drain, exit 0 (the supervisor is replacing or stopping this worker). */
   | { readonly t: "stop" }

@@ -78,6 +78,12 @@ export interface MetricsSnapshot {
   tlsRefused: [string, number][];
 }
 
+/** Listener names and route keys (`listener\0route`) that have counters. */
+export interface CounterNames {
+  readonly listeners: ReadonlySet<string>;
+  readonly routes: ReadonlySet<string>;
+}
+
 /** Upper bounds (seconds) of the upstream connect time histogram's buckets; +Inf follows. */
 export const CONNECT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
@@ -116,6 +122,17 @@ export class Metrics {
     let c = this.routes.get(key);
     if (!c) this.routes.set(key, (c = new Counters()));
     return c;
+  }
+
+  /** The listeners and routes that have counters now, for {@link forgetAddedSince}. */
+  names(): CounterNames {
+    return { listeners: new Set(this.listeners.keys()), routes: new Set(this.routes.keys()) };
+  }
+
+  /** Drop the counters made since `names()` returned `before`: a refused reload's, whose listeners never ran. */
+  forgetAddedSince(before: CounterNames): void {
+    for (const key of this.listeners.keys()) if (!before.listeners.has(key)) this.listeners.delete(key);
+    for (const key of this.routes.keys()) if (!before.routes.has(key)) this.routes.delete(key);
   }
 
   snapshot(): MetricsSnapshot {

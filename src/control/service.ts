@@ -19,7 +19,8 @@ import { bindAddress, boundAddress, rebind, type BoundListener, type SocketSourc
 import { socketKey } from "../listen/socket-key.ts";
 import { socketFd } from "../net/socket-fd.ts";
 
-export type ReloadResult = { ok: true } | { ok: false; errors: readonly string[] };
+/** `unchanged`: not reloaded, the same edit was just applied (src/control/reload-coalescer.ts). */
+export type ReloadResult = { ok: true; unchanged?: true } | { ok: false; errors: readonly string[] };
 
 export class Service {
   readonly metrics = new Metrics();
@@ -57,10 +58,13 @@ export class Service {
   async reload(trigger: string): Promise<ReloadResult> {
     if (this.#draining) return { ok: false, errors: ["the service is stopping"] };
     let state: ProxyState;
+    const counted = this.metrics.names();
     try {
       state = await this.#prepare(this.load());
       this.#apply(state);
     } catch (e) {
+      // Its runtimes made counters for listeners and routes that never ran: no series for them.
+      this.metrics.forgetAddedSince(counted);
       this.metrics.reloads.failed++;
       const errors = e instanceof ConfigError ? e.lines : [(e as Error).message];
       log.error(`${trigger}: reload refused, the running configuration stays`, { errors });
@@ -72,9 +76,13 @@ export class Service {
   }
 
   /** SIGHUP: reopen log files (logrotate), then reload. */
-  async hangup(trigger = "SIGHUP"): Promise<ReloadResult> {
-    this.#accessLog?.reopen();
+  async hangup(trigger: string): Promise<ReloadResult> {
+    this.reopenLogs();
     return this.reload(trigger);
+  }
+
+  reopenLogs(): void {
+    this.#accessLog?.reopen();
   }
 
   /** Stop accepting, let open connections finish up to drainTimeoutMs, then close them. */

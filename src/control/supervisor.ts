@@ -116,6 +116,11 @@ export class Supervisor {
     return run;
   }
 
+  /** Every worker reopens its log files (draining ones write theirs too). */
+  reopenLogs(): void {
+    for (const w of this.#workers) this.#send(w, { t: "reopen" });
+  }
+
   async #reloadNow(trigger: string, reopen: boolean): Promise<ReloadResult> {
     if (this.#stopping) return { ok: false, errors: ["the service is stopping"] };
     notifyReloading();

@@ -46,7 +46,8 @@ export async function runWorker(config: Config, load: () => Config, env: Record<
     const m = raw as ToWorker;
     if (m.t === "reload") {
       void (m.reopen ? service.hangup(`worker ${slot}`) : service.reload(`worker ${slot}`)).then((result) => send({ t: "reloaded", id: m.id, result }));
-    } else if (m.t === "scrape") send({ t: "metrics", id: m.id, metrics: service.metrics.snapshot() });
+    } else if (m.t === "reopen") service.reopenLogs();
+    else if (m.t === "scrape") send({ t: "metrics", id: m.id, metrics: service.metrics.snapshot() });
     else if (m.t === "stop") void stop("supervisor", false);
     else if (m.t === "cancel") cancelIfOwned(m.key, Buffer.from(m.message, "hex"));
   });

@@ -78,6 +78,18 @@ test("--help lists every command and flag of SPEC.md", async () => {
   }
 });
 
+test("scripts/build.sh says what it is doing before the long Zig step, in two lines in all", async () => {
+  // Rebuilds dist/switchyard from the same sources; the new file replaces the old by rename, so
+  // binaries already running are not touched.
+  const proc = Bun.spawn(["bash", "scripts/build.sh"], { cwd: join(import.meta.dir, "../.."), stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  expect({ code, err }).toEqual({ code: 0, err: "" });
+  const lines = out.trimEnd().split("\n");
+  expect(lines).toHaveLength(2);
+  expect(lines[0]).toMatch(/^build: compiling the native library with Zig( \(the first build takes a few minutes\))?\.\.\.$/);
+  expect(lines[1]).toMatch(/^build: dist\/switchyard \(\S+, switchyard \S+ \S+\)$/);
+}, 600_000);
+
 describe("features not built yet say so in one line and exit 1", () => {
   const cases: [string[], Record<string, string>, string][] = [
     [["serve", "http"], {}, 'protocol "http" is not built yet'],

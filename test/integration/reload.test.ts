@@ -2,8 +2,9 @@
  * Changing a running proxy: SIGHUP and POST /reload apply a valid configuration to new connections
  * while established ones carry on, and refuse an invalid one with FILE:LINE:COL, keeping the old.
  */
-import { expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { startProxy, tempDir, writeConfig, eventually, type RunningProxy } from "../helpers/proxy.ts";
 import { connect, serve, type Server } from "../helpers/peers.ts";
 import { newSide, streamingBackend } from "../helpers/stream.ts";
@@ -164,3 +165,91 @@ test("editing the config file reloads it; new connections see no refusal across 
     green.stop();
   }
 }, 60_000);
+
+test.each([["one process", []], ["2 workers", ["--workers", "2"]]])("%s: a reload refused at bind time keeps the old listeners and shows none of the new in /metrics", async (_shape, flags) => {
+  const blue = namedBackend("blue");
+  // Another process's socket on the port the new listener wants (no SO_REUSEPORT: bind fails).
+  const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const file = writeConfig(config(["127.0.0.1:0"], blue.port), tempDir());
+  let p: RunningProxy | null = null;
+  try {
+    p = await startProxy(["serve", ...flags, "-c", file]);
+    const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
+    const running = config(["127.0.0.1:0"], blue.port);
+    const taken = { name: "taken", listen: [`127.0.0.1:${holder.port}`], routes: [{ name: "taken-route", upstreams: [`127.0.0.1:${blue.port}`] }] };
+    writeFileSync(file, JSON.stringify({ ...running, listeners: [...running.listeners, taken] }));
+    const res = await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" });
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as { errors: string[] }).errors.join("\n")).toContain(`127.0.0.1:${holder.port}`);
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(text).toContain('listener="edge"');
+    expect(text.split("\n").filter((l) => l.includes("taken"))).toEqual([]);
+    expect(Object.keys(((await (await fetch(`http://127.0.0.1:${admin}/metrics.json`)).json()) as { listeners: object }).listeners)).not.toContain("taken");
+    expect(await ask(p.port)).toBe("blue");
+  } finally {
+    await p?.stop();
+    holder.stop(true);
+    blue.stop();
+  }
+}, 60_000);
+
+/** Reloads the supervisor or the single process did (workers log their own lines, "worker N: …"). */
+const reloadLines = (p: RunningProxy) => p.stderr().match(/(SIGHUP|config file changed|POST \/reload): configuration reloaded/g) ?? [];
+
+async function reloadsOk(admin: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+  return Number(/switchyard_reloads_total\{result="ok"\} (\d+)/.exec(text)![1]);
+}
+
+describe.each([["one process", []], ["2 workers", ["--workers", "2"]]])("%s: an edit of the config file followed by SIGHUP reloads once", (_shape, flags) => {
+  test("SIGHUP right after the save: the watcher finds the content already loaded", async () => {
+    const blue = namedBackend("blue");
+    const green = namedBackend("green");
+    const file = writeConfig(config(["127.0.0.1:0"], blue.port), tempDir());
+    let p: RunningProxy | null = null;
+    try {
+      p = await startProxy(["serve", ...flags, "-c", file]);
+      const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
+      writeFileSync(file, JSON.stringify(config(["127.0.0.1:0"], green.port)));
+      process.kill(p.pid, "SIGHUP");
+      await p.waitForLog("SIGHUP: configuration reloaded");
+      await Bun.sleep(1000); // the watcher's event (gathered for 200 ms) comes within this
+      expect(reloadLines(p)).toEqual(["SIGHUP: configuration reloaded"]);
+      expect(p.stderr()).toContain("config file changed: same content as loaded last; not reloading again");
+      expect(await reloadsOk(admin)).toBe(1);
+      expect(await ask(p.port)).toBe("green");
+    } finally {
+      await p?.stop();
+      blue.stop();
+      green.stop();
+    }
+  }, 30_000);
+
+  test("SIGHUP just after the watcher reloaded: skipped, but the access log is still reopened (logrotate)", async () => {
+    const blue = namedBackend("blue");
+    const green = namedBackend("green");
+    const dir = tempDir();
+    const accessFile = join(dir, "access.log");
+    const withLog = (port: number) => ({ ...config(["127.0.0.1:0"], port), log: { access: accessFile } });
+    const file = writeConfig(withLog(blue.port), dir);
+    let p: RunningProxy | null = null;
+    try {
+      p = await startProxy(["serve", ...flags, "-c", file]);
+      const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
+      writeFileSync(file, JSON.stringify(withLog(green.port)));
+      await p.waitForLog("config file changed: configuration reloaded");
+      renameSync(accessFile, `${accessFile}.1`); // logrotate moves the file, then sends SIGHUP
+      process.kill(p.pid, "SIGHUP");
+      await p.waitForLog(/SIGHUP: configuration unchanged since the file watcher reloaded it \d+ ms ago; not reloading again/);
+      await Bun.sleep(1000);
+      expect(reloadLines(p)).toEqual(["config file changed: configuration reloaded"]);
+      expect(await reloadsOk(admin)).toBe(1);
+      expect(await ask(p.port)).toBe("green");
+      await eventually(() => existsSync(accessFile) && readFileSync(accessFile, "utf8").includes('"route":"r"'), 10_000, "an access log line in the reopened file");
+    } finally {
+      await p?.stop();
+      blue.stop();
+      green.stop();
+    }
+  }, 30_000);
+});
