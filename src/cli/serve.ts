@@ -126,7 +126,7 @@ function oneProcessSockets(config: Config, inherited: Inherited | null): SocketS
   const why = socketsUnavailable();
   if (why === null) return { kind: "native", handedIn };
   log.warn("listening sockets bound by Bun, without TCP_DEFER_ACCEPT or TCP_FASTOPEN: no native library", { reason: why });
-  return handedIn.size > 0 ? { kind: "inherited", fds: handedIn, bindOthers: true } : { kind: "bind", reusePort: false };
+  return handedIn.size > 0 ? { kind: "inherited", fds: handedIn, bindOthers: true } : { kind: "bind" };
 }
 
 /**

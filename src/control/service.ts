@@ -36,7 +36,7 @@ export class Service {
 
   /** `load` reads the configuration again from where it came (file, flags, environment). */
   /** `sockets`: where listening sockets come from (a worker's are the supervisor's). */
-  constructor(readonly load: () => Config, readonly sockets: SocketSource = { kind: "bind", reusePort: false }) {}
+  constructor(readonly load: () => Config, readonly sockets: SocketSource = { kind: "bind" }) {}
 
   get current(): ProxyState {
     return this.#states[this.#states.length - 1]!;

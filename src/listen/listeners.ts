@@ -46,7 +46,7 @@ export function handlersFor(listener: ListenerRuntime): Handlers {
  *   without the library that binds what systemd did not hand in).
  */
 export type SocketSource =
-  | { readonly kind: "bind"; readonly reusePort: boolean }
+  | { readonly kind: "bind" }
   | { readonly kind: "native"; readonly handedIn: Map<string, number> }
   | { readonly kind: "inherited"; readonly fds: ReadonlyMap<string, number>; readonly bindOthers?: boolean };
 
@@ -67,7 +67,7 @@ export function bindAddress(address: SocketAddress, listener: ListenerRuntime, k
       return onFd(fd, text, true, name, handlers);
     }
     if (address.kind === "inet") {
-      const { fds: [fd], bound } = listenNatively(address, listener.config.protocol, 1);
+      const { fds: [fd], bound } = listenNatively(address, listener.config.protocol, 1, listener.config.reusePort);
       try {
         // Bun owns the fd from here: stop() closes it.
         return onFd(fd!, bound, false, name, handlers);
@@ -78,7 +78,7 @@ export function bindAddress(address: SocketAddress, listener: ListenerRuntime, k
     }
   }
   // Bound by Bun: pausing closes the socket (a unix one's file too) and resuming binds it again.
-  const reusePort = source.kind === "bind" && source.reusePort;
+  const reusePort = listener.config.reusePort;
   const server = listen(address, handlers, reusePort);
   const again = address.kind === "inet" ? { ...address, port: (server as { port: number }).port } : address; // port 0: the one it got
   const rebinds: Relisten = { again: (h) => listen(again, h, reusePort), release: () => {}, fd: -1 };
@@ -118,7 +118,7 @@ function listenOnFd(fd: number, handlers: Handlers) {
   return server;
 }
 
-const PLAIN: SocketSource = { kind: "bind", reusePort: false };
+const PLAIN: SocketSource = { kind: "bind" };
 
 /** Point an already bound address at another listener runtime (a reload): the socket stays open. */
 export function rebind(bound: BoundListener, listener: ListenerRuntime): void {

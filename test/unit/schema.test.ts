@@ -19,6 +19,7 @@ describe("a minimal config gets every default", () => {
         name: "listener0",
         listen: [{ kind: "inet", host: "127.0.0.1", port: 7000, literal: true }],
         protocol: "tcp",
+        reusePort: false,
         maxConnections: 0,
         idleTimeoutMs: DEFAULTS.idleTimeoutMs,
         connectTimeoutMs: DEFAULTS.connectTimeoutMs,
@@ -301,6 +302,21 @@ describe("duplicates", () => {
 
   test("port 0 may repeat: each bind gets its own port", () => {
     expect(valid({ listeners: [listener("a", ["127.0.0.1:0"]), listener("b", ["127.0.0.1:0"])] }).listeners).toHaveLength(2);
+  });
+
+  test("a wildcard beside another address of its family on the same port overlaps, in either order", () => {
+    expect(issues({ listeners: [listener("a", ["0.0.0.0:7000"]), listener("b", ["127.0.0.1:7000"])] })).toEqual([
+      'listeners[1].listen[0]: listen address 127.0.0.1:7000 overlaps 0.0.0.0:7000 of listener "a" (0.0.0.0 takes every IPv4 address on port 7000): listen on one or the other',
+    ]);
+    expect(issues({ listeners: [listener("a", ["[::1]:7000", "[::]:7000"])] })).toEqual([
+      'listeners[0].listen[1]: listen address [::]:7000 overlaps [::1]:7000 of listener "a" ([::] takes every IPv6 address on port 7000): listen on one or the other',
+    ]);
+    expect(issues({ listeners: [listener("a", ["localhost:7000"]), listener("b", ["0.0.0.0:7000"])] })).toHaveLength(1);
+  });
+
+  test("0.0.0.0 and [::] on one port are fine (IPv6 sockets are IPV6_V6ONLY); port 0 never overlaps", () => {
+    expect(valid({ listeners: [listener("a", ["0.0.0.0:7000", "[::]:7000"]), listener("b", ["127.0.0.1:7001"])] }).listeners).toHaveLength(2);
+    expect(valid({ listeners: [listener("a", ["0.0.0.0:7000", "127.0.0.1:0", "0.0.0.0:0"])] }).listeners).toHaveLength(1);
   });
 
   test("the same port on different addresses is fine", () => {
