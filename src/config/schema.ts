@@ -5,8 +5,8 @@
  * silently loses a setting the operator relies on (a blocklist that is ignored is worse than an error).
  * @module
  */
-import { parseSocketAddress, type SocketAddress } from "../net/address.ts";
-import { formatIp, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
+import { formatSocketAddress, parseSocketAddress, type SocketAddress } from "../net/address.ts";
+import { formatIp, isLoopbackHost, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
@@ -91,6 +91,10 @@ function readAdmin(r: ConfigReader, value: unknown, env: Record<string, string |
   const raw = r.string(o, "token", ["admin"]);
   const token = raw === undefined ? null : raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => env[n] ?? "");
   if (raw !== undefined && token === "") r.fail(["admin", "token"], "admin.token is empty (is its ${VARIABLE} set?)");
+  // The one rule, for `validate` and `serve` alike, checked before anything is bound.
+  if (listen?.kind === "inet" && !isLoopbackHost(listen.host) && raw === undefined) {
+    r.fail(["admin", "listen"], `admin API on ${formatSocketAddress(listen)} is not loopback: set admin.token (e.g. "token": "\${ADMIN_TOKEN}")`);
+  }
   return listen ? { listen, token: token || null } : null;
 }
 

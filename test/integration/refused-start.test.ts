@@ -1,11 +1,12 @@
 /**
- * A start that cannot work is refused with the address and, where it can be seen, who holds it: a
- * listen address another instance serves (unless both opt in with reusePort), a wildcard beside a
- * specific address on one port.
+ * A start that cannot work is refused before anything is bound, with the address and, where it can
+ * be seen, who holds it: a listen address another instance serves (unless both opt in with
+ * reusePort), an admin address in use, a non-loopback admin address without a token, a wildcard
+ * beside a specific address on one port.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { runBinary, startProxy, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
-import { echoServer, type Server } from "../helpers/peers.ts";
+import { echoServer, serve, type Server } from "../helpers/peers.ts";
 
 let echo: Server;
 beforeAll(() => { echo = echoServer(); });
@@ -55,6 +56,35 @@ describe("a listen address another instance serves", () => {
     } finally {
       await first.stop();
     }
+  });
+});
+
+describe("the admin address", () => {
+  test("in use: the error names the admin address and its holder, and no listener was bound first", async () => {
+    const taken = serve({ data() {} } as any);
+    try {
+      for (const args of [[], ["--workers", "2"]]) {
+        const r = await refusedServe({ admin: { listen: `127.0.0.1:${taken.port}` }, listeners: [listenerOn("127.0.0.1:0")] }, args);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`cannot listen on admin address 127.0.0.1:${taken.port}: address already in use (held by pid ${process.pid}`);
+        expect(r.stderr).not.toMatch(/INFO\s+listening address=/);
+      }
+    } finally {
+      taken.stop();
+    }
+  }, 60_000);
+
+  test("not loopback and no token: validate and serve refuse it alike, before binding anything", async () => {
+    const path = writeConfig({ admin: { listen: "0.0.0.0:0" }, listeners: [listenerOn("127.0.0.1:0")] });
+    const message = 'admin API on 0.0.0.0:0 is not loopback: set admin.token';
+    const validate = await runBinary(["validate", "-c", path]);
+    expect(validate.code).toBe(1);
+    expect(validate.stderr).toContain(`${path}:`);
+    expect(validate.stderr).toContain(message);
+    const served = await runBinary(["serve", "-c", path]);
+    expect(served.code).toBe(1);
+    expect(served.stderr).toContain(message);
+    expect(served.stderr).not.toMatch(/listening address=/);
   });
 });
 

@@ -143,6 +143,17 @@ describe("every key of a full config is read", () => {
     expect(config.admin!.token).toBe("x-y-literal");
   });
 
+  test("an admin address off loopback needs a token; loopback (127/8, ::1, localhost) and unix sockets do not", () => {
+    expect(issues(minimal({}, {}, { admin: { listen: "0.0.0.0:9901" } }))).toEqual([
+      'admin.listen: admin API on 0.0.0.0:9901 is not loopback: set admin.token (e.g. "token": "${ADMIN_TOKEN}")',
+    ]);
+    expect(issues(minimal({}, {}, { admin: { listen: "[2001:db8::1]:9901" } }))).toHaveLength(1);
+    expect(valid(minimal({}, {}, { admin: { listen: "0.0.0.0:9901", token: "t" } })).admin!.token).toBe("t");
+    for (const listen of ["127.0.0.2:9901", "[::1]:9901", "localhost:9901", "unix:/run/sy-admin.sock"]) {
+      expect(valid(minimal({}, {}, { admin: { listen } })).admin!.token).toBeNull();
+    }
+  });
+
   test("admin.token without ${} is kept as written", () => {
     expect(valid(minimal({}, {}, { admin: { token: "plain" } })).admin!.token).toBe("plain");
   });
