@@ -15,7 +15,8 @@ import { loadResolverModule, type Resolver } from "../route/resolver.ts";
 import { ProxyState } from "../proxy/runtime.ts";
 import { abort } from "../proxy/finish.ts";
 import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
-import { bindAddress, rebind, type BoundListener, type SocketSource } from "../listen/listeners.ts";
+import { bindAddress, rebind, type SocketSource } from "../listen/listeners.ts";
+import type { BoundListener } from "../listen/bound-listener.ts";
 import { socketKey } from "../listen/socket-key.ts";
 import { fdPressure } from "../listen/fd-pressure.ts";
 

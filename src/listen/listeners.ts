@@ -19,8 +19,6 @@ import { log } from "../log/logger.ts";
 import { BoundListener, type Handlers, type Relisten } from "./bound-listener.ts";
 import { fdPressure } from "./fd-pressure.ts";
 
-export { BoundListener } from "./bound-listener.ts";
-
 /** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
 export function handlersFor(listener: ListenerRuntime): Handlers {
   // Listeners that read before routing (tls, postgres) wrap the relay's handlers (src/proxy/sniff-stage.ts).
