@@ -99,6 +99,10 @@ export fn sy_listen_backlog(fd: c_int, backlog: c_int) c_int {
     return listen.setBacklog(fd, backlog);
 }
 
+export fn sy_dup(fd: c_int) c_int {
+    return listen.dupFd(fd);
+}
+
 export fn sy_local_port(fd: c_int) c_int {
     return listen.localPort(fd);
 }

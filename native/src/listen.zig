@@ -106,6 +106,14 @@ pub fn listenUnix(path: [*]const u8, len: c_int, backlog: c_int) c_int {
     return fd;
 }
 
+/// A close-on-exec duplicate of `fd` (the same open socket), or -errno: the listener keeps one so it
+/// can stop Bun polling a listening socket (Bun closes its fd) without closing the socket.
+pub fn dupFd(fd: c_int) c_int {
+    const rc = linux.fcntl(fd, linux.F.DUPFD_CLOEXEC, 0);
+    if (failed(rc)) return err(rc);
+    return @intCast(rc);
+}
+
 /// The local port of a bound inet socket (host order), or -errno.
 pub fn localPort(fd: c_int) c_int {
     var sa: linux.sockaddr.in6 = undefined;
@@ -169,6 +177,10 @@ test "two reuseport sockets share a kernel-chosen port; the port reads back" {
     defer _ = linux.close(b);
     try testing.expectEqual(port, localPort(b));
     try testing.expectEqual(@as(c_int, 1), isListeningSocket(a));
+    const d = dupFd(a);
+    try testing.expect(d >= 0 and d != a);
+    try testing.expectEqual(port, localPort(d));
+    _ = linux.close(d);
     // Without REUSEPORT the same port is refused.
     try testing.expectEqual(-@as(c_int, @intFromEnum(linux.E.ADDRINUSE)), listenInet(&lo, 4, port, 16, 0));
 }

@@ -33,6 +33,7 @@ import { relayEngine } from "../relay/engine.ts";
 import { SocketSet, type Inherited } from "../listen/socket-set.ts";
 import type { SocketSource } from "../listen/listeners.ts";
 import { systemdSockets } from "../listen/systemd.ts";
+import { listenError } from "../listen/native-socket.ts";
 import { limitsAttach, limitsCreate } from "../native/limits.ts";
 import { SharedLimitTable } from "../protect/shared-table.ts";
 import { useLimitTable } from "../protect/gate.ts";
@@ -68,16 +69,15 @@ interface Running {
 
 async function superviseWorkers(config: Config, load: () => Config, count: number, inherited: Inherited | null): Promise<void> {
   const supervisor = new Supervisor(load, config, count, inherited);
-  await supervisor.start();
   const reloads = new ReloadCoalescer(configFile(config), {
     reload: (trigger, reopen) => supervisor.reload(trigger, reopen),
     reopenLogs: () => supervisor.reopenLogs(),
   });
-  const admin = await startAdminWithRetry(config, {
+  const admin = await adminAround(config, inherited, {
     config: () => supervisor.config,
     reload: () => reloads.requested("POST /reload", false),
     metrics: () => supervisor.metrics(),
-  }, inherited?.origin === "upgrade");
+  }, () => supervisor.start());
   // The supervisor reports RELOADING=1/READY=1 around its reloads and STOPPING=1 itself.
   runUntilStopped(config, inherited, admin, { workers: count }, {
     reloads,
@@ -90,7 +90,6 @@ async function superviseWorkers(config: Config, load: () => Config, count: numbe
 async function serveOneProcess(config: Config, load: () => Config, inherited: Inherited | null): Promise<void> {
   const service = new Service(load, oneProcessSockets(config, inherited));
   useSharedLimits();
-  await service.start(config);
   const reloads = new ReloadCoalescer(configFile(config), {
     reload: async (trigger, reopen) => {
       notifyReloading();
@@ -103,7 +102,11 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
     reopenLogs: () => service.reopenLogs(),
   });
   // The admin listener and the relay engine are fixed for the life of the process.
-  const admin = await startAdminWithRetry(config, { config: () => service.current.config, reload: () => reloads.requested("POST /reload", false), metrics: () => service.metrics }, inherited?.origin === "upgrade");
+  const admin = await adminAround(config, inherited, {
+    config: () => service.current.config,
+    reload: () => reloads.requested("POST /reload", false),
+    metrics: () => service.metrics,
+  }, () => service.start(config));
   const engine = relayEngine(config);
   service.metrics.relayEngine = engine;
   runUntilStopped(config, inherited, admin, { relay: engine }, {
@@ -133,7 +136,7 @@ function oneProcessSockets(config: Config, inherited: Inherited | null): SocketS
   const why = socketsUnavailable();
   if (why === null) return { kind: "native", handedIn };
   log.warn("listening sockets bound by Bun, without TCP_DEFER_ACCEPT or TCP_FASTOPEN: no native library", { reason: why });
-  return handedIn.size > 0 ? { kind: "inherited", fds: handedIn, bindOthers: true } : { kind: "bind", reusePort: false };
+  return handedIn.size > 0 ? { kind: "inherited", fds: handedIn, bindOthers: true } : { kind: "bind" };
 }
 
 /**
@@ -192,6 +195,31 @@ function inheritedSockets(): Inherited | null {
   return systemd ? { origin: "systemd", byKey: systemd } : null;
 }
 
+/**
+ * Start the admin API and the service (`start`: binds or takes the listening sockets). The admin
+ * address is bound first, so one in use stops the start before any listener is bound. Except in an
+ * upgrade: the old process holds the admin address until this one serves, so it comes after, retried
+ * for ADMIN_BIND_RETRY_MS. Until `start` is done a reload is refused and GET /config shows `config`.
+ */
+async function adminAround(config: Config, inherited: Inherited | null, actions: AdminActions, start: () => Promise<void>): Promise<Server<undefined> | null> {
+  const upgrading = inherited?.origin === "upgrade";
+  let started = false;
+  const guarded: AdminActions = {
+    metrics: actions.metrics,
+    config: () => (started ? actions.config() : config),
+    reload: () => (started ? actions.reload() : Promise.resolve({ ok: false, errors: ["the service is still starting"] })),
+  };
+  const first = upgrading ? null : await startAdminWithRetry(config, guarded, false);
+  try {
+    await start();
+  } catch (e) {
+    first?.stop(true);
+    throw e;
+  }
+  started = true;
+  return upgrading ? startAdminWithRetry(config, guarded, true) : first;
+}
+
 async function startAdminWithRetry(config: Config, actions: AdminActions, retry: boolean): Promise<Server<undefined> | null> {
   const deadline = Date.now() + (retry ? ADMIN_BIND_RETRY_MS : 0);
   for (;;) {
@@ -200,8 +228,12 @@ async function startAdminWithRetry(config: Config, actions: AdminActions, retry:
       if (admin) log.info("admin API listening", { address: admin.url.href });
       return admin;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || Date.now() > deadline) throw e;
-      await Bun.sleep(100);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE" && Date.now() <= deadline) {
+        await Bun.sleep(100);
+        continue;
+      }
+      throw listenError(config.admin!.listen, code === "EADDRINUSE" || code === "EACCES" ? code : (e as Error).message, "admin address");
     }
   }
 }

@@ -5,8 +5,8 @@
  * silently loses a setting the operator relies on (a blocklist that is ignored is worse than an error).
  * @module
  */
-import { parseSocketAddress, type SocketAddress } from "../net/address.ts";
-import { formatIp, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
+import { formatSocketAddress, parseSocketAddress, type SocketAddress } from "../net/address.ts";
+import { formatIp, isLoopbackHost, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
@@ -18,7 +18,7 @@ import {
 
 const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
 const LISTENER_KEYS = [
-  "name", "listen", "protocol", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
+  "name", "listen", "protocol", "reusePort", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
   "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes",
 ];
 const ROUTE_KEYS = [
@@ -60,7 +60,7 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
 
   const listeners: ListenerConfig[] = [];
   const names = new Map<string, JsonPath>();
-  const addresses = new Map<string, string>();
+  const addresses: SeenAddresses = { exact: new Map(), byPort: new Map() };
   const list = top.listeners === undefined ? r.fail(["listeners"], "listeners is required") : r.array(top.listeners, ["listeners"]);
   if (list?.length === 0) r.fail(["listeners"], "listeners must name at least one listener");
   list?.forEach((item, i) => {
@@ -91,6 +91,10 @@ function readAdmin(r: ConfigReader, value: unknown, env: Record<string, string |
   const raw = r.string(o, "token", ["admin"]);
   const token = raw === undefined ? null : raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => env[n] ?? "");
   if (raw !== undefined && token === "") r.fail(["admin", "token"], "admin.token is empty (is its ${VARIABLE} set?)");
+  // The one rule, for `validate` and `serve` alike, checked before anything is bound.
+  if (listen?.kind === "inet" && !isLoopbackHost(listen.host) && raw === undefined) {
+    r.fail(["admin", "listen"], `admin API on ${formatSocketAddress(listen)} is not loopback: set admin.token (e.g. "token": "\${ADMIN_TOKEN}")`);
+  }
   return listen ? { listen, token: token || null } : null;
 }
 
@@ -104,7 +108,7 @@ function readLog(r: ConfigReader, value: unknown): Config["log"] {
 }
 
 function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: number, hasResolver: boolean,
-  addresses: Map<string, string>): ListenerConfig | undefined {
+  addresses: SeenAddresses): ListenerConfig | undefined {
   const o = r.object(value, path, LISTENER_KEYS);
   if (!o) return undefined;
   const name = r.string(o, "name", path, `listener${index}`);
@@ -121,9 +125,13 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     if (!parsed) return;
     listen.push(parsed);
     const key = addressKey(parsed);
-    const other = key === null ? undefined : addresses.get(key);
+    const other = key === null ? undefined : addresses.exact.get(key);
     if (other !== undefined) r.fail(at, `duplicate listen address ${key} (already used by listener "${other}")`);
-    else if (key !== null) addresses.set(key, name);
+    else if (key !== null) {
+      addresses.exact.set(key, name);
+      const clash = overlapping(parsed, key, name, addresses);
+      if (clash) r.fail(at, clash);
+    }
   });
   if (Array.isArray(listenValue) && listenValue.length === 0) r.fail([...path, "listen"], "listen must hold at least one address");
 
@@ -152,6 +160,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     name,
     listen,
     protocol,
+    reusePort: r.boolean(o, "reusePort", path, false),
     maxConnections: r.integer(o, "maxConnections", path, 0, 0, 10_000_000),
     idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, DEFAULTS.idleTimeoutMs, 0, DAY_MS),
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
@@ -274,6 +283,33 @@ function addressKey(a: SocketAddress): string | null {
   const ip = parseIp(a.host === "localhost" ? "127.0.0.1" : a.host);
   const host = ip ? formatIp(ip) : a.host;
   return ip?.family === 6 ? `[${host}]:${a.port}` : `${host}:${a.port}`;
+}
+
+/** Listen addresses seen so far in the config: by identity, and by IP family and port. */
+interface SeenAddresses {
+  readonly exact: Map<string, string>;
+  readonly byPort: Map<string, { readonly key: string; readonly listener: string; readonly wildcard: boolean }[]>;
+}
+
+/**
+ * A wildcard (0.0.0.0:P, [::]:P) beside another address of its family on the same port: the
+ * wildcard takes them all, so the other could only be bound with SO_REUSEPORT, and which socket gets
+ * a client would be the kernel's choice. The message, or null. IPv6 sockets are IPV6_V6ONLY, so
+ * 0.0.0.0:P beside [::]:P is fine.
+ */
+function overlapping(a: SocketAddress, key: string, listener: string, seen: SeenAddresses): string | null {
+  if (a.kind !== "inet") return null;
+  const ip = parseIp(a.host === "localhost" ? "127.0.0.1" : a.host);
+  if (!ip) return null;
+  const wildcard = ip.bytes.every((b) => b === 0);
+  const group = `${ip.family}/${a.port}`;
+  const others = seen.byPort.get(group) ?? [];
+  const clash = others.find((o) => o.wildcard || wildcard);
+  others.push({ key, listener, wildcard });
+  seen.byPort.set(group, others);
+  if (!clash) return null;
+  const any = wildcard ? key : clash.key;
+  return `listen address ${key} overlaps ${clash.key} of listener "${clash.listener}" (${any.slice(0, any.lastIndexOf(":"))} takes every IPv${ip.family} address on port ${a.port}): listen on one or the other`;
 }
 
 function notBuilt(r: ConfigReader, path: JsonPath, what: string): void {

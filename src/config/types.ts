@@ -96,6 +96,8 @@ export interface ListenerConfig {
   readonly name: string;
   readonly listen: readonly SocketAddress[];
   readonly protocol: Protocol;
+  /** Share the listen addresses with other processes (SO_REUSEPORT), e.g. two instances side by side. */
+  readonly reusePort: boolean;
   /** 0 = unlimited. */
   readonly maxConnections: number;
   /** Close a connection when neither side has sent a byte for this long; 0 = never. */

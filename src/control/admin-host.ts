@@ -10,13 +10,7 @@
  * no Origin. With a token none of this applies: a page cannot send the token.
  * @module
  */
-import { parseIp } from "../net/ip.ts";
-
-export function isLoopback(host: string): boolean {
-  if (host === "localhost") return true;
-  const ip = parseIp(host);
-  return ip !== null && (ip.family === 4 ? ip.bytes[0] === 127 : ip.bytes.every((b, i) => b === (i === 15 ? 1 : 0)));
-}
+import { isLoopbackHost as isLoopback } from "../net/ip.ts";
 
 /** Why a request with these headers is refused, or null when it may be served. */
 export function foreignRequest(headers: Headers): string | null {

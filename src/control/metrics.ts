@@ -15,6 +15,8 @@ export class Counters {
   readonly closes = new Map<string, number>();
   /** Connections the gate refused, by reason (rateLimited, concurrencyLimited, cidrBlocklist…). */
   readonly blocked = new Map<string, number>();
+  /** Times accepting paused because this process ran out of file descriptors, by EMFILE/ENFILE. */
+  readonly acceptPauses = new Map<string, number>();
   /** Upstream connect time: counts per bucket of {@link CONNECT_BUCKETS} (not cumulative), sum in seconds. */
   readonly connectBuckets: number[] = new Array(CONNECT_BUCKETS.length + 1).fill(0);
   connectSum = 0;
@@ -25,6 +27,10 @@ export class Counters {
 
   countBlocked(reason: string): void {
     this.blocked.set(reason, (this.blocked.get(reason) ?? 0) + 1);
+  }
+
+  countAcceptPause(reason: string): void {
+    this.acceptPauses.set(reason, (this.acceptPauses.get(reason) ?? 0) + 1);
   }
 
   /** One upstream connect that took `ms` milliseconds. */
@@ -44,6 +50,7 @@ export class Counters {
     this.bytesOut += o.bytesOut;
     for (const [k, v] of Object.entries(o.closes)) this.closes.set(k, (this.closes.get(k) ?? 0) + v);
     for (const [k, v] of Object.entries(o.blocked)) this.blocked.set(k, (this.blocked.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(o.acceptPauses)) this.acceptPauses.set(k, (this.acceptPauses.get(k) ?? 0) + v);
     o.connectBuckets.forEach((v, i) => (this.connectBuckets[i]! += v));
     this.connectSum += o.connectSum;
   }
@@ -51,7 +58,7 @@ export class Counters {
   toJSON(): CountersSnapshot {
     return {
       active: this.active, total: this.total, bytesIn: this.bytesIn, bytesOut: this.bytesOut,
-      closes: Object.fromEntries(this.closes), blocked: Object.fromEntries(this.blocked),
+      closes: Object.fromEntries(this.closes), blocked: Object.fromEntries(this.blocked), acceptPauses: Object.fromEntries(this.acceptPauses),
       connectBuckets: [...this.connectBuckets], connectSum: this.connectSum,
     };
   }
@@ -64,6 +71,7 @@ export interface CountersSnapshot {
   bytesOut: number;
   closes: Record<string, number>;
   blocked: Record<string, number>;
+  acceptPauses: Record<string, number>;
   connectBuckets: number[];
   connectSum: number;
 }
@@ -202,6 +210,9 @@ export class Metrics {
     const blocked: [Record<string, string>, number][] = [];
     for (const [listener, c] of this.listeners) for (const [reason, n] of c.blocked) blocked.push([{ listener, reason }, n]);
     family("switchyard_connections_blocked_total", "counter", "Connections refused by the gate, by reason.", blocked);
+    const pauses: [Record<string, string>, number][] = [];
+    for (const [listener, c] of this.listeners) for (const [reason, n] of c.acceptPauses) pauses.push([{ listener, reason }, n]);
+    family("switchyard_accept_paused_total", "counter", "Times the listener stopped accepting because the process ran out of file descriptors (EMFILE: its limit, ENFILE: the system's).", pauses);
     out.push("# HELP switchyard_upstream_connect_seconds Time to connect to the upstream.", "# TYPE switchyard_upstream_connect_seconds histogram");
     for (const [key, c] of this.routes) {
       const [listener, route] = key.split("\0") as [string, string];

@@ -15,9 +15,10 @@ import { loadResolverModule, type Resolver } from "../route/resolver.ts";
 import { ProxyState } from "../proxy/runtime.ts";
 import { reset } from "../proxy/finish.ts";
 import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
-import { bindAddress, boundAddress, rebind, type BoundListener, type SocketSource } from "../listen/listeners.ts";
+import { bindAddress, rebind, type SocketSource } from "../listen/listeners.ts";
+import type { BoundListener } from "../listen/bound-listener.ts";
 import { socketKey } from "../listen/socket-key.ts";
-import { socketFd } from "../net/socket-fd.ts";
+import { fdPressure } from "../listen/fd-pressure.ts";
 
 /** `unchanged`: not reloaded, the same edit was just applied (src/control/reload-coalescer.ts). */
 export type ReloadResult = { ok: true; unchanged?: true } | { ok: false; errors: readonly string[] };
@@ -37,7 +38,7 @@ export class Service {
 
   /** `load` reads the configuration again from where it came (file, flags, environment). */
   /** `sockets`: where listening sockets come from (a worker's are the supervisor's). */
-  constructor(readonly load: () => Config, readonly sockets: SocketSource = { kind: "bind", reusePort: false }) {}
+  constructor(readonly load: () => Config, readonly sockets: SocketSource = { kind: "bind" }) {}
 
   get current(): ProxyState {
     return this.#states[this.#states.length - 1]!;
@@ -52,6 +53,7 @@ export class Service {
     const state = await this.#prepare(config);
     this.#apply(state);
     this.#stopSweeper = startTimeoutSweeper(state, () => this.#states);
+    fdPressure.watch(() => this.#bound.values(), this.metrics);
   }
 
   /** Validate and apply the configuration as it is now; never throws. */
@@ -90,7 +92,8 @@ export class Service {
     const { drainTimeoutMs } = this.current.config;
     this.#draining = true;
     log.info(`${signal}: draining`, { open: this.open, drainTimeoutMs });
-    for (const b of this.#bound.values()) b.server.stop(false);
+    fdPressure.stop();
+    for (const b of this.#bound.values()) b.stop(false);
     const deadline = Date.now() + drainTimeoutMs;
     while (this.open > 0 && Date.now() < deadline) await Bun.sleep(50);
     this.closeAll(this.open > 0 ? "drain_timeout" : "shutdown");
@@ -100,7 +103,7 @@ export class Service {
   listeningSockets(): [string, number[]][] {
     const out: [string, number[]][] = [];
     for (const [key, b] of this.#bound) {
-      const fd = socketFd(b.server);
+      const fd = b.fd;
       if (fd >= 0) out.push([key, [fd]]);
     }
     return out;
@@ -142,7 +145,7 @@ export class Service {
         if (!this.#bound.has(key)) added.push({ key, bound: bindAddress(address, listener, key, this.sockets) });
       }
     } catch (e) {
-      for (const a of added) a.bound.server.stop(true);
+      for (const a of added) a.bound.stop(true);
       throw e;
     }
     for (const [text, { listener }] of wanted) {
@@ -151,14 +154,15 @@ export class Service {
     }
     for (const { key, bound } of added) {
       this.#bound.set(key, bound);
+      fdPressure.joined(bound);
       // A worker's sockets are the supervisor's, which logs them once with their real port.
-      if (!bound.inherited) log.info("listening", { address: boundAddress(bound), configured: bound.address });
+      if (!bound.inherited) log.info("listening", { address: bound.bound, configured: bound.address });
     }
     for (const [key, b] of this.#bound) {
       if (wanted.has(key)) continue;
-      b.server.stop(false); // open connections on it carry on
+      b.stop(false); // open connections on it carry on
       this.#bound.delete(key);
-      log.info("stopped listening", { address: boundAddress(b) });
+      log.info("stopped listening", { address: b.bound });
     }
     this.#states = [...this.#states.filter((s) => s.live.size > 0), state];
   }

@@ -4,7 +4,7 @@
  * @module
  */
 import { unlinkSync, existsSync, statSync } from "node:fs";
-import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
+import type { Socket } from "bun";
 import type { SocketAddress } from "../net/address.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import type { Conn } from "../proxy/conn.ts";
@@ -13,21 +13,23 @@ import { accept } from "../proxy/pipeline.ts";
 import { CLIENT_HANDLERS } from "../relay/userspace.ts";
 import { SNIFF_HANDLERS } from "../proxy/sniff-stage.ts";
 import { BACKLOG, listenError, listenNatively } from "./native-socket.ts";
-import { closeFd, setBacklog, socketsUnavailable } from "../native/sockets.ts";
+import { closeFd, dupFd, setBacklog, socketsUnavailable } from "../native/sockets.ts";
+import { socketFd } from "../net/socket-fd.ts";
 import { log } from "../log/logger.ts";
-
-export type BoundListener = {
-  readonly address: string;
-  readonly server: TCPSocketListener<Conn> | UnixSocketListener<Conn>;
-  /** Listening on a socket someone else made (supervisor, systemd): they log and own it. */
-  readonly inherited: boolean;
-};
+import { BoundListener, type Handlers, type Relisten } from "./bound-listener.ts";
+import { fdPressure } from "./fd-pressure.ts";
 
 /** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
-export function handlersFor(listener: ListenerRuntime) {
+export function handlersFor(listener: ListenerRuntime): Handlers {
   // Listeners that read before routing (tls, postgres) wrap the relay's handlers (src/proxy/sniff-stage.ts).
   const base = listener.sniffs ? SNIFF_HANDLERS : CLIENT_HANDLERS;
-  return { ...base, open: (client: Socket<Conn>) => accept(listener, client) };
+  return {
+    ...base,
+    open: (client: Socket<Conn>) => {
+      fdPressure.accepted(socketFd(client));
+      accept(listener, client);
+    },
+  };
 }
 
 /**
@@ -42,40 +44,68 @@ export function handlersFor(listener: ListenerRuntime) {
  *   without the library that binds what systemd did not hand in).
  */
 export type SocketSource =
-  | { readonly kind: "bind"; readonly reusePort: boolean }
+  | { readonly kind: "bind" }
   | { readonly kind: "native"; readonly handedIn: Map<string, number> }
   | { readonly kind: "inherited"; readonly fds: ReadonlyMap<string, number>; readonly bindOthers?: boolean };
 
 /** Bind one address for `listener`; throws with the address in the message if it cannot be bound. */
 export function bindAddress(address: SocketAddress, listener: ListenerRuntime, key: string, source: SocketSource = PLAIN): BoundListener {
   const handlers = handlersFor(listener);
+  const name = listener.config.name;
   const text = formatSocketAddress(address);
   if (source.kind === "inherited" && (source.fds.has(key) || !source.bindOthers)) {
     const fd = source.fds.get(key);
     if (fd === undefined) throw new Error(`cannot listen on ${text}: the supervisor holds no socket for it`);
-    return { address: text, server: listenOnFd(fd, handlers), inherited: true };
+    return onFd(fd, text, true, name, handlers);
   }
   if (source.kind === "native") {
     const fd = source.handedIn.get(key);
     if (fd !== undefined) {
       source.handedIn.delete(key);
-      return { address: text, server: listenOnFd(fd, handlers), inherited: true };
+      return onFd(fd, text, true, name, handlers);
     }
     if (address.kind === "inet") {
-      const { fds: [fd], bound } = listenNatively(address, listener.config.protocol, 1);
+      const { fds: [fd], bound } = listenNatively(address, listener.config.protocol, 1, listener.config.reusePort);
       try {
         // Bun owns the fd from here: stop() closes it.
-        return { address: bound, server: listenOnFd(fd!, handlers), inherited: false };
+        return onFd(fd!, bound, false, name, handlers);
       } catch (e) {
         closeFd(fd!);
         throw e;
       }
     }
   }
-  return { address: text, server: listen(address, handlers, source.kind === "bind" && source.reusePort), inherited: false };
+  // Bound by Bun: pausing closes the socket (a unix one's file too) and resuming binds it again.
+  const reusePort = listener.config.reusePort;
+  const server = listen(address, handlers, reusePort);
+  const again = address.kind === "inet" ? { ...address, port: (server as { port: number }).port } : address; // port 0: the one it got
+  const rebinds: Relisten = { again: (h) => listen(again, h, reusePort), release: () => {}, fd: -1 };
+  return new BoundListener(text, false, server, name, handlers, rebinds);
 }
 
-function listenOnFd(fd: number, handlers: ReturnType<typeof handlersFor>) {
+/** A listener on socket `fd`, keeping a duplicate to pause with (none without the native library). */
+function onFd(fd: number, address: string, inherited: boolean, name: string, handlers: Handlers): BoundListener {
+  const server = listenOnFd(fd, handlers);
+  const keeper = socketsUnavailable() === null ? dupFd(fd) : null;
+  if (keeper && !keeper.ok) log.warn("cannot keep a duplicate of the listening socket: it will not pause when out of file descriptors", { address, error: keeper.error });
+  const relisten: Relisten | null = keeper?.ok ? {
+    again: (h) => {
+      const copy = dupFd(keeper.fd);
+      if (!copy.ok) throw new Error(copy.error);
+      try {
+        return listenOnFd(copy.fd, h);
+      } catch (e) {
+        closeFd(copy.fd);
+        throw e;
+      }
+    },
+    release: () => closeFd(keeper.fd),
+    fd: keeper.fd,
+  } : null;
+  return new BoundListener(address, inherited, server, name, handlers, relisten);
+}
+
+function listenOnFd(fd: number, handlers: Handlers) {
   // Bun.listen({fd}) is not in bun-types 1.4.5 but is supported (DESIGN.md, "Things about Bun").
   const server = Bun.listen<Conn>({ fd, socket: handlers, allowHalfOpen: true } as unknown as Parameters<typeof Bun.listen<Conn>>[0]);
   // Bun calls listen(fd, 511) on it (seen with strace), replacing the backlog the socket was made
@@ -86,20 +116,14 @@ function listenOnFd(fd: number, handlers: ReturnType<typeof handlersFor>) {
   return server;
 }
 
-const PLAIN: SocketSource = { kind: "bind", reusePort: false };
+const PLAIN: SocketSource = { kind: "bind" };
 
 /** Point an already bound address at another listener runtime (a reload): the socket stays open. */
 export function rebind(bound: BoundListener, listener: ListenerRuntime): void {
-  bound.server.reload({ socket: handlersFor(listener) });
+  bound.repoint(listener.config.name, handlersFor(listener));
 }
 
-/** The address a bound socket really has (the kernel's port for port 0). */
-export function boundAddress(b: BoundListener): string {
-  const s = b.server as { hostname?: string; port?: number };
-  return "port" in b.server && s.port !== undefined ? formatSocketAddress({ kind: "inet", host: s.hostname!, port: s.port, literal: true }) : b.address;
-}
-
-function listen(address: SocketAddress, socket: typeof CLIENT_HANDLERS & { open(client: Socket<Conn>): void }, reusePort: boolean) {
+function listen(address: SocketAddress, socket: Handlers, reusePort: boolean) {
   try {
     if (address.kind === "unix") {
       removeStaleSocket(address.path);

@@ -129,7 +129,7 @@ export class SocketSet {
       // A unix path cannot be bound twice: every worker shares the one socket.
       return { key, bound: formatSocketAddress(address), fds: [r.fd], origin: "native" };
     }
-    const { fds, bound } = listenNatively(address, listener.protocol, this.slots);
+    const { fds, bound } = listenNatively(address, listener.protocol, this.slots, listener.reusePort);
     return { key, bound, fds, origin: "native" };
   }
 }

@@ -14,6 +14,7 @@ const SYMBOLS = {
   sy_listen_inet: { args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   sy_listen_unix: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   sy_listen_backlog: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sy_dup: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_local_port: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_is_listening: { args: [FFIType.i32], returns: FFIType.i32 },
   sy_send_datagram: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
@@ -70,6 +71,14 @@ export function setBacklog(fd: number, backlog: number): string | null {
   if (!l) return why;
   const rc = l.sy_listen_backlog(fd, backlog);
   return rc < 0 ? errnoName(rc) : null;
+}
+
+/** A close-on-exec duplicate of `fd` (the same open socket). */
+export function dupFd(fd: number): FdResult {
+  const l = socketsLibrary();
+  if (!l) return { ok: false, error: why };
+  const rc = l.sy_dup(fd);
+  return rc >= 0 ? { ok: true, fd: rc } : { ok: false, error: errnoName(rc) };
 }
 
 /** The port a bound inet socket has, or 0 when unknown. */

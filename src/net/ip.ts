@@ -240,3 +240,10 @@ export class CidrSet {
     return best;
   }
 }
+
+/** Whether `host` (an IP literal or "localhost") is a loopback address: 127.0.0.0/8 or ::1. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === "localhost") return true;
+  const ip = parseIp(host);
+  return ip !== null && (ip.family === 4 ? ip.bytes[0] === 127 : ip.bytes.every((b, i) => b === (i === 15 ? 1 : 0)));
+}

@@ -11,12 +11,15 @@ libc = ctypes.CDLL(None, use_errno=True)
 pid, port = int(sys.argv[1]), int(sys.argv[2])
 pidfd = os.pidfd_open(pid)
 found = []
+seen = set()  # a listener also holds a duplicate of its socket (to pause it): count each socket once
 for name in os.listdir(f"/proc/{pid}/fd"):
     try:
-        if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
-            continue
+        link = os.readlink(f"/proc/{pid}/fd/{name}")
     except OSError:
         continue
+    if not link.startswith("socket:") or link in seen:
+        continue
+    seen.add(link)
     fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
     if fd < 0:
         sys.exit(f"pidfd_getfd {pid}/{name}: errno {ctypes.get_errno()}")

@@ -57,7 +57,7 @@ export async function startProxy(args: string[], options: { env?: Record<string,
     }
   };
   await waitForLog("switchyard ready");
-  const addresses = [...err.matchAll(/listening address=(\S+)/g)].map((m) => m[1]!);
+  const addresses = [...err.matchAll(/(?<!admin API )listening address=(\S+)/g)].map((m) => m[1]!);
   const first = addresses.find((a) => !a.startsWith("unix:")) ?? "";
   return {
     pid: proc.pid, proc, addresses,

@@ -1,8 +1,8 @@
 /**
  * The options of the listening sockets, read back from the kernel (test/helpers/listen-options.py
  * borrows them with pidfd_getfd): one process makes them natively like the supervisor does
- * (SO_REUSEPORT, backlog 4096, IPV6_V6ONLY, TCP_FASTOPEN, TCP_DEFER_ACCEPT on client-first protocols
- * only), and Bun binds them without the library. Plus what deferring must not break: a server-first
+ * (backlog 4096, IPV6_V6ONLY, TCP_FASTOPEN, TCP_DEFER_ACCEPT on client-first protocols only;
+ * SO_REUSEPORT only for the supervisor's socket per worker), and Bun binds them without the library. Plus what deferring must not break: a server-first
  * backend's greeting reaches a client that has said nothing.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -27,9 +27,12 @@ function optionsOf(pid: number, address: string): ListenOptions[] {
     .map((o, i) => ({ ...o, deferAccept: o.deferAccept > 0 ? "on" : "off", backlog: backlogs[i] ?? -1 }));
 }
 
-/** What a natively made socket has: SO_REUSEPORT, TCP_FASTOPEN with a queue of the backlog, backlog 4096. */
-function made(deferAccept: "on" | "off", family: 4 | 6 = 4): ListenOptions {
-  return { family, deferAccept, reusePort: 1, fastOpen: 4096, v6only: family === 6 ? 1 : null, backlog: 4096 };
+/**
+ * What a natively made socket has: TCP_FASTOPEN with a queue of the backlog, backlog 4096, and
+ * SO_REUSEPORT only when `shared` (a socket per worker): otherwise a second instance could join it.
+ */
+function made(deferAccept: "on" | "off", family: 4 | 6 = 4, shared = false): ListenOptions {
+  return { family, deferAccept, reusePort: shared ? 1 : 0, fastOpen: 4096, v6only: family === 6 ? 1 : null, backlog: 4096 };
 }
 
 /** The accept queue length of each listening socket on `address`'s port (ss shows it as Send-Q). */
@@ -70,7 +73,7 @@ describe("one process with the native library", () => {
     await proxy?.stop();
   });
 
-  test("tls and postgres sockets defer accept, tcp ones do not; all have SO_REUSEPORT, TCP_FASTOPEN and backlog 4096", () => {
+  test("tls and postgres sockets defer accept, tcp ones do not; all have TCP_FASTOPEN and backlog 4096, none SO_REUSEPORT", () => {
     const [tls, pg, tcp4, tcp6] = proxy.addresses;
     expect(optionsOf(proxy.pid, tls!)).toEqual([made("on")]);
     expect(optionsOf(proxy.pid, pg!)).toEqual([made("on")]);
@@ -92,12 +95,12 @@ describe("one process with the native library", () => {
   });
 });
 
-test("with 2 workers the supervisor's sockets carry the same options, one per worker", async () => {
+test("with 2 workers the supervisor's sockets carry the same options, one per worker, with SO_REUSEPORT", async () => {
   const proxy = await startProxy(["serve", "-c", config, "--workers", "2"], { env: ENV });
   try {
     const [tls, , tcp4] = proxy.addresses;
-    expect(optionsOf(proxy.pid, tls!)).toEqual([made("on"), made("on")]);
-    expect(optionsOf(proxy.pid, tcp4!)).toEqual([made("off"), made("off")]);
+    expect(optionsOf(proxy.pid, tls!)).toEqual([made("on", 4, true), made("on", 4, true)]);
+    expect(optionsOf(proxy.pid, tcp4!)).toEqual([made("off", 4, true), made("off", 4, true)]);
   } finally {
     await proxy.stop();
   }

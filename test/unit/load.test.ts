@@ -7,7 +7,7 @@ import type { ConfigFlags } from "../../src/config/flags.ts";
 import type { Config } from "../../src/config/types.ts";
 
 const NOT_BUILT = "is not built yet in this version (see the status table in README.md)";
-const LISTENER_KEYS = "name, listen, protocol, defaultCert, certDir, mtls, maxConnections, idleTimeoutMs, handshakeTimeoutMs, "
+const LISTENER_KEYS = "name, listen, protocol, reusePort, defaultCert, certDir, mtls, maxConnections, idleTimeoutMs, handshakeTimeoutMs, "
   + "connectTimeoutMs, resolveTimeoutMs, skipValidation, protection, routes";
 
 const dir = mkdtempSync(join(tmpdir(), "switchyard-load-"));

@@ -110,6 +110,7 @@ const FAMILIES = {
   switchyard_bytes_out_total: "counter",
   switchyard_connections_closed_total: "counter",
   switchyard_connections_blocked_total: "counter",
+  switchyard_accept_paused_total: "counter",
   switchyard_upstream_connect_seconds: "histogram",
   switchyard_relay_engine: "gauge",
   switchyard_reloads_total: "counter",
@@ -134,7 +135,7 @@ describe("Counters", () => {
     c.bytesIn = 3;
     c.bytesOut = 4;
     c.countClose("done");
-    expect(c.toJSON()).toEqual({ active: 1, total: 2, bytesIn: 3, bytesOut: 4, closes: { done: 1 }, blocked: {}, connectBuckets: new Array(14).fill(0), connectSum: 0 });
+    expect(c.toJSON()).toEqual({ active: 1, total: 2, bytesIn: 3, bytesOut: 4, closes: { done: 1 }, blocked: {}, acceptPauses: {}, connectBuckets: new Array(14).fill(0), connectSum: 0 });
   });
 
   test("OK_REASONS are the clean endings", () => {
@@ -168,6 +169,7 @@ describe("summing workers", () => {
       const m = new Metrics();
       m.listener("edge").total = n;
       m.listener("edge").countBlocked("rateLimited");
+      m.listener("edge").countAcceptPause("EMFILE");
       const r = m.route("edge", "api");
       r.bytesIn = 10 * n;
       r.countClose("done");
@@ -191,6 +193,7 @@ describe("summing workers", () => {
     expect(valueOf(e, "switchyard_upstream_connect_seconds_bucket", { listener: "edge", route: "api", le: "0.01" })).toBe(2);
     expect(valueOf(e, "switchyard_upstream_connect_seconds_bucket", { listener: "edge", route: "api", le: "+Inf" })).toBe(4);
     expect(valueOf(e, "switchyard_connections_blocked_total", { listener: "edge", reason: "rateLimited" })).toBe(2);
+    expect(valueOf(e, "switchyard_accept_paused_total", { listener: "edge", reason: "EMFILE" })).toBe(2);
   });
 });
 

@@ -19,6 +19,7 @@ describe("a minimal config gets every default", () => {
         name: "listener0",
         listen: [{ kind: "inet", host: "127.0.0.1", port: 7000, literal: true }],
         protocol: "tcp",
+        reusePort: false,
         maxConnections: 0,
         idleTimeoutMs: DEFAULTS.idleTimeoutMs,
         connectTimeoutMs: DEFAULTS.connectTimeoutMs,
@@ -140,6 +141,17 @@ describe("every key of a full config is read", () => {
   test("admin.token expands every ${VARIABLE} it names", () => {
     const config = valid(minimal({}, {}, { admin: { token: "${A}-${B_2}-literal" } }), { A: "x", B_2: "y" });
     expect(config.admin!.token).toBe("x-y-literal");
+  });
+
+  test("an admin address off loopback needs a token; loopback (127/8, ::1, localhost) and unix sockets do not", () => {
+    expect(issues(minimal({}, {}, { admin: { listen: "0.0.0.0:9901" } }))).toEqual([
+      'admin.listen: admin API on 0.0.0.0:9901 is not loopback: set admin.token (e.g. "token": "${ADMIN_TOKEN}")',
+    ]);
+    expect(issues(minimal({}, {}, { admin: { listen: "[2001:db8::1]:9901" } }))).toHaveLength(1);
+    expect(valid(minimal({}, {}, { admin: { listen: "0.0.0.0:9901", token: "t" } })).admin!.token).toBe("t");
+    for (const listen of ["127.0.0.2:9901", "[::1]:9901", "localhost:9901", "unix:/run/sy-admin.sock"]) {
+      expect(valid(minimal({}, {}, { admin: { listen } })).admin!.token).toBeNull();
+    }
   });
 
   test("admin.token without ${} is kept as written", () => {
@@ -301,6 +313,21 @@ describe("duplicates", () => {
 
   test("port 0 may repeat: each bind gets its own port", () => {
     expect(valid({ listeners: [listener("a", ["127.0.0.1:0"]), listener("b", ["127.0.0.1:0"])] }).listeners).toHaveLength(2);
+  });
+
+  test("a wildcard beside another address of its family on the same port overlaps, in either order", () => {
+    expect(issues({ listeners: [listener("a", ["0.0.0.0:7000"]), listener("b", ["127.0.0.1:7000"])] })).toEqual([
+      'listeners[1].listen[0]: listen address 127.0.0.1:7000 overlaps 0.0.0.0:7000 of listener "a" (0.0.0.0 takes every IPv4 address on port 7000): listen on one or the other',
+    ]);
+    expect(issues({ listeners: [listener("a", ["[::1]:7000", "[::]:7000"])] })).toEqual([
+      'listeners[0].listen[1]: listen address [::]:7000 overlaps [::1]:7000 of listener "a" ([::] takes every IPv6 address on port 7000): listen on one or the other',
+    ]);
+    expect(issues({ listeners: [listener("a", ["localhost:7000"]), listener("b", ["0.0.0.0:7000"])] })).toHaveLength(1);
+  });
+
+  test("0.0.0.0 and [::] on one port are fine (IPv6 sockets are IPV6_V6ONLY); port 0 never overlaps", () => {
+    expect(valid({ listeners: [listener("a", ["0.0.0.0:7000", "[::]:7000"]), listener("b", ["127.0.0.1:7001"])] }).listeners).toHaveLength(2);
+    expect(valid({ listeners: [listener("a", ["0.0.0.0:7000", "127.0.0.1:0", "0.0.0.0:0"])] }).listeners).toHaveLength(1);
   });
 
   test("the same port on different addresses is fine", () => {
