@@ -8,15 +8,19 @@ import { OK_REASONS } from "../control/metrics.ts";
 import { Conn, FINISHED } from "./conn.ts";
 import { release } from "../protect/gate.ts";
 import { discardUnread, stopWaiting } from "./hello-wait.ts";
+import { farewell } from "./farewell.ts";
 
-/** Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. */
+/**
+ * Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. A client
+ * that can be told why in its protocol is told first (src/proxy/farewell.ts).
+ */
 export function abort(conn: Conn, reason: string, detail?: string): void {
   if (conn.flags & FINISHED) return;
   conn.because(reason);
   if (detail !== undefined) log.warn(`connection closed: ${reason}`, { id: conn.id, listener: conn.listener.config.name, client: conn.clientIp, upstream: conn.upstreamText, detail });
   discardUnread(conn);
   finish(conn);
-  conn.client.end();
+  conn.client.end(farewell(conn, reason) ?? undefined);
   conn.upstream?.end();
 }
 

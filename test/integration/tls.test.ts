@@ -13,7 +13,7 @@ import { eventually, startProxy, tempDir, writeConfig, type RunningProxy } from 
 import { echoServer, serve, type Server } from "../helpers/peers.ts";
 import { sniffClientHello } from "../../src/sniff/tls-hello.ts";
 import { fingerprints } from "../../src/sniff/fingerprint.ts";
-import { oneBytePerRecord } from "../helpers/fixtures.ts";
+import { fixture, oneBytePerRecord, padHello } from "../helpers/fixtures.ts";
 import { envFor, SNIFF_PATHS, type SniffPath } from "../helpers/sniff-paths.ts";
 
 let pki: Pki;
@@ -23,11 +23,15 @@ let http: ReturnType<typeof Bun.serve>;
 let passBackend: Subprocess;
 let passPort = 0;
 let reencBackend: Subprocess;
+/** A passthrough upstream that keeps what each connection sent it, in arrival order. */
+let recorder: Server;
+const recorded: Uint8Array[][] = [];
 let reencPort = 0;
 let blockedJa3 = "";
 let blockedJa4 = "";
 const ja4Client = (port: number) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "ja4.example.org", "-tls1_2", "-alpn", "ja4-blocked"];
 const procs: Subprocess[] = [];
+const openssl = fixture("hello-openssl"); // openssl s_client -servername api.example.com
 
 /** A port the kernel just gave out (for peers that cannot report theirs). */
 function freePort(): number {
@@ -83,6 +87,10 @@ beforeAll(async () => {
   otherPki.issue("mallory", [], { client: true, cn: "mallory" });
 
   echo = echoServer();
+  recorder = serve({
+    open(s: any) { s.data = []; recorded.push(s.data); },
+    data(s: any, d: Uint8Array) { s.data.push(d); },
+  } as any);
   http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => new Response(`http upstream saw ${new URL(req.url).pathname}\n`) });
   passPort = freePort();
   passBackend = Bun.spawn(["openssl", "s_server", "-accept", `127.0.0.1:${passPort}`, "-cert", pass.cert, "-key", pass.key, "-rev", "-quiet"],
@@ -101,6 +109,7 @@ afterAll(() => {
   reencBackend?.kill();
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
   echo?.stop();
+  recorder?.stop();
   http?.stop(true);
 });
 
@@ -131,6 +140,11 @@ async function startEdge(path: SniffPath): Promise<{ proxy: RunningProxy; apiCer
         protection: { requireSni: true },
         routes: [{ name: "m", terminateTls: true, upstreams: [`127.0.0.1:${echo.port}`] }],
       },
+      {
+        // No default route: other names are refused.
+        name: "strict", listen: "127.0.0.1:0", protocol: "tls",
+        routes: [{ name: "recorded", match: { sni: "api.example.com" }, terminateTls: false, upstreams: [`127.0.0.1:${recorder.port}`] }],
+      },
     ],
   });
   return { proxy: await startProxy(["serve", "-c", configPath], { env: envFor(path) }), apiCertDir };
@@ -148,6 +162,7 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
 
   const edge = () => Number(proxy.addresses[0]!.split(":").pop());
   const mtlsPort = () => Number(proxy.addresses[1]!.split(":").pop());
+  const strictPort = () => Number(proxy.addresses[2]!.split(":").pop());
   const records = () => proxy.accessLog();
 
   describe("SNI routes on one port: terminate and passthrough", () => {
@@ -212,6 +227,27 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
       front.stop();
       expect(subjectLine(r.out)).toContain("api.example.com");
       expect(r.out).toContain("ping-split");
+    });
+
+    test("hellos up to 2^14 bytes are routed whatever their framing: 2^14 in one record (16 389 bytes), 3 000 in 1-byte records (18 000)", async () => {
+      for (const hello of [padHello(openssl, 16_384), oneBytePerRecord(padHello(openssl, 3000))]) {
+        const before = recorded.length;
+        const socket = await Bun.connect({ hostname: "127.0.0.1", port: strictPort(), socket: { data() {} } });
+        // All but the last byte first: over 16 KiB collected and the hello not yet whole (where the old bound refused it).
+        socket.write(hello.subarray(0, -1));
+        await Bun.sleep(100);
+        socket.write(hello.subarray(-1));
+        // Passed through: the upstream gets exactly the client's bytes.
+        await eventually(() => recorded.length > before && Buffer.concat(recorded[before]!).length >= hello.length, 10_000, "the hello at the upstream");
+        expect(Buffer.concat(recorded[before]!).equals(Buffer.from(hello))).toBe(true);
+        socket.end();
+      }
+    });
+
+    test("a name no route serves: a fatal unrecognized_name alert, then the close", async () => {
+      const r = await run(["openssl", "s_client", "-connect", `127.0.0.1:${strictPort()}`, "-servername", "unknown.example"]);
+      expect(r.out).toContain("unrecognized name");
+      await eventually(() => records().some((l) => l.listener === "strict" && l.reason === "no_route"), 10_000, "no_route record");
     });
 
     test("slowloris: a client that sends a few bytes of a hello and stops is closed at handshakeTimeoutMs", async () => {
