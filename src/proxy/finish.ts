@@ -9,6 +9,7 @@ import { Conn, FINISHED } from "./conn.ts";
 import { release } from "../protect/gate.ts";
 import { discardUnread, stopWaiting } from "./hello-wait.ts";
 import { farewell } from "./farewell.ts";
+import { connLogId } from "./conn-id.ts";
 
 /**
  * Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. A client
@@ -58,8 +59,8 @@ export function finish(conn: Conn): void {
   const durationMs = Math.round(performance.now() - conn.startedAt);
   const client = `${conn.clientIp}:${conn.clientPort}`;
   state.accessLog?.write({
-    ts: new Date().toISOString(), id: conn.id, listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
-    client, upstream: conn.upstreamText, protocol: conn.listener.config.protocol, ...protoFields(conn),
+    ts: new Date().toISOString(), id: connLogId(conn.id), listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
+    client, upstream: conn.upstreamText, upstreamAddr: conn.upstreamAddr, protocol: conn.listener.config.protocol, ...protoFields(conn),
     relay: conn.upstream ? conn.relay : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
   });
   const hook = state.resolver?.onDisconnect;
@@ -76,14 +77,14 @@ export function finish(conn: Conn): void {
   }
 }
 
-const NO_PROTO = { sni: null, alpn: null, ja3: null, ja4: null, tls: "none" } as const;
+const NO_PROTO = { sni: null, alpn: null, alpnOffered: [], ja3: null, ja4: null, tls: "none" } as const;
 
 /** The access log's TLS and PostgreSQL fields (null on plain TCP listeners). */
 function protoFields(conn: Conn) {
   const p = conn.proto;
   if (!p) return NO_PROTO;
   return {
-    sni: p.sni, alpn: p.alpn[0] ?? null, ja3: p.ja3, ja4: p.ja4, tls: p.tls,
+    sni: p.sni, alpn: p.negotiatedAlpn, alpnOffered: p.alpn, ja3: p.ja3, ja4: p.ja4, tls: p.tls,
     ...(p.clientIdentity !== null ? { clientCert: p.clientIdentity } : {}),
     ...(p.database !== null ? { database: p.database, user: p.user } : {}),
   };

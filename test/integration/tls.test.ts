@@ -131,6 +131,7 @@ async function startEdge(path: SniffPath): Promise<{ proxy: RunningProxy; apiCer
           { name: "pass", match: { sni: "pass.example.com" }, terminateTls: false, upstreams: [`127.0.0.1:${passPort}`] },
           { name: "reenc", match: { sni: "reenc.example.com" }, terminateTls: true, upstreamTls: { serverName: "pass.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
           { name: "reenc-bad", match: { sni: "reenc-bad.example.com" }, terminateTls: true, upstreamTls: { serverName: "other.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
+          { name: "alpn", match: { sni: "alpn.example.com", alpn: ["h2"] }, terminateTls: true, upstreams: [`127.0.0.1:${echo.port}`] },
           { name: "wild", match: { sni: "*.example.com" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
           { name: "default", match: { sni: "" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
         ],
@@ -204,12 +205,21 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
       expect(r.out).toContain("cba");
     });
 
+    test("alpn in the access log is what was negotiated, alpnOffered what the client offered", async () => {
+      // -tls1_2: s_client's TLS 1.3 hello with an ALPN list has the blocked JA3 (JA3 does not see ALPN values).
+      const r = await sClient(edge(), "alpn.example.com", "ping-alpn\n", ["-tls1_2", "-alpn", "http/1.1,h2"]);
+      expect(r.out).toContain("ALPN protocol: h2");
+      await eventually(() => records().some((l) => l.route === "alpn"), 10_000, "alpn record");
+      expect(records().find((l) => l.route === "alpn")).toMatchObject({ alpn: "h2", alpnOffered: ["http/1.1", "h2"], tls: "terminate" });
+    });
+
     test("the access log says how each connection was handled", async () => {
       // The passthrough connection stays open as long as s_server keeps its side open; its record comes later.
       await eventually(() => records().filter((l) => l.listener === "edge" && l.route !== null).length >= 3, 10_000, "access log");
       const byRoute = new Map(records().filter((l) => l.listener === "edge").map((l) => [l.route, l]));
       expect(byRoute.get("api")).toMatchObject({ sni: "api.example.com", tls: "terminate", relay: "userspace", reason: "done" });
-      expect(byRoute.get("wild")).toMatchObject({ sni: "www.example.com", alpn: "h2", tls: "terminate" });
+      // curl offered h2 and http/1.1; a route without match.alpn selects none.
+      expect(byRoute.get("wild")).toMatchObject({ sni: "www.example.com", alpn: null, alpnOffered: ["h2", "http/1.1"], tls: "terminate" });
       expect(String(byRoute.get("api")!.ja3)).toMatch(/^[0-9a-f]{32}$/);
       expect(String(byRoute.get("api")!.ja4)).toMatch(/^t13d/);
       const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(proxy.stderr())![1]);
