@@ -15,6 +15,7 @@ import { limitsAttach } from "../native/limits.ts";
 import { SharedLimitTable } from "../protect/shared-table.ts";
 import { useLimitTable } from "../protect/gate.ts";
 import { cancelIfOwned, onUnknownCancelKey } from "../postgres/cancel.ts";
+import { connIdsOfWorker } from "../proxy/conn-id.ts";
 
 /** How often a worker checks that its supervisor is still its parent. */
 const ORPHAN_CHECK_MS = 1000;
@@ -24,6 +25,7 @@ const LAST_WORDS_MS = 100;
 export async function runWorker(config: Config, load: () => Config, env: Record<string, string | undefined>): Promise<void> {
   const slot = Number(env[WORKER_ENV.slot]);
   log.tag({ worker: slot });
+  connIdsOfWorker(slot);
   const sockets: SocketSource = { kind: "inherited", fds: new Map(JSON.parse(env[WORKER_ENV.fds] ?? "[]") as [string, number][]) };
   attachLimits(env[WORKER_ENV.limits]);
   const service = new Service(load, sockets);

@@ -1,22 +1,31 @@
 /**
  * The access log: one JSON object a line per finished connection, with the fields of SPEC.md.
  * Written to the configured file (appending; reopened on SIGHUP for logrotate), to stdout, or
- * nowhere ("off"). Lines are buffered and flushed every 100 ms or at 64 KiB, so a burst of short
- * connections costs one write per batch, not one per connection.
+ * nowhere ("off"). A line is written as soon as the event handler that finished its connection
+ * returns (a microtask, so the lines of one handler, e.g. a drain closing everything, share a
+ * write), unless the last write was less than {@link FLUSH_MS} ago: then it waits for the rest of
+ * that interval, or for 64 KiB. So a lone connection's line is out at once, and a busy proxy writes
+ * at most 20 times a second.
  * @module
  */
 import { openSync, writeSync, closeSync } from "node:fs";
 
 export interface AccessRecord {
   ts: string;
-  id: number;
+  /** Unique among the process's (and its sibling workers') connections: see src/proxy/conn-id.ts. */
+  id: string;
   listener: string;
   route: string | null;
   client: string;
   upstream: string | null;
+  /** The address dialled for `upstream` (a name resolved), null when none was. */
+  upstreamAddr: string | null;
   protocol: string;
   sni: string | null;
+  /** Negotiated when the proxy terminated TLS; null otherwise (a passthrough's answer is not read). */
   alpn: string | null;
+  /** What the client's hello offered. */
+  alpnOffered: readonly string[];
   ja3: string | null;
   ja4: string | null;
   tls: "terminate" | "passthrough" | "none";
@@ -33,13 +42,15 @@ export interface AccessRecord {
 }
 
 const FLUSH_BYTES = 64 * 1024;
-const FLUSH_MS = 100;
+const FLUSH_MS = 50;
 
 export class AccessLog {
   #path: string | null = null;
   #fd = 1;
   #buffer = "";
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  /** A flush to come: at the end of the current handler (true) or by a timer. */
+  #scheduled: ReturnType<typeof setTimeout> | true | null = null;
+  #lastFlush = -Infinity;
 
   /** Log to `path` ("stdout" or null: standard output). */
   open(path: string | null): void {
@@ -57,17 +68,23 @@ export class AccessLog {
 
   write(record: AccessRecord): void {
     this.#buffer += JSON.stringify(record) + "\n";
-    if (this.#buffer.length >= FLUSH_BYTES) this.flush();
-    else if (!this.#timer) {
-      this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
-      this.#timer.unref();
+    if (this.#buffer.length >= FLUSH_BYTES) return this.flush();
+    if (this.#scheduled) return;
+    const wait = this.#lastFlush + FLUSH_MS - performance.now();
+    if (wait <= 0) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.#scheduled === true && this.flush());
+    } else {
+      this.#scheduled = setTimeout(() => this.flush(), wait);
+      this.#scheduled.unref();
     }
   }
 
   flush(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    if (this.#scheduled && this.#scheduled !== true) clearTimeout(this.#scheduled);
+    this.#scheduled = null;
     if (!this.#buffer) return;
+    this.#lastFlush = performance.now();
     const text = this.#buffer;
     this.#buffer = "";
     writeSync(this.#fd, text);

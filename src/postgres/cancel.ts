@@ -120,10 +120,12 @@ export function forwardCancel(conn: Conn, pid: number, key: Uint8Array, message:
   const owner = owners.get(text);
   if (owner && !(owner.conn.flags & FINISHED)) {
     conn.upstreamText = sendCancel(owner, message);
+    conn.bytesIn += message.length; // sent on, as every relayed byte is counted
     return abort(conn, "cancel_forwarded");
   }
   if (!askOtherWorkers) return abort(conn, "cancel_unknown_key");
   askOtherWorkers(text, message);
+  conn.bytesIn += message.length;
   abort(conn, "cancel_to_workers");
 }
 

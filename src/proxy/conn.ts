@@ -49,6 +49,8 @@ export class Conn {
   /** Index of the upstream in its route's balancer, to release it at the end; -1 when none. */
   upstreamIndex = -1;
   upstreamText: string | null = null;
+  /** The address dialled for upstreamText (its name resolved): `ip:port`, `[v6]:port` or `unix:/path`. */
+  upstreamAddr: string | null = null;
   /** Bytes from the client that the upstream has not taken yet, in order; made on first use. */
   pendingUp: ByteQueue | null = null;
   /** Bytes from the upstream that the client has not taken yet, in order; made on first use. */

@@ -10,15 +10,20 @@ import { resetOnClose } from "../native/sockets.ts";
 import { socketFd } from "../net/socket-fd.ts";
 import { release } from "../protect/gate.ts";
 import { discardUnread, stopWaiting } from "./hello-wait.ts";
+import { farewell } from "./farewell.ts";
+import { connLogId } from "./conn-id.ts";
 
-/** Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. */
+/**
+ * Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. A client
+ * that can be told why in its protocol is told first (src/proxy/farewell.ts).
+ */
 export function abort(conn: Conn, reason: string, detail?: string): void {
   if (conn.flags & FINISHED) return;
   conn.because(reason);
   if (detail !== undefined) log.warn(`connection closed: ${reason}`, { id: conn.id, listener: conn.listener.config.name, client: conn.clientIp, upstream: conn.upstreamText, detail });
   discardUnread(conn);
   finish(conn);
-  conn.client.end();
+  conn.client.end(farewell(conn, reason) ?? undefined);
   conn.upstream?.end();
 }
 
@@ -64,8 +69,8 @@ export function finish(conn: Conn): void {
   const durationMs = Math.round(performance.now() - conn.startedAt);
   const client = `${conn.clientIp}:${conn.clientPort}`;
   state.accessLog?.write({
-    ts: new Date().toISOString(), id: conn.id, listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
-    client, upstream: conn.upstreamText, protocol: conn.listener.config.protocol, ...protoFields(conn),
+    ts: new Date().toISOString(), id: connLogId(conn.id), listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
+    client, upstream: conn.upstreamText, upstreamAddr: conn.upstreamAddr, protocol: conn.listener.config.protocol, ...protoFields(conn),
     relay: conn.upstream ? conn.relay : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
   });
   const hook = state.resolver?.onDisconnect;
@@ -82,14 +87,14 @@ export function finish(conn: Conn): void {
   }
 }
 
-const NO_PROTO = { sni: null, alpn: null, ja3: null, ja4: null, tls: "none" } as const;
+const NO_PROTO = { sni: null, alpn: null, alpnOffered: [], ja3: null, ja4: null, tls: "none" } as const;
 
 /** The access log's TLS and PostgreSQL fields (null on plain TCP listeners). */
 function protoFields(conn: Conn) {
   const p = conn.proto;
   if (!p) return NO_PROTO;
   return {
-    sni: p.sni, alpn: p.alpn[0] ?? null, ja3: p.ja3, ja4: p.ja4, tls: p.tls,
+    sni: p.sni, alpn: p.negotiatedAlpn, alpnOffered: p.alpn, ja3: p.ja3, ja4: p.ja4, tls: p.tls,
     ...(p.clientIdentity !== null ? { clientCert: p.clientIdentity } : {}),
     ...(p.database !== null ? { database: p.database, user: p.user } : {}),
   };

@@ -21,6 +21,7 @@ import { BLOCK_CLOSE_REASON, type BlockReason } from "../protect/gate.ts";
 import { startSniff } from "./sniff-stage.ts";
 import { passThrough, tlsStage, upstreamTlsFor, UPSTREAM_TLS_HANDLERS } from "../tls/stage.ts";
 import type { RouteFacts } from "../route/table.ts";
+import { formatSocketAddress } from "../net/address.ts";
 
 /** accept: a new client socket on one of `listener`'s addresses. */
 export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
@@ -165,6 +166,7 @@ function connectUpstream(conn: Conn, target: DialTarget): void {
   if (conn.reason !== null) return; // the client left while we were deciding
   conn.flags = (conn.flags | DIALING) & ~HANDSHAKING; // the connect timeout takes over from the handshake timeout
   conn.lastActive = performance.now(); // the sweeper times the dial from here
+  conn.upstreamAddr = formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
   // Failures arrive in UPSTREAM_HANDLERS.connectError; the promise's rejection is the same event.
   const tls = target.kind === "inet" ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
   const socket = tls ? UPSTREAM_TLS_HANDLERS : conn.listener.upstreamHandlers;

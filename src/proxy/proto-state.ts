@@ -16,7 +16,10 @@ export type SniffPhase = "tls-hello" | "pg-startup";
 export class ProtoState {
   first = new FirstBytes();
   sni: string | null = null;
+  /** The protocols the client's hello offered, in its order. */
   alpn: readonly string[] = [];
+  /** The protocol selected when the proxy terminated TLS (null: none, or not terminated). */
+  negotiatedAlpn: string | null = null;
   ja3: string | null = null;
   ja4: string | null = null;
   tls: "terminate" | "passthrough" | "none" = "none";

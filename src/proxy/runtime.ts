@@ -19,6 +19,7 @@ import { RouteTls } from "../tls/route-tls.ts";
 import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
 import { PG_UPSTREAM_HANDLERS } from "../postgres/cancel.ts";
 import type { SocketHandler } from "bun";
+import { nextConnId } from "./conn-id.ts";
 
 export class RouteRuntime {
   readonly counters: Counters;
@@ -83,7 +84,6 @@ export class ProxyState {
   /** Resolver answers (endpoint text) by routing key; see src/route/cache.ts. */
   readonly cache: RouteCache<string>;
   readonly live = new Set<Conn>();
-  #nextId = 1;
 
   constructor(
     readonly config: Config,
@@ -95,8 +95,9 @@ export class ProxyState {
     this.cache = new RouteCache(config.routeCache.ttlMs, config.routeCache.maxEntries, (k) => BigInt(Bun.hash.wyhash(k)));
   }
 
+  /** Unique in the process, across reloads (src/proxy/conn-id.ts). */
   nextId(): number {
-    return this.#nextId++;
+    return nextConnId();
   }
 }
 

@@ -191,7 +191,7 @@ function bothDone(conn: Conn): void {
 function closed(conn: Conn, side: "client" | "upstream", error: Error | undefined): void {
   if (conn.flags & NOT_OURS) return;
   if (error) {
-    conn.because(errorReason(side, error));
+    conn.because(sideErrorReason(conn, side, error));
     if (conn.reason?.endsWith("_reset")) return reset(conn, conn.reason);
   }
   const toClient = side === "upstream";
@@ -209,10 +209,20 @@ function closed(conn: Conn, side: "client" | "upstream", error: Error | undefine
 }
 
 function noteError(conn: Conn, side: "client" | "upstream", error: Error): void {
-  const reason = errorReason(side, error);
+  const reason = sideErrorReason(conn, side, error);
   // Resets and refusals are a peer's doing and counted; anything else is worth a log line.
   if (reason.endsWith("_error")) log.warn(`${side} socket error`, { id: conn.id, error: error.message });
   conn.because(reason);
+}
+
+/**
+ * Why a peer's socket failed. A reset after the peer's FIN is its kernel refusing bytes sent after
+ * it closed (say a server still writing when the client hung up): the peer left normally.
+ */
+function sideErrorReason(conn: Conn, side: "client" | "upstream", error: Error): string {
+  const reason = errorReason(side, error);
+  const finished = conn.flags & (side === "client" ? CLIENT_EOF : UPSTREAM_EOF);
+  return finished && reason === `${side}_reset` ? `${side}_closed` : reason;
 }
 
 function errorReason(side: string, error: Error): string {

@@ -4,16 +4,21 @@
  * hello that arrives one byte at a time costs one join per read, not one per byte per sniffer.
  *
  * Bounds, and why:
- * - size, {@link MAX_SNIFF_BYTES}: a ClientHello with a post-quantum key share is about 1.7 KB and
- *   real ones stay far below 16 KB (one TLS record's payload is at most 2^14); anything longer is
- *   not a hello we will route on, and reading without a cap is a memory attack.
+ * - size, {@link MAX_SNIFF_BYTES}: the bytes read, record headers included. The hello itself is
+ *   bounded by its sniffer (src/sniff/tls-hello.ts: a handshake message of at most 2^14 bytes, as
+ *   one record could carry; a post-quantum key share makes about 1.7 KB); this bound only has to let
+ *   the longest legal framing of that message through, which is one byte per record (RFC 8446 §5.1
+ *   allows it): six bytes read per byte of hello. Anything longer is not a hello we will route on,
+ *   and reading without a cap is a memory attack.
  * - time, the listener's handshakeTimeoutMs: a client that sends one byte a minute must not hold a
  *   connection slot; the timeout sweeper enforces it (no timer per connection).
  * Pure: no Bun.
  * @module
  */
-/** RFC 8446 §5.1: a record carries at most 2^14 bytes; one hello needs at most about one record. */
-export const MAX_SNIFF_BYTES = 16 * 1024;
+import { MAX_HANDSHAKE_MESSAGE, RECORD_HEADER } from "./tls-hello.ts";
+
+/** A hello of the longest accepted size sent one byte per record: 6 × 16 KiB = 96 KiB. */
+export const MAX_SNIFF_BYTES = MAX_HANDSHAKE_MESSAGE * (RECORD_HEADER + 1);
 
 export class FirstBytes {
   #buffer: Uint8Array = new Uint8Array(0);

@@ -14,8 +14,14 @@ export const RECORD_HANDSHAKE = 22;
 export const HANDSHAKE_CLIENT_HELLO = 1;
 // https://www.rfc-editor.org/rfc/rfc8446#section-5.1: TLSPlaintext.length MUST NOT exceed 2^14
 export const MAX_RECORD_PAYLOAD = 16_384;
-/** A hello longer than this is refused; it matches the collector's bound (src/sniff/collect.ts). */
-export const MAX_HELLO_BYTES = 16_384 - 4;
+export const RECORD_HEADER = 5;
+/**
+ * The longest ClientHello accepted, counted as the handshake message (4-byte header and body)
+ * whatever its framing: what one record could carry. Real hellos are far shorter; the collector's
+ * bound on the bytes read follows from this one (src/sniff/collect.ts).
+ */
+export const MAX_HANDSHAKE_MESSAGE = MAX_RECORD_PAYLOAD;
+const HANDSHAKE_HEADER = 4;
 
 // https://www.iana.org/assignments/tls-extensiontype-values
 export const EXT_SERVER_NAME = 0;
@@ -93,7 +99,7 @@ function readLength(h: Uint8Array): number {
 }
 
 function checkHeader(h: Uint8Array): boolean {
-  return h[0] === HANDSHAKE_CLIENT_HELLO && readLength(h) <= MAX_HELLO_BYTES;
+  return h[0] === HANDSHAKE_CLIENT_HELLO && HANDSHAKE_HEADER + readLength(h) <= MAX_HANDSHAKE_MESSAGE;
 }
 
 function headerProblem(h: Uint8Array): string {

@@ -116,6 +116,7 @@ const TLS_HANDLERS = {
 function handshakeDone(conn: Conn): void {
   const p = conn.proto!;
   p.tls = "terminate";
+  p.negotiatedAlpn = (conn.client as unknown as { alpnProtocol: string | false | null }).alpnProtocol || null;
   conn.listener.state.metrics.countTls(conn.listener.state.metrics.tlsHandshakes, conn.listener.config.name, "terminate");
   if (conn.listener.preRouteTls) return afterPreRouteTls(conn);
   dialRoute(conn, conn.route!);

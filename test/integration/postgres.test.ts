@@ -1,7 +1,8 @@
 /**
  * postgres listeners with the real psql and two real PostgreSQL servers (started by the test):
  * SSLRequest answered and TLS terminated (sslmode=require and verify-full), two databases routed to
- * two servers by name, a query cancelled with psql's own CancelRequest, GSSENCRequest refused.
+ * two servers by name, a query cancelled with psql's own CancelRequest, GSSENCRequest refused, and
+ * refusals answered with a FATAL ErrorResponse as a server would.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { makePki, type Pki } from "../helpers/certs.ts";
@@ -41,10 +42,11 @@ beforeAll(async () => {
       routes: [
         { name: "orders", match: { database: "orders" }, upstreams: [`127.0.0.1:${a.port}`] },
         { name: "billing", match: { database: "billing" }, upstreams: [`127.0.0.1:${b.port}`] },
+        { name: "gone", match: { database: "gone" }, upstreams: [`127.0.0.1:${freePort()}`] }, // nothing listens there
       ],
     }, {
       name: "pg-plain", listen: "127.0.0.1:0", protocol: "postgres",
-      routes: [{ name: "all", upstreams: [`127.0.0.1:${a.port}`] }],
+      routes: [{ name: "orders", match: { database: "orders" }, upstreams: [`127.0.0.1:${a.port}`] }],
     }],
   })]);
 }, 120_000);
@@ -94,6 +96,8 @@ test("a query cancelled by psql (SIGINT → CancelRequest) reaches the backend t
   expect(err).toContain("canceling statement due to user request");
   expect(code).not.toBe(0);
   await eventually(() => proxy.accessLog().some((l) => l.reason === "cancel_forwarded"), 10_000, "cancel record");
+  // The 16-byte CancelRequest went to the backend: it counts as bytes in, as relayed bytes do.
+  expect(proxy.accessLog().find((l) => l.reason === "cancel_forwarded")).toMatchObject({ bytesIn: 16, bytesOut: 0 });
 }, 60_000);
 
 /** Run `select pg_sleep(60)` through `port`, interrupt psql once the server runs it; psql's stderr. */
@@ -153,4 +157,48 @@ test("PostgreSQL 17 direct TLS: a ClientHello first, ALPN postgresql selected, t
   expect(out).toContain("server_version");
   await eventually(() => proxy.accessLog().some((l) => l.alpn === "postgresql"), 10_000, "direct TLS record");
   expect(proxy.accessLog().find((l) => l.alpn === "postgresql")).toMatchObject({ sni: "db.test", tls: "terminate", route: "orders", database: "orders" });
+});
+
+test("no route for the database: psql shows the proxy's FATAL, over TLS (sslmode=require) and in plain text (disable, and after 'N')", async () => {
+  const plain = Number(proxy.addresses[1]!.split(":").pop());
+  for (const conninfo of [`${base()} dbname=nosuch sslmode=require`, `${base()} dbname=nosuch sslmode=disable`, `host=127.0.0.1 port=${plain} user=postgres dbname=nosuch sslmode=prefer`]) {
+    const r = await psql(conninfo, "select 1");
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain('FATAL:  no route for database "nosuch" and user "postgres" on this proxy');
+  }
+  await eventually(() => proxy.accessLog().filter((l) => l.database === "nosuch").length === 3, 10_000, "no_route records");
+  expect(proxy.accessLog().filter((l) => l.database === "nosuch").map((l) => [l.reason, l.tls])).toEqual([["no_route", "terminate"], ["no_route", "none"], ["no_route", "none"]]);
+});
+
+test("a route whose server refuses: FATAL with the reason", async () => {
+  const r = await psql(`${base()} dbname=gone sslmode=require`, "select 1");
+  expect(r.code).not.toBe(0);
+  expect(r.out).toContain("FATAL:  connection refused by the proxy: upstream_refused");
+});
+
+/** Send a plaintext StartupMessage for `database`: the fields of the ErrorResponse the proxy answers before it closes. */
+async function startupAnswer(database: string): Promise<Record<string, string>> {
+  const params = `user\0postgres\0database\0${database}\0\0`;
+  const startup = Buffer.alloc(8 + params.length);
+  startup.writeUInt32BE(startup.length, 0);
+  startup.writeUInt32BE(196608, 4);
+  startup.write(params, 8, "latin1");
+  let got = Buffer.alloc(0);
+  await new Promise<void>((resolve) => {
+    Bun.connect({ hostname: "127.0.0.1", port: proxy.port, socket: {
+      open(s) { s.write(startup); },
+      data(_s, d) { got = Buffer.concat([got, d]); },
+      close() { resolve(); },
+    } });
+  });
+  expect(String.fromCharCode(got[0]!)).toBe("E");
+  expect(got.readUInt32BE(1)).toBe(got.length - 1); // one message, then the close
+  const fields: Record<string, string> = {};
+  for (const f of got.subarray(5, got.length - 1).toString("utf8").split("\0").filter(Boolean)) fields[f[0]!] = f.slice(1);
+  return fields;
+}
+
+test("the ErrorResponse is a server's: severity FATAL (S and V), SQLSTATE 3D000 for no route, 08004 for other refusals", async () => {
+  expect(await startupAnswer("nosuch")).toEqual({ S: "FATAL", V: "FATAL", C: "3D000", M: 'no route for database "nosuch" and user "postgres" on this proxy' });
+  expect(await startupAnswer("gone")).toEqual({ S: "FATAL", V: "FATAL", C: "08004", M: "connection refused by the proxy: upstream_refused" });
 });

@@ -123,7 +123,7 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
     c.socket.end();
     await eventually(() => recordOf(port) !== undefined, 10_000, "access-log record");
     const { ja3, ja4 } = fingerprintsOf(CURL);
-    expect(recordOf(port)).toMatchObject({ tls: "passthrough", sni: "www.example.com", alpn: "h2", ja3, ja4, bytesIn: want.length, reason: "done" });
+    expect(recordOf(port)).toMatchObject({ tls: "passthrough", sni: "www.example.com", alpn: null, alpnOffered: ["h2", "http/1.1"], ja3, ja4, bytesIn: want.length, reason: "done" });
   });
 
   test("a hello one byte per TCP segment, and one split into one-byte records, routes; the upstream gets the same bytes", async () => {

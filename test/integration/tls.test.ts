@@ -13,7 +13,7 @@ import { eventually, startProxy, tempDir, writeConfig, type RunningProxy } from 
 import { echoServer, serve, type Server } from "../helpers/peers.ts";
 import { sniffClientHello } from "../../src/sniff/tls-hello.ts";
 import { fingerprints } from "../../src/sniff/fingerprint.ts";
-import { oneBytePerRecord } from "../helpers/fixtures.ts";
+import { fixture, oneBytePerRecord, padHello } from "../helpers/fixtures.ts";
 import { envFor, SNIFF_PATHS, type SniffPath } from "../helpers/sniff-paths.ts";
 
 let pki: Pki;
@@ -23,11 +23,15 @@ let http: ReturnType<typeof Bun.serve>;
 let passBackend: Subprocess;
 let passPort = 0;
 let reencBackend: Subprocess;
+/** A passthrough upstream that keeps what each connection sent it, in arrival order. */
+let recorder: Server;
+const recorded: Uint8Array[][] = [];
 let reencPort = 0;
 let blockedJa3 = "";
 let blockedJa4 = "";
 const ja4Client = (port: number) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "ja4.example.org", "-tls1_2", "-alpn", "ja4-blocked"];
 const procs: Subprocess[] = [];
+const openssl = fixture("hello-openssl"); // openssl s_client -servername api.example.com
 
 /** A port the kernel just gave out (for peers that cannot report theirs). */
 function freePort(): number {
@@ -83,6 +87,10 @@ beforeAll(async () => {
   otherPki.issue("mallory", [], { client: true, cn: "mallory" });
 
   echo = echoServer();
+  recorder = serve({
+    open(s: any) { s.data = []; recorded.push(s.data); },
+    data(s: any, d: Uint8Array) { s.data.push(d); },
+  } as any);
   http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => new Response(`http upstream saw ${new URL(req.url).pathname}\n`) });
   passPort = freePort();
   passBackend = Bun.spawn(["openssl", "s_server", "-accept", `127.0.0.1:${passPort}`, "-cert", pass.cert, "-key", pass.key, "-rev", "-quiet"],
@@ -101,6 +109,7 @@ afterAll(() => {
   reencBackend?.kill();
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
   echo?.stop();
+  recorder?.stop();
   http?.stop(true);
 });
 
@@ -122,6 +131,7 @@ async function startEdge(path: SniffPath): Promise<{ proxy: RunningProxy; apiCer
           { name: "pass", match: { sni: "pass.example.com" }, terminateTls: false, upstreams: [`127.0.0.1:${passPort}`] },
           { name: "reenc", match: { sni: "reenc.example.com" }, terminateTls: true, upstreamTls: { serverName: "pass.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
           { name: "reenc-bad", match: { sni: "reenc-bad.example.com" }, terminateTls: true, upstreamTls: { serverName: "other.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
+          { name: "alpn", match: { sni: "alpn.example.com", alpn: ["h2"] }, terminateTls: true, upstreams: [`127.0.0.1:${echo.port}`] },
           { name: "wild", match: { sni: "*.example.com" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
           { name: "default", match: { sni: "" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
         ],
@@ -130,6 +140,11 @@ async function startEdge(path: SniffPath): Promise<{ proxy: RunningProxy; apiCer
         name: "mtls", listen: "127.0.0.1:0", protocol: "tls", defaultCert: fallback, mtls: { ca: pki.ca, requireClientCert: true },
         protection: { requireSni: true },
         routes: [{ name: "m", terminateTls: true, upstreams: [`127.0.0.1:${echo.port}`] }],
+      },
+      {
+        // No default route: other names are refused.
+        name: "strict", listen: "127.0.0.1:0", protocol: "tls",
+        routes: [{ name: "recorded", match: { sni: "api.example.com" }, terminateTls: false, upstreams: [`127.0.0.1:${recorder.port}`] }],
       },
     ],
   });
@@ -148,6 +163,7 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
 
   const edge = () => Number(proxy.addresses[0]!.split(":").pop());
   const mtlsPort = () => Number(proxy.addresses[1]!.split(":").pop());
+  const strictPort = () => Number(proxy.addresses[2]!.split(":").pop());
   const records = () => proxy.accessLog();
 
   describe("SNI routes on one port: terminate and passthrough", () => {
@@ -189,12 +205,21 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
       expect(r.out).toContain("cba");
     });
 
+    test("alpn in the access log is what was negotiated, alpnOffered what the client offered", async () => {
+      // -tls1_2: s_client's TLS 1.3 hello with an ALPN list has the blocked JA3 (JA3 does not see ALPN values).
+      const r = await sClient(edge(), "alpn.example.com", "ping-alpn\n", ["-tls1_2", "-alpn", "http/1.1,h2"]);
+      expect(r.out).toContain("ALPN protocol: h2");
+      await eventually(() => records().some((l) => l.route === "alpn"), 10_000, "alpn record");
+      expect(records().find((l) => l.route === "alpn")).toMatchObject({ alpn: "h2", alpnOffered: ["http/1.1", "h2"], tls: "terminate" });
+    });
+
     test("the access log says how each connection was handled", async () => {
       // The passthrough connection stays open as long as s_server keeps its side open; its record comes later.
       await eventually(() => records().filter((l) => l.listener === "edge" && l.route !== null).length >= 3, 10_000, "access log");
       const byRoute = new Map(records().filter((l) => l.listener === "edge").map((l) => [l.route, l]));
       expect(byRoute.get("api")).toMatchObject({ sni: "api.example.com", tls: "terminate", relay: "userspace", reason: "done" });
-      expect(byRoute.get("wild")).toMatchObject({ sni: "www.example.com", alpn: "h2", tls: "terminate" });
+      // curl offered h2 and http/1.1; a route without match.alpn selects none.
+      expect(byRoute.get("wild")).toMatchObject({ sni: "www.example.com", alpn: null, alpnOffered: ["h2", "http/1.1"], tls: "terminate" });
       expect(String(byRoute.get("api")!.ja3)).toMatch(/^[0-9a-f]{32}$/);
       expect(String(byRoute.get("api")!.ja4)).toMatch(/^t13d/);
       const admin = Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(proxy.stderr())![1]);
@@ -212,6 +237,27 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
       front.stop();
       expect(subjectLine(r.out)).toContain("api.example.com");
       expect(r.out).toContain("ping-split");
+    });
+
+    test("hellos up to 2^14 bytes are routed whatever their framing: 2^14 in one record (16 389 bytes), 3 000 in 1-byte records (18 000)", async () => {
+      for (const hello of [padHello(openssl, 16_384), oneBytePerRecord(padHello(openssl, 3000))]) {
+        const before = recorded.length;
+        const socket = await Bun.connect({ hostname: "127.0.0.1", port: strictPort(), socket: { data() {} } });
+        // All but the last byte first: over 16 KiB collected and the hello not yet whole (where the old bound refused it).
+        socket.write(hello.subarray(0, -1));
+        await Bun.sleep(100);
+        socket.write(hello.subarray(-1));
+        // Passed through: the upstream gets exactly the client's bytes.
+        await eventually(() => recorded.length > before && Buffer.concat(recorded[before]!).length >= hello.length, 10_000, "the hello at the upstream");
+        expect(Buffer.concat(recorded[before]!).equals(Buffer.from(hello))).toBe(true);
+        socket.end();
+      }
+    });
+
+    test("a name no route serves: a fatal unrecognized_name alert, then the close", async () => {
+      const r = await run(["openssl", "s_client", "-connect", `127.0.0.1:${strictPort()}`, "-servername", "unknown.example"]);
+      expect(r.out).toContain("unrecognized name");
+      await eventually(() => records().some((l) => l.listener === "strict" && l.reason === "no_route"), 10_000, "no_route record");
     });
 
     test("slowloris: a client that sends a few bytes of a hello and stops is closed at handshakeTimeoutMs", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { sniffClientHello, type ClientHello } from "../../src/sniff/tls-hello.ts";
-import { fixture, oneBytePerRecord } from "../helpers/fixtures.ts";
+import { MAX_HANDSHAKE_MESSAGE, sniffClientHello, type ClientHello } from "../../src/sniff/tls-hello.ts";
+import { FirstBytes, MAX_SNIFF_BYTES } from "../../src/sniff/collect.ts";
+import { fixture, oneBytePerRecord, padHello } from "../helpers/fixtures.ts";
 
 function facts(bytes: Uint8Array): ClientHello {
   const r = sniffClientHello(bytes);
@@ -125,5 +126,34 @@ describe("named reasons", () => {
     const upper = openssl.slice();
     upper.set(new TextEncoder().encode("API.EXAMPLE.CO."), i);
     expect(facts(upper).sni).toBe("api.example.co");
+  });
+});
+
+describe("size bounds count the hello, not its framing", () => {
+  test("a hello of 2^14 bytes in one record (the most one record carries) is read; one byte more is refused", () => {
+    const big = padHello(openssl, MAX_HANDSHAKE_MESSAGE);
+    expect(big.length).toBe(5 + 16_384);
+    expect(facts(big).sni).toBe("api.example.com");
+    expect(facts(padHello(openssl, 16_376)).sni).toBe("api.example.com"); // the size the bug report refused
+    // 2^14 + 1 needs two records; the handshake header alone says it is too long.
+    const over = big.slice();
+    over[8] = over[8]! + 1; // the body length's low byte
+    expect(sniffClientHello(over.subarray(0, 9))).toEqual({ kind: "no-match", reason: "hello_too_long" });
+  });
+
+  test("the longest hello, one byte per record, collected as it comes: read whole, never cut off by the collector", () => {
+    const split = oneBytePerRecord(padHello(openssl, MAX_HANDSHAKE_MESSAGE));
+    expect(split.length).toBe(MAX_SNIFF_BYTES);
+    const collected = new FirstBytes();
+    for (let pos = 0; pos < split.length; pos += 6000) {
+      const state = collected.push(split.subarray(pos, pos + 6000));
+      const r = sniffClientHello(collected.bytes);
+      if (pos + 6000 < split.length) expect([state, r.kind]).toEqual(["ok", "need-more"]);
+      else expect(r.kind).toBe("match");
+    }
+  });
+
+  test("a 3 000-byte hello in 1-byte records (refused before: 18 000 bytes read)", () => {
+    expect(facts(oneBytePerRecord(padHello(openssl, 3000))).sni).toBe("api.example.com");
   });
 });
