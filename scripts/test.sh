@@ -19,12 +19,16 @@ step "typecheck (tsc --noEmit, strict)" node_modules/.bin/tsc -p .
 step "native: zig build test" bash -c "cd native && '$zig' build test"
 [ -f bench/loadgen/build.zig ] && step "loadgen: zig build test" bash -c "cd bench/loadgen && '$zig' build test"
 
-# bun:test counts each test; its summary lines are " N pass" / " N fail".
-"$bun" test --timeout 120000 test/ 2>&1 | tee "$log"
-bun_pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-bun_fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-if [ "$bun_pass" -eq 0 ] && [ "$bun_fail" -eq 0 ]; then bun_fail=1; echo "FAIL  bun test ran no test"; fi
-passed=$((passed + bun_pass)); failed=$((failed + bun_fail))
+# bun:test counts each test; its summary lines are " N pass" / " N fail". Unit and integration tests
+# run in two bun processes: one process running all 70 files crashed inside Bun 1.4.5 (a segfault while
+# loading a unit file after 250 s of integration tests, not reproducible with either half alone).
+for suite in test/unit test/integration; do
+  "$bun" test --timeout 120000 "$suite" 2>&1 | tee "$log"
+  bun_pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+  bun_fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+  if [ "$bun_pass" -eq 0 ] && [ "$bun_fail" -eq 0 ]; then bun_fail=1; echo "FAIL  bun test $suite ran no test"; fi
+  passed=$((passed + bun_pass)); failed=$((failed + bun_fail))
+done
 rm -f "$log"
 
 # The benchmark's quick mode checks the tools work end to end (figures come from `npm run bench`).
