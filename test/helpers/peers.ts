@@ -79,3 +79,11 @@ export async function writeAll(socket: Socket<any>, bytes: Uint8Array): Promise<
     if (off < bytes.length) await Bun.sleep(1);
   }
 }
+
+/** A loopback port the kernel just gave out and nobody listens on (for servers told their port). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}

@@ -8,16 +8,10 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { makePki } from "../helpers/certs.ts";
 import { startProxy, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { startCluster, type Cluster } from "../helpers/postgres.ts";
+import { freePort } from "../helpers/peers.ts";
 
 let server: Cluster;
 let proxy: RunningProxy;
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 async function run(cmd: string[], env: Record<string, string>, ms = 120_000): Promise<{ code: number; out: string }> {
   const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env } });

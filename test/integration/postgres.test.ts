@@ -8,18 +8,12 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { makePki, type Pki } from "../helpers/certs.ts";
 import { eventually, startProxy, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { startCluster, type Cluster } from "../helpers/postgres.ts";
+import { freePort } from "../helpers/peers.ts";
 
 let pki: Pki;
 let a: Cluster;
 let b: Cluster;
 let proxy: RunningProxy;
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 async function psql(conninfo: string, sql: string, ms = 20_000): Promise<{ code: number; out: string }> {
   const p = Bun.spawn(["psql", "-X", "-At", conninfo, "-c", sql], { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });

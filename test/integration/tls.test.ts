@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { makePki, type Pki } from "../helpers/certs.ts";
 import { eventually, startProxy, tempDir, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
-import { echoServer, serve, type Server } from "../helpers/peers.ts";
+import { echoServer, freePort, serve, type Server } from "../helpers/peers.ts";
 import { sniffClientHello } from "../../src/sniff/tls-hello.ts";
 import { fingerprints } from "../../src/sniff/fingerprint.ts";
 import { fixture, oneBytePerRecord, padHello } from "../helpers/fixtures.ts";
@@ -32,14 +32,6 @@ let blockedJa4 = "";
 const ja4Client = (port: number) => ["openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "ja4.example.org", "-tls1_2", "-alpn", "ja4-blocked"];
 const procs: Subprocess[] = [];
 const openssl = fixture("hello-openssl"); // openssl s_client -servername api.example.com
-
-/** A port the kernel just gave out (for peers that cannot report theirs). */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 async function run(cmd: string[], input = "", ms = 15_000): Promise<{ code: number; out: string }> {
   const p = Bun.spawn(cmd, { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
