@@ -3,10 +3,11 @@
  *
  * Order and backpressure: a chunk is written at once only when nothing waits for its destination;
  * otherwise it queues behind what waits (conn.pendingUp / pendingDown, a bounded ByteQueue), and the
- * source is paused until the destination drains the queue, in order. A socket may deliver data after
- * pause(), and a TLS socket may deliver it re-entrantly from inside the other socket's write() (both
- * seen with Bun 1.4.5): such a chunk must not overtake the bytes still waiting, or be written over
- * them; a write in progress (WRITING_UP / WRITING_DOWN) counts as bytes waiting.
+ * source is paused until the destination drains the queue, in order. Bun 1.4.5's TLS sockets deliver
+ * data after pause() (seen under pgbench -i): such a chunk must not overtake the bytes still waiting,
+ * or be written over them. The issue's replica also suggested delivery from inside the other socket's
+ * write(); never seen here, but a write in progress (WRITING_UP / WRITING_DOWN) counts as bytes
+ * waiting, so such a chunk would queue too, and a FIN then waits for the write.
  * Half-close: a FIN from one peer becomes a shutdown of the other's write side once its pending
  * bytes are written; the connection ends when both directions have ended. A reset from one peer is
  * passed on as a reset (terminate) to the other.
@@ -142,10 +143,16 @@ function forward(conn: Conn, chunk: Uint8Array, up: boolean): boolean {
     return false;
   }
   const queue = up ? conn.pendingUp : conn.pendingDown;
-  if (nothingPending(queue)) return true;
-  // Chunks arrived (and paused the source) while this one was being written: send them now.
-  if (!flush(conn, dest, writing, queue)) return false;
-  source.resume();
+  if (!nothingPending(queue)) {
+    // Chunks arrived (and paused the source) while this one was being written: send them now.
+    if (!flush(conn, dest, writing, queue)) return false;
+    source.resume();
+  }
+  // A FIN that arrived during the write was left to it (the end handlers defer while writing).
+  if (conn.flags & (up ? CLIENT_EOF : UPSTREAM_EOF)) {
+    if (up) shutUpstream(conn);
+    else shutClient(conn);
+  }
   return true;
 }
 

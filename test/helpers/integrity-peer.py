@@ -163,11 +163,12 @@ def read_exact(sock, n):
 
 
 def pg_client_prelude(sock, args):
-    """SSLRequest, TLS, then a startup message naming the database: what psql sends first."""
-    sock.sendall(struct.pack("!ii", 8, 80877103))
-    if read_exact(sock, 1) != b"S":
-        raise RuntimeError("SSLRequest refused")
-    sock = client_tls(args).wrap_socket(sock, server_hostname=args.servername)
+    """With --tls SSLRequest and TLS, then a startup message naming the database: what psql sends first."""
+    if args.tls:
+        sock.sendall(struct.pack("!ii", 8, 80877103))
+        if read_exact(sock, 1) != b"S":
+            raise RuntimeError("SSLRequest refused")
+        sock = client_tls(args).wrap_socket(sock, server_hostname=args.servername)
     body = struct.pack("!i", 196608) + b"user\0integrity\0database\0" + args.database.encode() + b"\0\0"
     sock.sendall(struct.pack("!i", len(body) + 4) + body)
     return sock
