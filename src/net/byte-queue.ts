@@ -83,10 +83,6 @@ export class ByteQueue {
     this.head = 0;
     this.size = 0;
   }
-
-  get empty(): boolean {
-    return this.size === 0;
-  }
 }
 
 const EMPTY = new Uint8Array(0);

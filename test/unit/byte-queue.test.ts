@@ -14,7 +14,7 @@ test("chunks come out in order, partly consumed chunks keep their tail first", (
   expect([...q.peek()!]).toEqual([4, 5]);
   q.consume(2);
   expect(q.peek()).toBeNull();
-  expect(q.empty).toBe(true);
+  expect(q.size).toBe(0);
 });
 
 test("unshift puts a write's unwritten tail before chunks that arrived during the write", () => {
