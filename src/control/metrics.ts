@@ -84,6 +84,7 @@ export interface MetricsSnapshot {
   relay: string;
   tlsHandshakes: [string, number][];
   tlsRefused: [string, number][];
+  refused: [string, number][];
 }
 
 /** Listener names and route keys (`listener\0route`) that have counters. */
@@ -111,8 +112,20 @@ export class Metrics {
   workers = 0;
   /** TLS handshakes by `listener\0mode` (terminate, passthrough). */
   readonly tlsHandshakes = new Map<string, number>();
-  /** Connections refused before routing by `listener\0reason` (malformed hello, blocked JA3, …). */
+  /**
+   * Connections refused before routing by `listener\0reason`, every protocol's: the series
+   * switchyard_tls_refused_total, kept for one version beside {@link refused} (README, Metrics).
+   */
   readonly tlsRefused = new Map<string, number>();
+  /** Connections refused before routing by `listener\0protocol\0reason`. */
+  readonly refused = new Map<string, number>();
+
+  /** A refusal before routing: counted under both series. */
+  countRefused(listener: string, protocol: string, reason: string): void {
+    this.countTls(this.tlsRefused, listener, reason);
+    const key = `${listener}\0${protocol}\0${reason}`;
+    this.refused.set(key, (this.refused.get(key) ?? 0) + 1);
+  }
 
   countTls(map: Map<string, number>, listener: string, label: string): void {
     const key = `${listener}\0${label}`;
@@ -151,6 +164,7 @@ export class Metrics {
       relay: this.relayEngine,
       tlsHandshakes: [...this.tlsHandshakes],
       tlsRefused: [...this.tlsRefused],
+      refused: [...this.refused],
     };
   }
 
@@ -164,6 +178,7 @@ export class Metrics {
     }
     for (const [key, n] of s.tlsHandshakes) this.tlsHandshakes.set(key, (this.tlsHandshakes.get(key) ?? 0) + n);
     for (const [key, n] of s.tlsRefused) this.tlsRefused.set(key, (this.tlsRefused.get(key) ?? 0) + n);
+    for (const [key, n] of s.refused) this.refused.set(key, (this.refused.get(key) ?? 0) + n);
   }
 
   toJSON(): object {
@@ -176,6 +191,7 @@ export class Metrics {
       routes: Object.fromEntries([...this.routes].map(([k, v]) => [k.replace("\0", "/"), v])),
       tlsHandshakes: Object.fromEntries([...this.tlsHandshakes].map(([k, v]) => [k.replace("\0", "/"), v])),
       tlsRefused: Object.fromEntries([...this.tlsRefused].map(([k, v]) => [k.replace("\0", "/"), v])),
+      refused: Object.fromEntries([...this.refused].map(([k, v]) => [k.replaceAll("\0", "/"), v])),
     };
   }
 
@@ -230,7 +246,12 @@ export class Metrics {
       return [{ listener, [label]: value }, n] as [Record<string, string>, number];
     });
     family("switchyard_tls_handshakes_total", "counter", "TLS connections by mode (terminate: handshake completed here; passthrough: hello read and passed on).", split(this.tlsHandshakes, "mode"));
-    family("switchyard_tls_refused_total", "counter", "Connections refused before routing, by reason (malformed hello, fingerprint blocklist, missing SNI, handshake failure or timeout).", split(this.tlsRefused, "reason"));
+    const refused = [...this.refused].map(([k, n]) => {
+      const [listener, protocol, reason] = k.split("\0") as [string, string, string];
+      return [{ listener, protocol, reason }, n] as [Record<string, string>, number];
+    });
+    family("switchyard_refused_total", "counter", "Connections refused before routing, by protocol and reason (malformed hello or startup message, fingerprint blocklist, missing SNI, handshake failure or timeout).", refused);
+    family("switchyard_tls_refused_total", "counter", "Deprecated, removed in the next version: switchyard_refused_total without the protocol label (every protocol's refusals, as before).", split(this.tlsRefused, "reason"));
     family("switchyard_reloads_total", "counter", "Configuration reloads, by result.", [[{ result: "ok" }, this.reloads.ok], [{ result: "failed" }, this.reloads.failed]]);
     out.push("# HELP switchyard_uptime_seconds Seconds since start.", "# TYPE switchyard_uptime_seconds gauge",
       `switchyard_uptime_seconds ${Math.round((Date.now() - this.startedAt) / 1000)}`);

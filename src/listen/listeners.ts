@@ -9,9 +9,7 @@ import type { SocketAddress } from "../net/address.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import type { Conn } from "../proxy/conn.ts";
 import type { ListenerRuntime } from "../proxy/runtime.ts";
-import { accept } from "../proxy/pipeline.ts";
-import { CLIENT_HANDLERS } from "../relay/userspace.ts";
-import { SNIFF_HANDLERS } from "../proxy/sniff-stage.ts";
+import { accept, clientHandlers } from "../proxy/pipeline.ts";
 import { BACKLOG, listenError, listenNatively } from "./native-socket.ts";
 import { closeFd, dupFd, setBacklog, socketsUnavailable } from "../native/sockets.ts";
 import { socketFd } from "../net/socket-fd.ts";
@@ -21,10 +19,9 @@ import { fdPressure } from "./fd-pressure.ts";
 
 /** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
 export function handlersFor(listener: ListenerRuntime): Handlers {
-  // Listeners that read before routing (tls, postgres) wrap the relay's handlers (src/proxy/sniff-stage.ts).
-  const base = listener.sniffs ? SNIFF_HANDLERS : CLIENT_HANDLERS;
+  // Listeners that read before routing wrap the relay's handlers (src/proxy/pipeline.ts).
   return {
-    ...base,
+    ...clientHandlers(listener),
     open: (client: Socket<Conn>) => {
       fdPressure.accepted(socketFd(client));
       accept(listener, client);

@@ -10,21 +10,21 @@ import { formatSocketAddress, type SocketAddress } from "../net/address.ts";
 import { parseIp } from "../net/ip.ts";
 import { closeFd, LISTEN_FLAGS, listenInet, localPort } from "../native/sockets.ts";
 import { portHolders } from "./port-holder.ts";
+import { protocolModule } from "../protocol/registry.ts";
 
 /** Listen queue length; the kernel caps it at net.core.somaxconn. */
 export const BACKLOG = 4096;
 
 /**
- * Protocols whose client speaks first: only these get TCP_DEFER_ACCEPT, which leaves a connection
- * with the kernel until its first bytes arrive, so the proxy accepts with the hello (or startup
- * message) already queued and a client that never speaks costs it nothing.
- * Not plain "tcp": it may carry a server-first protocol (the reference proxy's TCP_MYSQL_PORT is a
- * tcp listener for MySQL; SMTP likewise), whose client waits for a greeting and would sit in the
- * kernel for the whole defer period (10 s and more) before the proxy even dialled the server. A tcp
- * listener reads nothing before it has dialled, so deferring would gain it nothing in exchange.
- * Never mysql or smtp (DESIGN.md, "Protocol facts").
+ * Listeners whose protocol's client speaks first (ProtocolModule.speaksFirst "client") get
+ * TCP_DEFER_ACCEPT, which leaves a connection with the kernel until its first bytes arrive, so the
+ * proxy accepts with the hello (or startup message) already queued and a client that never speaks
+ * costs it nothing. Not plain "tcp" ("unknown"): it may carry a server-first protocol (the reference
+ * proxy's TCP_MYSQL_PORT is a tcp listener for MySQL; SMTP likewise), whose client waits for a
+ * greeting and would sit in the kernel for the whole defer period (10 s and more) before the proxy
+ * even dialled the server. Never server-first protocols (DESIGN.md, "Protocol facts").
  */
-const CLIENT_FIRST: ReadonlySet<Protocol> = new Set<Protocol>(["tls", "http", "postgres"]);
+const clientSpeaksFirst = (protocol: Protocol): boolean => protocolModule(protocol).speaksFirst === "client";
 
 /**
  * The sy_listen_inet flags for a listener speaking `protocol` on an address of IP `family`.
@@ -36,7 +36,7 @@ export function listenFlags(protocol: Protocol, family: 4 | 6, shared: boolean):
   let flags = LISTEN_FLAGS.fastOpen;
   if (shared) flags |= LISTEN_FLAGS.reusePort;
   if (family === 6) flags |= LISTEN_FLAGS.v6Only;
-  if (CLIENT_FIRST.has(protocol)) flags |= LISTEN_FLAGS.deferAccept;
+  if (clientSpeaksFirst(protocol)) flags |= LISTEN_FLAGS.deferAccept;
   return flags;
 }
 

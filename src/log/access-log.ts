@@ -9,8 +9,10 @@
  * @module
  */
 import { openSync, writeSync, closeSync } from "node:fs";
+import type { LoggedFacts } from "../protocol/facts.ts";
 
-export interface AccessRecord {
+/** One connection's record; the protocol's fields come from its facts (src/protocol/facts.ts logFields). */
+export type AccessRecord = LoggedFacts & {
   ts: string;
   /** Unique among the process's (and its sibling workers') connections: see src/proxy/conn-id.ts. */
   id: string;
@@ -21,25 +23,12 @@ export interface AccessRecord {
   /** The address dialled for `upstream` (a name resolved), null when none was. */
   upstreamAddr: string | null;
   protocol: string;
-  sni: string | null;
-  /** Negotiated when the proxy terminated TLS; null otherwise (a passthrough's answer is not read). */
-  alpn: string | null;
-  /** What the client's hello offered. */
-  alpnOffered: readonly string[];
-  ja3: string | null;
-  ja4: string | null;
-  tls: "terminate" | "passthrough" | "none";
-  /** mTLS: the verified client certificate's subject (only when there is one). */
-  clientCert?: string;
-  /** postgres listeners: from the StartupMessage. */
-  database?: string;
-  user?: string | null;
   relay: "userspace" | "splice" | "sockmap" | null;
   bytesIn: number;
   bytesOut: number;
   durationMs: number;
   reason: string;
-}
+};
 
 const FLUSH_BYTES = 64 * 1024;
 const FLUSH_MS = 50;

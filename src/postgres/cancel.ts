@@ -11,18 +11,12 @@
  */
 import type { Socket, SocketHandler } from "bun";
 import { Conn, FINISHED } from "../proxy/conn.ts";
-import type { ProtoState } from "../proxy/proto-state.ts";
 import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
 import { abort } from "../proxy/finish.ts";
-import { concatBytes } from "../net/bytes.ts";
+import { newStartupQueue, readStartupReplies, type BackendKey } from "./backend-startup.ts";
+import type { PgState } from "./state.ts";
 
-/** The backend's startup replies are small (about 400 bytes); SASL adds a few hundred. */
-export const MAX_STARTUP_REPLY = 16 * 1024;
 export const MAX_KEYS = 65_536;
-// https://www.postgresql.org/docs/current/protocol-message-formats.html
-const BACKEND_KEY_DATA = 0x4b; // 'K'
-const READY_FOR_QUERY = 0x5a; // 'Z'
-const ERROR_RESPONSE = 0x45; // 'E'
 
 interface KeyOwner {
   readonly conn: Conn;
@@ -39,41 +33,34 @@ function keyOf(pid: number, key: Uint8Array): string {
 
 const upstreamData = UPSTREAM_HANDLERS.data!;
 
-export const PG_UPSTREAM_HANDLERS: SocketHandler<Conn> = {
+/** The relay's upstream handlers, reading the backend's startup replies as they pass (ProtocolModule.upstreamHandlers). */
+export const PG_UPSTREAM_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
   ...UPSTREAM_HANDLERS,
   data(upstream, chunk) {
     const conn = upstream.data;
+    const state = conn.intake!.state as PgState;
     // Per read: one field test once the startup replies have passed (no map lookup).
-    if (conn.proto?.watchingBackend && !(conn.flags & FINISHED)) watch(conn, upstream, chunk);
+    if (state.watchingBackend && !(conn.flags & FINISHED)) watch(conn, state, upstream, chunk);
     upstreamData(upstream, chunk);
   },
 };
 
-function watch(conn: Conn, upstream: Socket<Conn>, chunk: Uint8Array): void {
-  const p = conn.proto!;
-  const before = p.backendTail;
-  const bytes = before ? concatBytes(before, chunk) : chunk;
-  let pos = 0;
-  while (pos + 5 <= bytes.length) {
-    const type = bytes[pos]!;
-    const len = ((bytes[pos + 1]! << 24) >>> 0) + (bytes[pos + 2]! << 16) + (bytes[pos + 3]! << 8) + bytes[pos + 4]!;
-    if (len < 4 || pos + 1 + len > bytes.length) break;
-    if (type === BACKEND_KEY_DATA && len >= 12) {
-      const body = bytes.subarray(pos + 5, pos + 1 + len);
-      const pid = ((body[0]! << 24) >>> 0) + (body[1]! << 16) + (body[2]! << 8) + body[3]!;
-      remember(keyOf(pid, body.subarray(4)), { conn, host: upstream.remoteAddress, port: upstream.remotePort });
-    }
-    if (type === READY_FOR_QUERY || type === ERROR_RESPONSE) return stopWatching(p);
-    pos += 1 + len;
-  }
-  const rest = bytes.subarray(pos);
-  if (rest.length > MAX_STARTUP_REPLY) return stopWatching(p);
-  p.backendTail = rest.length > 0 ? rest.slice() : null;
+function watch(conn: Conn, state: PgState, upstream: Socket<Conn>, chunk: Uint8Array): void {
+  const pending = (state.backendPending ??= newStartupQueue());
+  // Past the bound this is not a startup exchange we can read: stop looking (the relay goes on).
+  if (!pending.push(chunk)) return stopWatching(state);
+  const r = readStartupReplies(pending);
+  if (r.key) remember(keyText(r.key), { conn, host: upstream.remoteAddress, port: upstream.remotePort });
+  if (r.kind !== "need-more") stopWatching(state);
 }
 
-function stopWatching(p: ProtoState): void {
-  p.watchingBackend = false;
-  p.backendTail = null;
+function keyText(k: BackendKey): string {
+  return keyOf(k.pid, k.secret);
+}
+
+function stopWatching(state: PgState): void {
+  state.watchingBackend = false;
+  state.backendPending = null;
 }
 
 function remember(key: string, owner: KeyOwner): void {

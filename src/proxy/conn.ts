@@ -7,7 +7,8 @@ import type { Socket } from "bun";
 import type { Counters } from "../control/metrics.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import type { GateTicket } from "../protect/gate.ts";
-import type { ProtoState } from "./proto-state.ts";
+import type { Intake } from "./intake.ts";
+import type { ConnFacts } from "../protocol/facts.ts";
 import { ByteQueue } from "../net/byte-queue.ts";
 
 /** Bit flags of {@link Conn.flags}. */
@@ -21,11 +22,14 @@ export const FINISHED = 64; // counted and logged; any further event is ignored
 export const HANDED_OVER = 128; // a native engine relays the bytes; Bun's events are not ours to act on
 export const DIALING = 256; // connecting to the upstream since lastActive (the sweeper times it out)
 export const KERNEL_LATER = 512; // relay "auto": hand over to the splice engine once busy
-export const SNIFFING = 1024; // reading the first bytes (ClientHello, PostgreSQL startup) before routing
+export const SNIFFING = 1024; // reading the first bytes (the protocol module's sniff) before routing
 export const HANDSHAKING = 2048; // between accept and dialing on a sniffing listener (handshakeTimeoutMs)
 export const USERSPACE_ONLY = 4096; // never handed to a kernel engine (the proxy terminates TLS on it)
 export const WRITING_UP = 8192; // inside upstream.write(): a chunk arriving now (re-entrantly) must queue
 export const WRITING_DOWN = 16384; // inside client.write(), likewise
+export const UPSTREAM_HANDSHAKE = 32768; // connected; the protocol module's upstream handshake runs before the relay
+export const RELAYED_BY_SPLICE = 65536; // the splice engine took the pair (the access log's relay)
+export const RELAYED_BY_SOCKMAP = 131072; // the sockmap engine took it
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 
@@ -57,16 +61,16 @@ export class Conn {
   pendingDown: ByteQueue | null = null;
   bytesIn = 0;
   bytesOut = 0;
-  /** The engine that relayed the bytes once the upstream was open (the access log's `relay`). */
-  relay: "userspace" | "splice" | "sockmap" = "userspace";
   readonly startedAt = performance.now();
   lastActive = this.startedAt;
   /** What the gate counted for this connection (given back at finish); null when nothing. */
   gateTicket: GateTicket | null = null;
   /** First reason wins: later events of a closing connection do not overwrite why it closed. */
   reason: string | null = null;
-  /** What was sniffed and how TLS was handled; null on listeners that do not sniff (tcp). */
-  proto: ProtoState | null = null;
+  /** What the protocol learned (src/protocol/facts.ts); null where it learns nothing (tcp). */
+  facts: ConnFacts | null = null;
+  /** The bytes and sockets of the stages before routing (src/proxy/intake.ts); null where nothing is read first. */
+  intake: Intake | null = null;
 
   /** Read at accept: Bun cannot tell a closed socket's peer any more. */
   readonly clientIp: string;
@@ -90,6 +94,11 @@ export class Conn {
    */
   markUserspaceOnly(): void {
     this.flags = (this.flags | USERSPACE_ONLY) & ~KERNEL_LATER;
+  }
+
+  /** The engine that relayed the bytes once the upstream was open (the access log's `relay`). */
+  get relay(): "userspace" | "splice" | "sockmap" {
+    return this.flags & RELAYED_BY_SOCKMAP ? "sockmap" : this.flags & RELAYED_BY_SPLICE ? "splice" : "userspace";
   }
 
   /** The queue of bytes waiting for the upstream (made on first use). */

@@ -5,17 +5,18 @@
  */
 import { log } from "../log/logger.ts";
 import { OK_REASONS } from "../control/metrics.ts";
-import { Conn, FINISHED } from "./conn.ts";
+import { Conn, FINISHED, UPSTREAM_OPEN } from "./conn.ts";
 import { resetOnClose } from "../native/sockets.ts";
 import { socketFd } from "../net/socket-fd.ts";
 import { release } from "../protect/gate.ts";
-import { discardUnread, stopWaiting } from "./hello-wait.ts";
-import { farewell } from "./farewell.ts";
+import { discardUnread, stopWaiting } from "./hello-peek.ts";
 import { connLogId } from "./conn-id.ts";
+import { logFields, NO_FACTS } from "../protocol/facts.ts";
 
 /**
  * Close both sides now (FIN, not RST) and finish with `reason`; `detail` goes to the log. A client
- * that can be told why in its protocol is told first (src/proxy/farewell.ts).
+ * that can be told why in its protocol, and that no upstream has spoken to yet, is told first
+ * (ProtocolModule.farewell: a TLS alert, a PostgreSQL ErrorResponse).
  */
 export function abort(conn: Conn, reason: string, detail?: string): void {
   if (conn.flags & FINISHED) return;
@@ -36,7 +37,7 @@ export function abort(conn: Conn, reason: string, detail?: string): void {
  */
 export function reset(conn: Conn, reason: string): void {
   if (conn.flags & FINISHED) return;
-  resetOnClose(socketFd(conn.proto?.raw ?? conn.client));
+  resetOnClose(socketFd(conn.intake?.raw ?? conn.client));
   if (conn.upstream) resetOnClose(socketFd(conn.upstream));
   conn.because(reason);
   finish(conn);
@@ -51,7 +52,7 @@ export function finish(conn: Conn): void {
   const state = conn.listener.state;
   state.live.delete(conn);
   if (conn.gateTicket) release(conn.gateTicket);
-  if (conn.proto?.waitToken) stopWaiting(conn);
+  if (conn.intake?.waitToken) stopWaiting(conn);
   const reason = conn.reason ?? "done";
   const lc = conn.listener.counters;
   const rc = conn.routeCounters;
@@ -70,7 +71,7 @@ export function finish(conn: Conn): void {
   const client = `${conn.clientIp}:${conn.clientPort}`;
   state.accessLog?.write({
     ts: new Date().toISOString(), id: connLogId(conn.id), listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
-    client, upstream: conn.upstreamText, upstreamAddr: conn.upstreamAddr, protocol: conn.listener.config.protocol, ...protoFields(conn),
+    client, upstream: conn.upstreamText, upstreamAddr: conn.upstreamAddr, protocol: conn.listener.config.protocol, ...logFields(conn.facts ?? NO_FACTS),
     relay: conn.upstream ? conn.relay : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,
   });
   const hook = state.resolver?.onDisconnect;
@@ -87,15 +88,8 @@ export function finish(conn: Conn): void {
   }
 }
 
-const NO_PROTO = { sni: null, alpn: null, alpnOffered: [], ja3: null, ja4: null, tls: "none" } as const;
-
-/** The access log's TLS and PostgreSQL fields (null on plain TCP listeners). */
-function protoFields(conn: Conn) {
-  const p = conn.proto;
-  if (!p) return NO_PROTO;
-  return {
-    sni: p.sni, alpn: p.negotiatedAlpn, alpnOffered: p.alpn, ja3: p.ja3, ja4: p.ja4, tls: p.tls,
-    ...(p.clientIdentity !== null ? { clientCert: p.clientIdentity } : {}),
-    ...(p.database !== null ? { database: p.database, user: p.user } : {}),
-  };
+/** What to tell `conn`'s client before closing it for `reason`, or null. */
+function farewell(conn: Conn, reason: string): Uint8Array | null {
+  if (conn.intake === null || conn.flags & UPSTREAM_OPEN) return null;
+  return conn.listener.module.farewell?.(conn, reason) ?? null;
 }

@@ -1,27 +1,49 @@
 /**
- * The way a TCP connection travels, one named function per stage of DESIGN.md, top to bottom:
+ * The way a connection travels, one named function per stage, top to bottom. This file is the only
+ * caller of the next stage: the protocol module (src/protocol/module.ts, chosen by the listener's
+ * `protocol` in src/protocol/registry.ts) and the stage helpers answer with named steps, and the
+ * socket events that move a connection on (bytes before routing, a TLS handshake, the upstream's
+ * connect) arrive in the handlers at the end of this file, which hand them to the stage they belong to.
  *
- *   accept ─► gate ─► sniff? ─► route ─► tls? ─► upstream ─► relay ─► finish
+ *   accept ─► gate ─► greet? ─► sniff* ─► route ─► routed ─► terminate? ─► dial ─► connected ─► upstream handshake? ─► relay ─► finish
  *
- * A plain TCP listener routes on what it knows at accept (listener, port, client address). tls and
- * postgres listeners first sniff (src/proxy/sniff-stage.ts: the ClientHello, the startup message)
- * and route on what the client said; a tls listener's route then terminates or passes TLS through
- * (src/tls/stage.ts). Holding is a stage of a later version. Every failure closes this one
- * connection with a reason, which ends up in the counters, the access log and the resolver's onDisconnect.
+ * - tcp (speaksFirst "unknown"): nothing is read; the route is chosen at accept and the client's
+ *   bytes wait in the kernel until the upstream is connected.
+ * - Modules that read first collect the client's bytes (src/proxy/sniff-stage.ts, by reading or
+ *   peeking) until their sniff answers; a `terminate-tls` answer ends TLS before routing and sniffs
+ *   again over the plaintext (postgres).
+ * - After routing, the module's `routed` says whether to dial or to end TLS first (tls routes with
+ *   terminateTls), and the dial follows the handshake.
+ * - The relay (src/relay/userspace.ts, or a kernel engine) starts once the upstream is connected and
+ *   the module's upstream handshake, if any, is done.
+ * Every failure closes this one connection with a reason (src/proxy/finish.ts abort), which ends up
+ * in the counters, the access log and the resolver's onDisconnect; refusals before routing are
+ * counted per protocol (src/proxy/refusal.ts). Holding is a stage of a later version.
  * @module
  */
-import type { Socket } from "bun";
+import type { Socket, SocketHandler } from "bun";
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
-import { resolveWithTimeout, ResolveTimeout, type ResolveContext } from "../route/resolver.ts";
-import { Conn, DIALING, HANDSHAKING, RESPONDING } from "./conn.ts";
+import { resolveWithTimeout, ResolveTimeout } from "../route/resolver.ts";
+import { cacheKey, resolveContext } from "../route/resolve-context.ts";
+import { Conn, DIALING, FINISHED, HANDSHAKING, NOT_OURS, RESPONDING, SNIFFING, UPSTREAM_HANDSHAKE } from "./conn.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import type { Counters } from "../control/metrics.ts";
 import { abort } from "./finish.ts";
+import { refuseConnection } from "./refusal.ts";
+import { Intake } from "./intake.ts";
 import { BLOCK_CLOSE_REASON, type BlockReason } from "../protect/gate.ts";
-import { startSniff } from "./sniff-stage.ts";
-import { passThrough, tlsStage, upstreamTlsFor, UPSTREAM_TLS_HANDLERS } from "../tls/stage.ts";
-import type { RouteFacts } from "../route/table.ts";
+import { ConnFacts, NO_FACTS } from "../protocol/facts.ts";
+import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type SniffStep } from "../protocol/module.ts";
+import { PROTOCOL_MODULES } from "../protocol/registry.ts";
+import { collectRead, collectsByPeeking, sniffCollected } from "./sniff-stage.ts";
+import { NOTICE, peekAgain, readInstead, startPeeking, stopWaiting, waitForMore, whenMoreArrives } from "./hello-peek.ts";
+import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../tls/terminate.ts";
+import { upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tls/upstream.ts";
+import { CLIENT_HANDLERS, UPSTREAM_HANDLERS, startRelay } from "../relay/userspace.ts";
 import { formatSocketAddress } from "../net/address.ts";
+import type { RouteTls } from "../tls/route-tls.ts";
+
+// ─── accept ──────────────────────────────────────────────────────────────────────────────────────
 
 /** accept: a new client socket on one of `listener`'s addresses. */
 export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
@@ -34,10 +56,21 @@ export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
   conn.routeCounters.active++;
   conn.routeCounters.total++;
   if (gate(conn) === "closed") return;
-  if (listener.sniffs) return sniff(conn);
-  // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
-  client.pause();
-  route(conn);
+  const module = listener.module;
+  if (!listener.readsFirst) {
+    // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
+    client.pause();
+    return route(conn);
+  }
+  conn.facts = new ConnFacts();
+  conn.intake = new Intake(module.newState?.(conn) ?? null);
+  conn.flags |= SNIFFING | HANDSHAKING;
+  greet(conn, module);
+  if (collectsByPeeking(module)) {
+    startPeeking(conn);
+    sniffPeeked(conn, 0);
+  }
+  // Otherwise the client is readable: its bytes come to sniffRead (SNIFF_HANDLERS.data).
 }
 
 /** gate: checks that need no bytes (src/protect/gate.ts). */
@@ -58,58 +91,94 @@ function blocked(conn: Conn, reason: BlockReason): "closed" {
   return "closed";
 }
 
-/** sniff: tls and postgres listeners read the first bytes; the sniff stage calls route() when it has its facts. */
-function sniff(conn: Conn): void {
-  startSniff(conn);
+/** greet: protocols whose server speaks first get the module's greeting before anything is read. */
+function greet(conn: Conn, module: ProtocolModule): void {
+  const hello = module.speaksFirst === "proxy" ? module.greeting?.(conn) : null;
+  if (hello) {
+    conn.bytesOut += hello.length;
+    conn.client.write(hello);
+  }
 }
 
-/** route: the resolver module first (if any), then the listener's route table. */
-export function route(conn: Conn): void {
-  if (conn.listener.state.resolver) {
-    routeByResolver(conn);
-    return;
+// ─── sniff ───────────────────────────────────────────────────────────────────────────────────────
+
+/** sniff, read path: a chunk of the client's first bytes. */
+function sniffRead(conn: Conn, chunk: Uint8Array): void {
+  sniffed(conn, collectRead(conn, chunk));
+}
+
+/** sniff, peek path: look again at what is queued (at accept, and on each notice of new bytes). */
+function sniffPeeked(conn: Conn, bits: number): void {
+  const seen = peekAgain(conn);
+  if (seen === "more") {
+    const step = sniffCollected(conn);
+    if (step.kind !== "need-more") {
+      stopWaiting(conn);
+      return sniffed(conn, step);
+    }
+  } else if (seen !== "nothing-new") {
+    return abort(conn, seen.reason, seen.detail);
   }
+  // The client stopped (FIN) before it said enough: as the read path's end handler says.
+  if (bits & NOTICE.ended) return abort(conn, conn.intake!.first.size > 0 ? "incomplete_handshake" : "client_closed");
+  if (waitForMore(conn) === "refused") readInstead(conn);
+}
+whenMoreArrives(sniffPeeked);
+
+/** The module's answer to the bytes so far. */
+function sniffed(conn: Conn, step: SniffStep): void {
+  switch (step.kind) {
+    case "need-more":
+      return;
+    case "route":
+      endSniffing(conn);
+      return route(conn);
+    case "terminate-tls":
+      endSniffing(conn);
+      return terminate(conn, conn.listener.preRouteTls!);
+    case "handled":
+      conn.flags &= ~(SNIFFING | HANDSHAKING);
+      return;
+    case "refuse":
+      return refuseConnection(conn, step.reason, step.detail);
+  }
+}
+
+function endSniffing(conn: Conn): void {
+  conn.flags &= ~SNIFFING;
+  conn.client.pause();
+}
+
+// ─── route ───────────────────────────────────────────────────────────────────────────────────────
+
+/** route: the resolver module first (if any), then the listener's route table. */
+function route(conn: Conn): void {
+  if (conn.listener.state.resolver) return routeByResolver(conn);
   routeByTable(conn);
 }
 
 function routeByTable(conn: Conn): void {
-  const route = conn.listener.table.match(routeFacts(conn));
-  if (!route) return abort(conn, "no_route");
-  useRoute(conn, route);
-  if (route.gate.admit() === "routeRateLimited") return void blocked(conn, "routeRateLimited");
-  if (route.config.respond) {
+  const chosen = conn.listener.table.match(conn.clientIp, conn.facts ?? NO_FACTS);
+  if (!chosen) return abort(conn, "no_route");
+  useRoute(conn, chosen);
+  if (chosen.gate.admit() === "routeRateLimited") return void blocked(conn, "routeRateLimited");
+  if (chosen.config.respond) {
     conn.flags |= RESPONDING;
     conn.client.resume();
     return;
   }
-  if (conn.listener.config.protocol === "tls") return tlsStage(conn, route);
-  dialRoute(conn, route);
+  routed(conn, chosen, conn.listener.module.routed?.(conn, chosen) ?? DIAL);
 }
 
-function routeFacts(conn: Conn): RouteFacts {
-  const p = conn.proto;
-  if (!p) return { clientIp: conn.clientIp };
-  return { clientIp: conn.clientIp, sni: p.sni, alpn: p.alpn, database: p.database, user: p.user };
+/** The module's answer to the chosen route. */
+function routed(conn: Conn, chosen: RouteRuntime, step: RoutedStep): void {
+  if (step.kind === "terminate-tls") return terminate(conn, chosen.tls!);
+  dial(conn, chosen);
 }
 
-/** upstream: pick one of the route's upstreams and connect to it. */
-export function dialRoute(conn: Conn, route: RouteRuntime): void {
-  const i = route.balancer.pick();
-  conn.upstreamIndex = i;
-  conn.upstreamText = route.config.upstreams[i]!.text;
-  const known = route.targets[i];
-  if (known) {
-    if (known.ok) connectUpstream(conn, known.target);
-    else abort(conn, known.reason, known.detail);
-    return;
-  }
-  const policy = { fromOperator: true, skipValidation: conn.listener.config.skipValidation };
-  resolveEndpoint(conn.upstreamText, policy).then((r) => (r.ok ? connectUpstream(conn, r.target) : abort(conn, r.reason, r.detail)));
-}
-
-function useRoute(conn: Conn, route: RouteRuntime): void {
-  conn.route = route;
-  countUnder(conn, route.counters);
+function useRoute(conn: Conn, chosen: RouteRuntime): void {
+  conn.route = chosen;
+  countUnder(conn, chosen.counters);
 }
 
 /** Move the connection's route-level counting from "unrouted" to where it was placed. */
@@ -123,53 +192,94 @@ function countUnder(conn: Conn, counters: Counters): void {
 
 function routeByResolver(conn: Conn): void {
   const state = conn.listener.state;
-  const ctx = resolveContext(conn);
-  // The resolver sees the sniffed facts; its key includes them, or one tenant's answer would serve another's.
-  const p = conn.proto;
-  const key = p ? `${ctx.listener}\0${ctx.port}\0${ctx.client.ip}\0${ctx.sni}\0${ctx.alpn}\0${ctx.database}\0${ctx.user}` : `${ctx.listener}\0${ctx.port}\0${ctx.client.ip}`;
+  const intake = conn.intake;
+  const ctx = resolveContext({
+    listener: conn.listener.config.name, port: (intake?.raw ?? conn.client).localPort, clientIp: conn.clientIp, clientPort: conn.clientPort,
+    data: intake ? intake.first.bytes() : null,
+  }, conn.facts ?? NO_FACTS);
+  const key = cacheKey(ctx);
   const cached = state.cache.get(key);
   if (cached !== undefined) return dialResolved(conn, cached);
   resolveWithTimeout(state.resolver!, ctx, conn.listener.config.resolveTimeoutMs).then(
-    (answer) => {
+    function resolverAnswered(answer) {
       if (answer === null || answer === undefined) return routeByTable(conn);
       if ("status" in answer) return abort(conn, "resolver_refused", `status ${answer.status}${answer.message ? `: ${answer.message}` : ""}`);
       if (typeof answer.endpoint !== "string") return abort(conn, "resolver_error", "answer has no endpoint string");
       if (answer.cache !== false) state.cache.set(key, answer.endpoint);
       dialResolved(conn, answer.endpoint);
     },
-    (e: unknown) => abort(conn, e instanceof ResolveTimeout ? "resolver_timeout" : "resolver_error", String((e as Error)?.message ?? e)),
+    function resolverFailed(e: unknown) {
+      abort(conn, e instanceof ResolveTimeout ? "resolver_timeout" : "resolver_error", String((e as Error)?.message ?? e));
+    },
   );
 }
 
-function resolveContext(conn: Conn): ResolveContext {
-  const c = conn.proto?.raw ?? conn.client;
-  const p = conn.proto;
-  return {
-    listener: conn.listener.config.name, port: c.localPort, client: { ip: conn.clientIp, port: conn.clientPort },
-    data: p ? p.first.bytes : null, sni: p?.sni ?? null, alpn: p?.alpn[0] ?? null, ja3: p?.ja3 ?? null, ja4: p?.ja4 ?? null,
-    host: null, path: null, database: p?.database ?? null, user: p?.user ?? null, ehlo: null,
-    clientCert: p?.clientIdentity ?? null,
-  };
-}
-
+/**
+ * dial, resolver path: the resolver chose an endpoint. There is no route to say "terminate", so the
+ * module's routed(null) must dial (a tls listener passes the bytes through).
+ */
 function dialResolved(conn: Conn, endpoint: string): void {
+  if (conn.reason !== null) return; // the client left while the resolver was deciding
   conn.upstreamText = endpoint;
-  // A tls listener's resolver answer has no route to say "terminate": the bytes pass through.
-  if (conn.listener.config.protocol === "tls") passThrough(conn);
+  conn.listener.module.routed?.(conn, null);
   countUnder(conn, conn.listener.resolved);
   const policy = { fromOperator: false, skipValidation: conn.listener.config.skipValidation };
-  resolveEndpoint(endpoint, policy).then((r) => (r.ok ? connectUpstream(conn, r.target) : abort(conn, r.reason, r.detail)));
+  resolveEndpoint(endpoint, policy).then(function endpointResolved(r) {
+    if (r.ok) connectUpstream(conn, r.target);
+    else abort(conn, r.reason, r.detail);
+  });
 }
 
-/** upstream: connect (timed out by the sweeper); the relay starts in the upstream socket's open handler. */
+// ─── terminate (TLS ended here) ──────────────────────────────────────────────────────────────────
+
+/** terminate: the TLS server handshake with `settings`; {@link tlsHandshake} goes on from there. */
+function terminate(conn: Conn, settings: RouteTls): void {
+  const refusal = beginTermination(conn, settings, TLS_HANDLERS);
+  if (refusal) sniffed(conn, refusal);
+}
+
+/** The TLS socket's handshake ended: dial the chosen route, or sniff again over the plaintext. */
+function tlsHandshake(s: Socket<Conn>, ok: boolean, authorizationError: Error | null): void {
+  const conn = s.data;
+  if (s !== conn.client || conn.flags & NOT_OURS) return;
+  const refusal = handshakeOutcome(conn, s, ok, authorizationError);
+  if (refusal) return sniffed(conn, refusal);
+  if (conn.route) return dial(conn, conn.route);
+  conn.flags |= SNIFFING;
+  conn.client.resume();
+}
+
+// ─── dial ────────────────────────────────────────────────────────────────────────────────────────
+
+/** dial: pick one of the route's upstreams and connect to it. */
+function dial(conn: Conn, chosen: RouteRuntime): void {
+  const i = chosen.balancer.pick();
+  conn.upstreamIndex = i;
+  conn.upstreamText = chosen.config.upstreams[i]!.text;
+  const known = chosen.targets[i];
+  if (known) {
+    if (known.ok) connectUpstream(conn, known.target);
+    else abort(conn, known.reason, known.detail);
+    return;
+  }
+  const policy = { fromOperator: true, skipValidation: conn.listener.config.skipValidation };
+  resolveEndpoint(conn.upstreamText, policy).then(function endpointResolved(r) {
+    if (r.ok) connectUpstream(conn, r.target);
+    else abort(conn, r.reason, r.detail);
+  });
+}
+
+/** Connect (timed out by the sweeper); {@link connected} goes on from the upstream socket's open. */
 function connectUpstream(conn: Conn, target: DialTarget): void {
   if (conn.reason !== null) return; // the client left while we were deciding
+  conn.intake?.first.clear(); // whatever the upstream must get is in conn.pendingUp now
   conn.flags = (conn.flags | DIALING) & ~HANDSHAKING; // the connect timeout takes over from the handshake timeout
   conn.lastActive = performance.now(); // the sweeper times the dial from here
   conn.upstreamAddr = formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
-  // Failures arrive in UPSTREAM_HANDLERS.connectError; the promise's rejection is the same event.
+  // Failures arrive in the handlers' connectError; the promise's rejection is the same event.
   const tls = target.kind === "inet" ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
-  const socket = tls ? UPSTREAM_TLS_HANDLERS : conn.listener.upstreamHandlers;
+  const handlers = UPSTREAM_HANDLERS_OF.get(conn.listener.module)!;
+  const socket = tls ? handlers.tls : handlers.plain;
   if (target.kind === "unix") Bun.connect<Conn>({ unix: target.path, socket, data: conn, allowHalfOpen: true }).catch(ignore);
   else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket, data: conn, allowHalfOpen: true, tls }).catch(ignore);
 }
@@ -179,4 +289,122 @@ function ignore(): void {}
 /** "host:port" or "[v6]:port" → host (the name a TLS upstream's certificate is checked against). */
 function hostOf(endpoint: string): string {
   return endpoint.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+}
+
+// ─── connected, upstream handshake, relay ────────────────────────────────────────────────────────
+
+/** connected: the upstream socket is open. */
+function connected(upstream: Socket<Conn>): void {
+  const conn = upstream.data;
+  if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
+  conn.upstream = upstream;
+  conn.routeCounters.observeConnect(performance.now() - conn.lastActive); // lastActive: set when the dial began
+  // TCP_NODELAY: Bun already sets it on every accepted and connected TCP socket (seen with strace),
+  // so only keepalive is ours. Bun 1.4.5 sets SO_KEEPALIVE and leaves the timers to the kernel.
+  if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);
+  if (conn.clientIp !== "unix") conn.client.setKeepAlive(true, 60);
+  const handshake = conn.listener.module.upstreamHandshake;
+  if (!handshake) return startRelay(conn);
+  conn.flags |= UPSTREAM_HANDSHAKE;
+  upstreamHandshaken(conn, handshake.start(conn));
+}
+
+/** The module's answer during its upstream handshake (timed as the dial is: connectTimeoutMs). */
+function upstreamHandshaken(conn: Conn, step: HandshakeStep): void {
+  switch (step.kind) {
+    case "need-more":
+      return;
+    case "relay":
+      conn.flags &= ~UPSTREAM_HANDSHAKE;
+      return startRelay(conn);
+    case "fail":
+      return abort(conn, step.reason, step.detail);
+  }
+}
+
+// ─── socket handlers ─────────────────────────────────────────────────────────────────────────────
+
+type ClientHandlers = Omit<SocketHandler<Conn>, "open">;
+
+const clientData = CLIENT_HANDLERS.data!;
+const clientEnd = CLIENT_HANDLERS.end!;
+const clientDrain = CLIENT_HANDLERS.drain!;
+const clientClose = CLIENT_HANDLERS.close!;
+const clientError = CLIENT_HANDLERS.error!;
+
+/**
+ * Client handlers of listeners that read first (accepted sockets and the TLS sockets made over them):
+ * the relay's, with read bytes going to the sniff stage while SNIFFING, and the events of an accepted
+ * socket that now carries a TLS socket left to the TLS socket, which is `conn.client` from then on.
+ */
+const SNIFF_HANDLERS: ClientHandlers = {
+  binaryType: "uint8array",
+  data(s, chunk) {
+    const conn = s.data;
+    if (s !== conn.client || conn.flags & NOT_OURS) return;
+    if (conn.flags & SNIFFING) return sniffRead(conn, chunk);
+    clientData(s, chunk);
+  },
+  drain(s) {
+    if (s === s.data.client) clientDrain(s);
+  },
+  end(s) {
+    const conn = s.data;
+    if (s !== conn.client || conn.flags & NOT_OURS) return;
+    // A client that stops before it has said enough to be routed: nothing to relay.
+    if (conn.flags & SNIFFING) return abort(conn, conn.intake!.first.size > 0 ? "incomplete_handshake" : "client_closed");
+    clientEnd(s);
+  },
+  close(s, error) {
+    if (s === s.data.client) clientClose(s, error);
+  },
+  error(s, error) {
+    if (s === s.data.client) clientError(s, error);
+  },
+};
+
+/** Handlers of TLS sockets made over accepted ones. */
+const TLS_HANDLERS: TlsServerHandlers = { ...SNIFF_HANDLERS, open() {}, handshake: tlsHandshake };
+
+/** The client handlers of `listener`'s accepted sockets, without `open` (src/listen/listeners.ts adds it). */
+export function clientHandlers(listener: ListenerRuntime): ClientHandlers {
+  return listener.readsFirst ? SNIFF_HANDLERS : CLIENT_HANDLERS;
+}
+
+interface UpstreamHandlerSet {
+  readonly plain: SocketHandler<Conn>;
+  /** For upstream TLS (route upstreamTls): a failed handshake or verification is named as such. */
+  readonly tls: SocketHandler<Conn>;
+}
+
+/** Per module: the relay's upstream handlers (or the module's), opening into {@link connected}. */
+const UPSTREAM_HANDLERS_OF = new Map<ProtocolModule, UpstreamHandlerSet>(PROTOCOL_MODULES.map((m) => [m, upstreamHandlersOf(m)]));
+
+function upstreamHandlersOf(module: ProtocolModule): UpstreamHandlerSet {
+  const base = module.upstreamHandlers ?? UPSTREAM_HANDLERS;
+  const handshake = module.upstreamHandshake;
+  const plain: SocketHandler<Conn> = handshake ? { ...base, open: connected, data: handshakeData(base, handshake.data), end: handshakeEnd(base) } : { ...base, open: connected };
+  return { plain, tls: { ...plain, handshake: upstreamTlsHandshake } };
+}
+
+/** While the module's upstream handshake runs, the upstream's bytes are the module's. */
+function handshakeData(base: SocketHandler<Conn>, moduleData: (conn: Conn, chunk: Uint8Array) => HandshakeStep): SocketHandler<Conn>["data"] {
+  const relayData = base.data!;
+  return function upstreamData(s, chunk) {
+    const conn = s.data;
+    if (!(conn.flags & UPSTREAM_HANDSHAKE)) return relayData(s, chunk);
+    if (conn.flags & FINISHED) return;
+    conn.lastActive = performance.now();
+    upstreamHandshaken(conn, moduleData(conn, chunk));
+  };
+}
+
+/** An upstream that closes during the handshake has not accepted the connection. */
+function handshakeEnd(base: SocketHandler<Conn>): SocketHandler<Conn>["end"] {
+  const relayEnd = base.end!;
+  return function upstreamEnd(s) {
+    const conn = s.data;
+    if (conn.flags & UPSTREAM_HANDSHAKE) return abort(conn, "upstream_closed_in_handshake");
+    relayEnd(s);
+  };
 }

@@ -16,10 +16,9 @@ import type { Conn } from "./conn.ts";
 import { ListenerGate, RouteGate } from "../protect/gate.ts";
 import { ListenerCerts } from "../tls/certs.ts";
 import { RouteTls } from "../tls/route-tls.ts";
-import { UPSTREAM_HANDLERS } from "../relay/userspace.ts";
-import { PG_UPSTREAM_HANDLERS } from "../postgres/cancel.ts";
-import type { SocketHandler } from "bun";
 import { nextConnId } from "./conn-id.ts";
+import { protocolModule } from "../protocol/registry.ts";
+import type { ProtocolModule } from "../protocol/module.ts";
 
 export class RouteRuntime {
   readonly counters: Counters;
@@ -55,21 +54,22 @@ export class ListenerRuntime {
   readonly routes: RouteRuntime[];
   readonly table: RouteTable<RouteRuntime>;
   readonly gate: ListenerGate;
-  /** tls and postgres listeners read the client's first bytes before routing (src/proxy/sniff-stage.ts). */
-  readonly sniffs: boolean;
-  /** tls and postgres listeners: their certificates (loaded when the configuration is applied). */
+  /** What the listener's `protocol` contributes to the pipeline (src/protocol/registry.ts). */
+  readonly module: ProtocolModule;
+  /** The client's first bytes are read before routing (handshakeTimeoutMs applies). */
+  readonly readsFirst: boolean;
+  /** Listeners whose protocol ends TLS itself: their certificates (loaded when the configuration is applied). */
   readonly certs: ListenerCerts | null;
-  /** postgres listeners: TLS before any route is known (SSLRequest or direct TLS). */
+  /** TLS ended before any route is known (postgres: SSLRequest or direct TLS); null when only routes terminate. */
   readonly preRouteTls: RouteTls | null;
-  /** Socket handlers of this listener's upstream connections (postgres watches for BackendKeyData). */
-  readonly upstreamHandlers: SocketHandler<Conn>;
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
     this.gate = new ListenerGate(config);
-    this.sniffs = config.protocol === "tls" || config.protocol === "postgres";
-    this.certs = this.sniffs ? new ListenerCerts(config) : null;
-    this.preRouteTls = config.protocol === "postgres" ? new RouteTls(config, null, this.certs!) : null;
-    this.upstreamHandlers = config.protocol === "postgres" ? PG_UPSTREAM_HANDLERS : UPSTREAM_HANDLERS;
+    this.module = protocolModule(config.protocol);
+    this.readsFirst = this.module.speaksFirst !== "unknown";
+    this.certs = this.module.certificates ? new ListenerCerts(config) : null;
+    const early = this.module.tlsBeforeRouting;
+    this.preRouteTls = early && this.certs ? new RouteTls(config, null, this.certs, early.alpn) : null;
     this.counters = metrics.listener(config.name);
     this.unrouted = metrics.route(config.name, UNROUTED);
     this.resolved = metrics.route(config.name, RESOLVED);

@@ -10,19 +10,19 @@
 import type { ProxyState } from "./runtime.ts";
 import type { Conn } from "./conn.ts";
 import { abort } from "./finish.ts";
-import { refuse } from "../tls/stage.ts";
+import { refuseConnection } from "./refusal.ts";
+import { DIALING, HANDSHAKING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
 
 function handshakeTimeout(conn: Conn): void {
-  refuse(conn, "handshake_timeout");
+  refuseConnection(conn, "handshake_timeout");
 }
-import { DIALING, HANDSHAKING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
 
 /**
  * Sweep the connections of every state `states()` returns (after a reload, the old configuration's
  * connections live on beside the new one's). The period comes from the first state's timeouts.
  */
 export function startTimeoutSweeper(first: ProxyState, states: () => Iterable<ProxyState>): () => void {
-  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs, ...(l.sniffs ? [l.config.handshakeTimeoutMs] : [])]).filter((t) => t > 0);
+  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs, ...(l.readsFirst ? [l.config.handshakeTimeoutMs] : [])]).filter((t) => t > 0);
   const period = Math.min(1000, Math.max(50, Math.floor(Math.min(...timeouts) / 4)));
   const timer = setInterval(() => { for (const state of states()) sweep(state); }, period);
   timer.unref();

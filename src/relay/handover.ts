@@ -23,7 +23,10 @@
  * stay in the BPF map until they close, and the program keeps TCP's queue empty.
  * @module
  */
-import { CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY, nothingPending } from "../proxy/conn.ts";
+import {
+  CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, RELAYED_BY_SOCKMAP, RELAYED_BY_SPLICE, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY,
+  nothingPending,
+} from "../proxy/conn.ts";
 import { flushUp } from "./flush.ts";
 import { finish } from "../proxy/finish.ts";
 import { log } from "../log/logger.ts";
@@ -92,8 +95,7 @@ function handOver(conn: Conn): boolean {
 }
 
 function handedOver(conn: Conn, engine: "sockmap" | "splice"): true {
-  conn.flags |= HANDED_OVER;
-  conn.relay = engine;
+  conn.flags |= HANDED_OVER | (engine === "sockmap" ? RELAYED_BY_SOCKMAP : RELAYED_BY_SPLICE);
   live.set(conn.id, conn);
   timer ??= setInterval(drain, POLL_MS);
   return true;

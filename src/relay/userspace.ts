@@ -63,24 +63,22 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
   },
 };
 
-export const UPSTREAM_HANDLERS: SocketHandler<Conn> = {
+/**
+ * The relay starts: the upstream is connected (conn.upstream) and any protocol handshake with it is
+ * done. Called by the pipeline (src/proxy/pipeline.ts).
+ */
+export function startRelay(conn: Conn): void {
+  conn.flags |= UPSTREAM_OPEN;
+  notifyConnect(conn);
+  if (kernelHandover(conn)) return; // the native engine relays from here on
+  if (!flushUp(conn)) return; // drain resumes the client
+  if (conn.flags & CLIENT_EOF) shutUpstream(conn);
+  else conn.client.resume();
+}
+
+/** Handlers of upstream sockets; the pipeline adds `open`. */
+export const UPSTREAM_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
   binaryType: "uint8array",
-  open(upstream) {
-    const conn = upstream.data;
-    if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
-    conn.upstream = upstream;
-    conn.flags |= UPSTREAM_OPEN;
-    conn.routeCounters.observeConnect(performance.now() - conn.lastActive); // lastActive: set when the dial began
-    // TCP_NODELAY: Bun already sets it on every accepted and connected TCP socket (seen with strace),
-    // so only keepalive is ours. Bun 1.4.5 sets SO_KEEPALIVE and leaves the timers to the kernel.
-    if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);
-    if (conn.clientIp !== "unix") conn.client.setKeepAlive(true, 60);
-    notifyConnect(conn);
-    if (kernelHandover(conn)) return; // the native engine relays from here on
-    if (!flushUp(conn)) return; // drain resumes the client
-    if (conn.flags & CLIENT_EOF) shutUpstream(conn);
-    else conn.client.resume();
-  },
   connectError(upstream, error) {
     const conn = upstream.data;
     abort(conn, errorReason("upstream_connect", error), `${conn.upstreamText}: ${error.message}`);

@@ -5,25 +5,18 @@
  */
 import { resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { ResolverFacts } from "../protocol/facts.ts";
 
-/** What the resolver is told about a connection. Protocol facts are null where not known (yet). */
-export interface ResolveContext {
+/**
+ * What the resolver is told about a connection: where it came from, its first bytes, and every fact
+ * its protocol learned (src/protocol/facts.ts RESOLVER_FACTS; null where not known yet).
+ */
+export interface ResolveContext extends ResolverFacts {
   listener: string;
   port: number;
   client: { ip: string; port: number };
   /** First bytes of the connection, for protocols that read before routing; null for plain TCP. */
   data: Uint8Array | null;
-  sni: string | null;
-  alpn: string | null;
-  ja3: string | null;
-  ja4: string | null;
-  host: string | null;
-  path: string | null;
-  database: string | null;
-  user: string | null;
-  ehlo: string | null;
-  /** Subject of the client certificate verified by mTLS (e.g. "CN=alice,O=Example"); null without one. */
-  clientCert: string | null;
 }
 
 /**

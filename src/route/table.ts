@@ -11,30 +11,26 @@
  * - `alpn` matches when the client offered any of the listed protocols; `database`/`user` compare
  *   exactly (PostgreSQL names are case-sensitive once quoted).
  * - A route without `match` is the default, used when no other route matches, wherever it stands.
- * Pure: facts in, route out.
+ * Pure: facts (src/protocol/facts.ts) in, route out.
  * @module
  */
 import { CidrSet, parseIp, type IpAddress } from "../net/ip.ts";
 import type { RouteConfig } from "../config/types.ts";
+import { MATCHED_FACTS, type ConnFacts } from "../protocol/facts.ts";
 
-/** What is known about a connection when it is routed; protocol facts are absent where not sniffed. */
-export interface RouteFacts {
-  /** The client's address as text; parsed only if a route matches on it. */
-  readonly clientIp: string;
-  /** Normalised server name from the ClientHello; null = the hello had none. */
-  readonly sni?: string | null;
-  /** ALPN protocols the client offered. */
-  readonly alpn?: readonly string[];
-  readonly database?: string | null;
-  readonly user?: string | null;
+type MatchedFact = (typeof MATCHED_FACTS)[number];
+
+/** One condition of a route: the fact it tests and the values it accepts. */
+interface Condition {
+  readonly fact: MatchedFact;
+  readonly accepted: ReadonlySet<string>;
 }
 
 interface Matcher<R> {
   readonly route: R;
   readonly clients: CidrSet | null;
-  readonly alpn: ReadonlySet<string> | null;
-  readonly database: ReadonlySet<string> | null;
-  readonly user: ReadonlySet<string> | null;
+  /** The route's conditions on facts (src/protocol/facts.ts MATCHED_FACTS), only those it names. */
+  readonly conditions: readonly Condition[];
 }
 
 export class RouteTable<R extends { readonly config: RouteConfig }> {
@@ -56,9 +52,7 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
       const matcher: Matcher<R> = {
         route,
         clients: m.clientCidr.length ? new CidrSet(m.clientCidr) : null,
-        alpn: m.alpn.length ? new Set(m.alpn) : null,
-        database: m.database.length ? new Set(m.database) : null,
-        user: m.user.length ? new Set(m.user) : null,
+        conditions: MATCHED_FACTS.filter((fact) => m[fact].length > 0).map((fact) => ({ fact, accepted: new Set(m[fact]) })),
       };
       if (m.sni.length === 0 || m.sni.includes("")) {
         this.#anyName.push(matcher);
@@ -77,37 +71,48 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
     return this.#exact.size === 0 && this.#wildcard.size === 0 && this.#anyName.length === 0 && this.#fallback === null;
   }
 
-  /** The route for these facts, or null when none matches and there is no default route. */
-  match(facts: RouteFacts): R | null {
+  /** The route for a client at `clientIp` with these facts, or null when none matches and there is no default route. */
+  match(clientIp: string, facts: Readonly<ConnFacts>): R | null {
     const ip = PARSED_IP; // the client address, parsed on first need: most tables never look at it
     ip.v = undefined;
     const sni = facts.sni;
     if (sni) {
       const exact = this.#exact.get(sni);
-      const hit = exact && first(exact, facts, ip);
+      const hit = exact && first(exact, clientIp, facts, ip);
       if (hit) return hit;
       const dot = sni.indexOf(".");
       const wild = dot > 0 ? this.#wildcard.get(sni.slice(dot)) : undefined;
-      const wildHit = wild && first(wild, facts, ip);
+      const wildHit = wild && first(wild, clientIp, facts, ip);
       if (wildHit) return wildHit;
     }
-    return first(this.#anyName, facts, ip) ?? this.#fallback;
+    return first(this.#anyName, clientIp, facts, ip) ?? this.#fallback;
   }
 }
 
 /** Scratch for match(), which is synchronous: no allocation per connection. */
 const PARSED_IP: { v?: IpAddress | null } = {};
 
-function first<R>(list: readonly Matcher<R>[], facts: RouteFacts, ip: { v?: IpAddress | null }): R | null {
+function first<R>(list: readonly Matcher<R>[], clientIp: string, facts: Readonly<ConnFacts>, ip: { v?: IpAddress | null }): R | null {
   for (const m of list) {
     if (m.clients) {
-      if (ip.v === undefined) ip.v = parseIp(facts.clientIp);
+      if (ip.v === undefined) ip.v = parseIp(clientIp);
       if (!ip.v || !m.clients.contains(ip.v)) continue;
     }
-    if (m.alpn && !facts.alpn?.some((p) => m.alpn!.has(p))) continue;
-    if (m.database && !(facts.database != null && m.database.has(facts.database))) continue;
-    if (m.user && !(facts.user != null && m.user.has(facts.user))) continue;
-    return m.route;
+    if (allHold(m.conditions, facts)) return m.route;
   }
   return null;
+}
+
+function allHold(conditions: readonly Condition[], facts: Readonly<ConnFacts>): boolean {
+  for (const c of conditions) if (!holds(c, facts)) return false;
+  return true;
+}
+
+/** A list fact holds when any of its values is accepted; a single one when it is. */
+function holds(c: Condition, facts: Readonly<ConnFacts>): boolean {
+  const v = facts[c.fact];
+  if (typeof v === "string") return c.accepted.has(v);
+  if (v === null) return false;
+  for (const one of v) if (c.accepted.has(one)) return true;
+  return false;
 }

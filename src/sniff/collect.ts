@@ -1,71 +1,50 @@
 /**
- * The one place that collects the first bytes of a connection before it is routed. Chunks are kept
- * as Bun delivered them (each data event is a fresh copy) and joined only when a sniffer asks, so a
- * hello that arrives one byte at a time costs one join per read, not one per byte per sniffer.
+ * The bound on the bytes collected from a client before it is routed (the pipeline keeps them in a
+ * ByteQueue, src/net/byte-queue.ts, in src/proxy/intake.ts). Chunks are kept as Bun delivered them and
+ * joined only when a sniffer asks, so a hello that arrives one byte at a time costs one join per read.
  *
  * Bounds, and why:
  * - size, {@link MAX_SNIFF_BYTES}: the bytes read, record headers included. The hello itself is
  *   bounded by its sniffer (src/sniff/tls-hello.ts: a handshake message of at most 2^14 bytes, as
  *   one record could carry; a post-quantum key share makes about 1.7 KB); this bound only has to let
  *   the longest legal framing of that message through, which is one byte per record (RFC 8446 §5.1
- *   allows it): six bytes read per byte of hello. Anything longer is not a hello we will route on,
- *   and reading without a cap is a memory attack.
+ *   allows it): six bytes read per byte of hello. Once this much is collected the sniffer is told it
+ *   has all it will get (`full`), and a need-more is a refusal. Anything longer is not a hello we
+ *   will route on, and reading without a cap is a memory attack.
+ * - the queue's own limit is the sniff bound plus one read: the read that crosses the bound is kept
+ *   whole (a passthrough must send every byte read on), and no read follows it.
  * - time, the listener's handshakeTimeoutMs: a client that sends one byte a minute must not hold a
  *   connection slot; the timeout sweeper enforces it (no timer per connection).
  * Pure: no Bun.
  * @module
  */
+import { ByteQueue } from "../net/byte-queue.ts";
 import { MAX_HANDSHAKE_MESSAGE, RECORD_HEADER } from "./tls-hello.ts";
 
 /** A hello of the longest accepted size sent one byte per record: 6 × 16 KiB = 96 KiB. */
 export const MAX_SNIFF_BYTES = MAX_HANDSHAKE_MESSAGE * (RECORD_HEADER + 1);
 
-export class FirstBytes {
-  #buffer: Uint8Array = new Uint8Array(0);
-  #length = 0;
+/** The most one socket read delivers: Bun 1.4.5's receive buffer (uSockets LIBUS_RECV_BUFFER_LENGTH). */
+export const MAX_READ_BYTES = 512 * 1024;
 
-  get length(): number {
-    return this.#length;
-  }
+/** The reason a connection closes with when a read would pass the collector's limit. */
+export const COLLECTOR_OVERFLOW = "first_bytes_too_long";
 
-  /** Add a chunk; "full" when the bound is reached (the sniffer then has all it will ever get). */
-  push(chunk: Uint8Array): "ok" | "full" {
-    if (this.#length === 0) {
-      this.#buffer = chunk; // the common case: the whole hello in one read, no copy
-      this.#length = chunk.length;
-    } else {
-      // Nothing read is dropped: a passthrough must send every byte on, even past the bound.
-      const need = this.#length + chunk.length;
-      if (!this.#owned || need > this.#buffer.length) this.#grow(need);
-      this.#buffer.set(chunk, this.#length);
-      this.#length = need;
-    }
-    return this.#length >= MAX_SNIFF_BYTES ? "full" : "ok";
-  }
+/** An empty collector. */
+export function newCollector(): ByteQueue {
+  return new ByteQueue(MAX_SNIFF_BYTES + MAX_READ_BYTES, COLLECTOR_OVERFLOW);
+}
 
-  /**
-   * Everything peeked so far (MSG_PEEK returns the queue from its first byte each time, so each peek
-   * replaces the last); "full" as for {@link push}.
-   */
-  peeked(all: Uint8Array): "ok" | "full" {
-    this.#buffer = all;
-    this.#length = all.length;
-    this.#owned = false;
-    return this.#length >= MAX_SNIFF_BYTES ? "full" : "ok";
-  }
+/** Whether `collected` holds all a sniffer will ever be given. */
+export function collectorFull(collected: ByteQueue): boolean {
+  return collected.size >= MAX_SNIFF_BYTES;
+}
 
-  /** Everything read (or peeked) so far: what a passthrough of read bytes sends on first. */
-  get bytes(): Uint8Array {
-    return this.#buffer.subarray(0, this.#length);
-  }
-
-  #owned = false;
-
-  /** Doubling growth: a hello read one byte at a time is copied O(n) times in total, not O(n²). */
-  #grow(need: number): void {
-    const next = new Uint8Array(Math.max(need, this.#owned ? this.#buffer.length * 2 : 2048));
-    next.set(this.#buffer.subarray(0, this.#length));
-    this.#buffer = next;
-    this.#owned = true;
-  }
+/**
+ * Replace what `collected` holds with everything peeked so far (MSG_PEEK returns the queue from its
+ * first byte each time, so each peek replaces the last).
+ */
+export function replaceWithPeeked(collected: ByteQueue, all: Uint8Array): void {
+  collected.clear();
+  collected.push(all);
 }

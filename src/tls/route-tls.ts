@@ -8,19 +8,19 @@ import type { ListenerConfig, RouteConfig } from "../config/types.ts";
 import { loadCert, type ListenerCerts, type LoadedCert } from "./certs.ts";
 import { serverTls, type ServerTls } from "./options.ts";
 
-/** ALPN a postgres listener selects: PostgreSQL 17's direct TLS requires it (and libpq 17 sends it always). */
-export const POSTGRES_ALPN = "postgresql";
-
 export class RouteTls {
   readonly #own: LoadedCert | null;
   readonly #settings = new Map<LoadedCert, ServerTls>();
   readonly #alpn: readonly string[];
 
-  /** `route` null: the listener-level termination of a postgres listener (before any route is known). */
-  constructor(readonly listener: ListenerConfig, readonly route: RouteConfig | null, readonly certs: ListenerCerts) {
+  /**
+   * `route` null: the listener-level termination before any route is known (ProtocolModule
+   * tlsBeforeRouting), selecting `listenerAlpn`.
+   */
+  constructor(readonly listener: ListenerConfig, readonly route: RouteConfig | null, readonly certs: ListenerCerts, listenerAlpn: readonly string[] = []) {
     this.#own = route?.cert ? loadCert(`${listener.name}/${route.name}`, route.cert) : null;
     // Selecting a protocol the upstream may not speak would break it; only what the route names.
-    this.#alpn = listener.protocol === "postgres" ? [POSTGRES_ALPN] : (route?.match?.alpn ?? []);
+    this.#alpn = route ? (route.match?.alpn ?? []) : listenerAlpn;
   }
 
   /** Settings for a connection to `sni`, or null when no certificate is available. */

@@ -1,9 +1,9 @@
-/** Captured first bytes of real clients (test/fixtures/*.hex: hex, any whitespace). */
+/** Captured bytes of real clients and servers (test/fixtures/*.hex: hex, any whitespace, `#` comment lines). */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 export function fixture(name: string): Uint8Array {
-  const hex = readFileSync(join(import.meta.dir, "../fixtures", `${name}.hex`), "utf8").replace(/\s+/g, "");
+  const hex = readFileSync(join(import.meta.dir, "../fixtures", `${name}.hex`), "utf8").replace(/^#.*$/gm, "").replace(/\s+/g, "");
   return new Uint8Array(Buffer.from(hex, "hex"));
 }
 

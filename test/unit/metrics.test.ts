@@ -115,6 +115,7 @@ const FAMILIES = {
   switchyard_relay_engine: "gauge",
   switchyard_reloads_total: "counter",
   switchyard_tls_handshakes_total: "counter",
+  switchyard_refused_total: "counter",
   switchyard_tls_refused_total: "counter",
   switchyard_uptime_seconds: "gauge",
 };

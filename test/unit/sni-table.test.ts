@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { RouteTable, type RouteFacts } from "../../src/route/table.ts";
+import { RouteTable } from "../../src/route/table.ts";
+import { ConnFacts } from "../../src/protocol/facts.ts";
 import { normaliseName } from "../../src/config/tls-schema.ts";
 import type { RouteConfig, RouteMatch } from "../../src/config/types.ts";
 
@@ -14,8 +15,8 @@ function route(name: string, match: Partial<RouteMatch> | null): Route {
   };
 }
 
-function pick(table: RouteTable<Route>, facts: Omit<RouteFacts, "clientIp">): string | null {
-  return table.match({ clientIp: "127.0.0.1", ...facts })?.config.name ?? null;
+function pick(table: RouteTable<Route>, given: Partial<Pick<ConnFacts, "sni" | "alpn" | "database" | "user">>): string | null {
+  return table.match("127.0.0.1", Object.assign(new ConnFacts(), given))?.config.name ?? null;
 }
 
 describe("sni", () => {

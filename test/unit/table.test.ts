@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { NO_FACTS } from "../../src/protocol/facts.ts";
 import { RouteTable } from "../../src/route/table.ts";
 import { parseCidr, type Cidr } from "../../src/net/ip.ts";
 import type { RouteConfig } from "../../src/config/types.ts";
@@ -32,7 +33,7 @@ function route(name: string, clients?: string[]): Route {
 /** Name of the route chosen for a client address (or null client), or null when none matches. */
 function pick(table: RouteTable<Route>, client: string | null): string | null {
   // A null client (e.g. a unix socket) is given as "unix", which no CIDR matches.
-  return table.match({ clientIp: client ?? "unix" })?.config.name ?? null;
+  return table.match(client ?? "unix", NO_FACTS)?.config.name ?? null;
 }
 
 describe("order", () => {
@@ -49,7 +50,7 @@ describe("order", () => {
 
   test("the match object is returned as given", () => {
     const r = route("only", ["0.0.0.0/0"]);
-    expect(new RouteTable([r]).match({ clientIp: "1.2.3.4" })).toBe(r);
+    expect(new RouteTable([r]).match("1.2.3.4", NO_FACTS)).toBe(r);
   });
 });
 

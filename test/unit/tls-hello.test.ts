@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { MAX_HANDSHAKE_MESSAGE, sniffClientHello, type ClientHello } from "../../src/sniff/tls-hello.ts";
-import { FirstBytes, MAX_SNIFF_BYTES } from "../../src/sniff/collect.ts";
+import { collectorFull, MAX_SNIFF_BYTES, newCollector } from "../../src/sniff/collect.ts";
 import { fixture, oneBytePerRecord, padHello } from "../helpers/fixtures.ts";
 
 function facts(bytes: Uint8Array): ClientHello {
@@ -144,11 +144,11 @@ describe("size bounds count the hello, not its framing", () => {
   test("the longest hello, one byte per record, collected as it comes: read whole, never cut off by the collector", () => {
     const split = oneBytePerRecord(padHello(openssl, MAX_HANDSHAKE_MESSAGE));
     expect(split.length).toBe(MAX_SNIFF_BYTES);
-    const collected = new FirstBytes();
+    const collected = newCollector();
     for (let pos = 0; pos < split.length; pos += 6000) {
-      const state = collected.push(split.subarray(pos, pos + 6000));
-      const r = sniffClientHello(collected.bytes);
-      if (pos + 6000 < split.length) expect([state, r.kind]).toEqual(["ok", "need-more"]);
+      collected.push(split.subarray(pos, pos + 6000));
+      const r = sniffClientHello(collected.bytes());
+      if (pos + 6000 < split.length) expect([collectorFull(collected), r.kind]).toEqual([false, "need-more"]);
       else expect(r.kind).toBe("match");
     }
   });

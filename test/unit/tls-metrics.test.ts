@@ -13,3 +13,19 @@ test("TLS handshakes by mode and refusals by reason, per listener, in Prometheus
   expect(text).toContain('switchyard_tls_refused_total{listener="edge",reason="ja3_blocked"} 1');
   expect(m.toJSON()).toMatchObject({ tlsHandshakes: { "edge/terminate": 2, "edge/passthrough": 1 }, tlsRefused: { "edge/ja3_blocked": 1 } });
 });
+
+test("refusals before routing: per protocol in switchyard_refused_total, and still under the old series for one version", () => {
+  const m = new Metrics();
+  m.countRefused("edge", "tls", "ja3_blocked");
+  m.countRefused("db", "postgres", "malformed_startup");
+  m.countRefused("db", "postgres", "malformed_startup");
+  const text = m.toPrometheus();
+  expect(text).toContain('switchyard_refused_total{listener="edge",protocol="tls",reason="ja3_blocked"} 1');
+  expect(text).toContain('switchyard_refused_total{listener="db",protocol="postgres",reason="malformed_startup"} 2');
+  expect(text).toContain('switchyard_tls_refused_total{listener="db",reason="malformed_startup"} 2');
+  expect(m.toJSON()).toMatchObject({ refused: { "edge/tls/ja3_blocked": 1, "db/postgres/malformed_startup": 2 } });
+  const sum = new Metrics();
+  sum.add(m.snapshot());
+  sum.add(m.snapshot());
+  expect(sum.toJSON()).toMatchObject({ refused: { "db/postgres/malformed_startup": 4 }, tlsRefused: { "db/malformed_startup": 4 } });
+});

@@ -1,0 +1,135 @@
+/**
+ * The protocol module interface: what a listener's `protocol` contributes to the one pipeline of
+ * src/proxy/pipeline.ts. The pipeline owns the order of the stages, the sockets, the timeouts and
+ * every close; a module owns its protocol's bytes and facts. It answers the pipeline with named
+ * steps and never calls the next stage itself, so a module imports nothing of the pipeline.
+ *
+ *   accept ─► gate ─► greeting? ─► sniff* ─► route ─► routed ─► [tls] ─► dial ─► upstreamHandshake? ─► relay ─► finish
+ *
+ * Members are listed in the order the pipeline uses them. Optional members have the default said in
+ * their comment; a module that leaves them all out is a plain TCP relay (src/tcp/module.ts).
+ * src/protocol/registry.ts maps a listener's `protocol` to its module; nothing else compares names.
+ * @module
+ */
+import type { SocketHandler } from "bun";
+import type { Protocol } from "../config/types.ts";
+import type { ByteQueue } from "../net/byte-queue.ts";
+import type { Conn } from "../proxy/conn.ts";
+import type { RouteRuntime } from "../proxy/runtime.ts";
+
+/** A module's answer to the bytes collected so far. */
+export type SniffStep =
+  /** Not enough to decide: the pipeline reads (or peeks) more, within handshakeTimeoutMs and the collector's bound. */
+  | { readonly kind: "need-more" }
+  /** The facts needed are in conn.facts: route now. Bytes to send the upstream first are in conn.upQueue(). */
+  | { readonly kind: "route" }
+  /**
+   * Decrypt before routing, with the listener's certificate (chosen by SNI), then sniff again over the
+   * plaintext (PostgreSQL: the StartupMessage is inside TLS). The collected bytes are the ClientHello.
+   */
+  | { readonly kind: "terminate-tls" }
+  /** The module ended the connection itself (a PostgreSQL CancelRequest, sent on and closed). */
+  | { readonly kind: "handled" }
+  /** Not this protocol, or refused by its rules: closed, counted under switchyard_refused_total{protocol,reason}. */
+  | { readonly kind: "refuse"; readonly reason: string; readonly detail?: string };
+
+/** What to do once a route (or a resolver answer) is chosen. */
+export type RoutedStep =
+  /** Connect to an upstream of the route. */
+  | { readonly kind: "dial" }
+  /** Decrypt first with the route's TLS settings (conn.route.tls), then connect. */
+  | { readonly kind: "terminate-tls" };
+
+/** A module's answer during its upstream handshake. */
+export type HandshakeStep =
+  /** Waiting for the upstream's next bytes (bounded by connectTimeoutMs, as the dial is). */
+  | { readonly kind: "need-more" }
+  /** Done: the relay takes over; bytes still waiting for the client are in conn.downQueue(). */
+  | { readonly kind: "relay" }
+  /** The upstream answered wrong: the connection closes with this reason. */
+  | { readonly kind: "fail"; readonly reason: string; readonly detail?: string };
+
+/** Steps without data, shared: answering one allocates nothing. */
+export const NEED_MORE: SniffStep & HandshakeStep = { kind: "need-more" };
+export const ROUTE: SniffStep = { kind: "route" };
+export const TERMINATE_TLS: SniffStep & RoutedStep = { kind: "terminate-tls" };
+export const HANDLED: SniffStep = { kind: "handled" };
+export const DIAL: RoutedStep = { kind: "dial" };
+export const RELAY: HandshakeStep = { kind: "relay" };
+
+export function refuse(reason: string, detail?: string): SniffStep {
+  return detail === undefined ? { kind: "refuse", reason } : { kind: "refuse", reason, detail };
+}
+
+export interface UpstreamHandshake {
+  /** Called once the upstream is connected, before any relayed byte (send a greeting reply, replay commands…). */
+  start(conn: Conn): HandshakeStep;
+  /** Each chunk the upstream sends until a step other than need-more is returned. */
+  data(conn: Conn, chunk: Uint8Array): HandshakeStep;
+}
+
+export interface ProtocolModule {
+  /** The `protocol` value of the listeners this module serves. */
+  readonly name: Protocol;
+
+  /**
+   * Who sends the first byte. "client": the listener reads before routing (`sniff` is required) and
+   * gets TCP_DEFER_ACCEPT. "proxy": the proxy greets (`greeting`) and then reads (SMTP, MySQL).
+   * "unknown": nothing is read before the upstream is dialled (tcp: any protocol may ride it).
+   */
+  readonly speaksFirst: "client" | "proxy" | "unknown";
+
+  /** Whether the listener loads certificates (defaultCert, certDir) for TLS it ends itself. Default false. */
+  readonly certificates?: boolean;
+
+  /**
+   * TLS ended before a route is known, with the listener's certificates and these ALPN protocols
+   * (PostgreSQL: "postgresql"); null or absent when only routes terminate TLS.
+   */
+  readonly tlsBeforeRouting?: { readonly alpn: readonly string[] } | null;
+
+  /**
+   * Whether the first bytes may be read with MSG_PEEK and left in the kernel (when the native library
+   * can wait on peeked sockets), so a passthrough relays from the first byte with nothing replayed.
+   * Only for protocols whose sniffer never has to consume or answer bytes. Default false: read.
+   */
+  readonly peeks?: boolean;
+
+  /** speaksFirst "proxy": the bytes sent at accept, before reading. Default: none. */
+  greeting?(conn: Conn): Uint8Array | null;
+
+  /**
+   * Make the protocol's own per-connection state (kept in conn.intake.state, read only by the module).
+   * Called at accept on listeners that read before routing. Default: none.
+   */
+  newState?(conn: Conn): object;
+
+  /**
+   * The bytes collected so far (all of them, from the first; `full` when the collector's bound is
+   * reached, so need-more is then a refusal). Called after each read until the answer is not
+   * need-more; again after terminate-tls, over the plaintext. Required unless speaksFirst is "unknown".
+   */
+  sniff?(conn: Conn, collected: ByteQueue, full: boolean): SniffStep;
+
+  /**
+   * A route was chosen (`route`), or the resolver module answered with an endpoint (null: there is no
+   * route to consult). Move collected bytes to conn.upQueue() if the upstream must get them. Default: dial.
+   */
+  routed?(conn: Conn, route: RouteRuntime | null): RoutedStep;
+
+  /** Run after the upstream connected and before the relay (SMTP banner and EHLO replay, MySQL auth). Default: none. */
+  readonly upstreamHandshake?: UpstreamHandshake;
+
+  /**
+   * The relay's upstream socket handlers as this protocol needs them (PostgreSQL reads the backend's
+   * startup replies as they pass). The pipeline sets `open` (and `handshake` for upstream TLS).
+   * Default: the relay's (src/relay/userspace.ts).
+   */
+  readonly upstreamHandlers?: SocketHandler<Conn>;
+
+  /**
+   * Bytes to send a client refused before any upstream spoke to it, in its protocol (a TLS alert, a
+   * PostgreSQL ErrorResponse), or null to close without a word. Default: null.
+   */
+  farewell?(conn: Conn, reason: string): Uint8Array | null;
+}
