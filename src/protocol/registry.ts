@@ -11,9 +11,6 @@ import { POSTGRES } from "../postgres/module.ts";
 
 const MODULES: ReadonlyMap<Protocol, ProtocolModule> = new Map<Protocol, ProtocolModule>([TCP, TLS, POSTGRES].map((m) => [m.name, m]));
 
-/** Every module, for what is prepared once per protocol (the pipeline's socket handlers). */
-export const PROTOCOL_MODULES: readonly ProtocolModule[] = [...MODULES.values()];
-
 /** The module of `protocol`; throws for a protocol not built (the schema refuses those first). */
 export function protocolModule(protocol: Protocol): ProtocolModule {
   const m = MODULES.get(protocol);

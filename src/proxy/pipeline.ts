@@ -34,7 +34,6 @@ import { Intake } from "./intake.ts";
 import { BLOCK_CLOSE_REASON, type BlockReason } from "../protect/gate.ts";
 import { ConnFacts, NO_FACTS } from "../protocol/facts.ts";
 import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type SniffStep } from "../protocol/module.ts";
-import { PROTOCOL_MODULES } from "../protocol/registry.ts";
 import { collectRead, collectsByPeeking, sniffCollected } from "./sniff-stage.ts";
 import { NOTICE, peekAgain, readInstead, startPeeking, stopWaiting, waitForMore, whenMoreArrives } from "./hello-peek.ts";
 import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../tls/terminate.ts";
@@ -278,7 +277,7 @@ function connectUpstream(conn: Conn, target: DialTarget): void {
   conn.upstreamAddr = formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
   // Failures arrive in the handlers' connectError; the promise's rejection is the same event.
   const tls = target.kind === "inet" ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
-  const handlers = UPSTREAM_HANDLERS_OF.get(conn.listener.module)!;
+  const handlers = upstreamHandlersFor(conn.listener.module);
   const socket = tls ? handlers.tls : handlers.plain;
   if (target.kind === "unix") Bun.connect<Conn>({ unix: target.path, socket, data: conn, allowHalfOpen: true }).catch(ignore);
   else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket, data: conn, allowHalfOpen: true, tls }).catch(ignore);
@@ -377,10 +376,16 @@ interface UpstreamHandlerSet {
   readonly tls: SocketHandler<Conn>;
 }
 
-/** Per module: the relay's upstream handlers (or the module's), opening into {@link connected}. */
-const UPSTREAM_HANDLERS_OF = new Map<ProtocolModule, UpstreamHandlerSet>(PROTOCOL_MODULES.map((m) => [m, upstreamHandlersOf(m)]));
+/** Per module: the relay's upstream handlers (or the module's), opening into {@link connected}; made once. */
+const UPSTREAM_HANDLERS_OF = new Map<ProtocolModule, UpstreamHandlerSet>();
 
-function upstreamHandlersOf(module: ProtocolModule): UpstreamHandlerSet {
+function upstreamHandlersFor(module: ProtocolModule): UpstreamHandlerSet {
+  let set = UPSTREAM_HANDLERS_OF.get(module);
+  if (!set) UPSTREAM_HANDLERS_OF.set(module, (set = composeUpstreamHandlers(module)));
+  return set;
+}
+
+function composeUpstreamHandlers(module: ProtocolModule): UpstreamHandlerSet {
   const base = module.upstreamHandlers ?? UPSTREAM_HANDLERS;
   const handshake = module.upstreamHandshake;
   const plain: SocketHandler<Conn> = handshake ? { ...base, open: connected, data: handshakeData(base, handshake.data), end: handshakeEnd(base) } : { ...base, open: connected };

@@ -3,7 +3,7 @@
  * per route its balancer and its upstreams' dial targets (IP literals resolved once, here).
  * @module
  */
-import type { Config, ListenerConfig, RouteConfig } from "../config/types.ts";
+import type { Config, ListenerConfig, Protocol, RouteConfig } from "../config/types.ts";
 import { Counters, Metrics } from "../control/metrics.ts";
 import { Balancer } from "../upstream/balancer.ts";
 import { cpuLoadOf } from "../upstream/cpu-load.ts";
@@ -65,7 +65,7 @@ export class ListenerRuntime {
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
     this.gate = new ListenerGate(config);
-    this.module = protocolModule(config.protocol);
+    this.module = state.moduleOf(config.protocol);
     this.readsFirst = this.module.speaksFirst !== "unknown";
     this.certs = this.module.certificates ? new ListenerCerts(config) : null;
     const early = this.module.tlsBeforeRouting;
@@ -90,6 +90,8 @@ export class ProxyState {
     readonly metrics: Metrics,
     readonly resolver: Resolver | null,
     readonly accessLog: AccessLog | null,
+    /** The module of each listener's protocol: the registry's (tests give their own to try the pipeline's stages). */
+    readonly moduleOf: (protocol: Protocol) => ProtocolModule = protocolModule,
   ) {
     this.listeners = config.listeners.map((l) => new ListenerRuntime(l, this, metrics));
     this.cache = new RouteCache(config.routeCache.ttlMs, config.routeCache.maxEntries, (k) => BigInt(Bun.hash.wyhash(k)));

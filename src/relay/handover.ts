@@ -56,8 +56,9 @@ export function kernelHandover(conn: Conn): boolean {
     conn.flags |= KERNEL_LATER;
     return false;
   }
-  // The upstream did not take the few KB JS holds at once: leave this connection to userspace.
-  if (!flushUp(conn)) return false;
+  // The upstream did not take the few KB JS holds at once, or the client has not taken what an
+  // upstream handshake left for it: leave this connection to userspace.
+  if (!nothingPending(conn.pendingDown) || !flushUp(conn)) return false;
   return handOver(conn);
 }
 

@@ -70,6 +70,8 @@ export const CLIENT_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
 export function startRelay(conn: Conn): void {
   conn.flags |= UPSTREAM_OPEN;
   notifyConnect(conn);
+  // Upstream bytes an upstream handshake left for the client go first; a slow client pauses the upstream.
+  if (!nothingPending(conn.pendingDown) && !flushDown(conn)) conn.upstream!.pause();
   if (kernelHandover(conn)) return; // the native engine relays from here on
   if (!flushUp(conn)) return; // drain resumes the client
   if (conn.flags & CLIENT_EOF) shutUpstream(conn);
