@@ -83,6 +83,7 @@ export function resolverFacts(facts: Readonly<ConnFacts>): ResolverFacts {
  * HTTP and SMTP fields. `alpn` is the negotiated protocol; `alpnOffered` what the hello offered.
  */
 export function logFields(facts: Readonly<ConnFacts>): LoggedFacts {
+  if (facts === NO_FACTS) return NO_LOGGED_FACTS; // tcp: one constant, nothing made per connection
   const out: LoggedFacts = {
     sni: facts.sni, alpn: facts.alpnNegotiated, alpnOffered: facts.alpn, ja3: facts.ja3, ja4: facts.ja4, tls: facts.tls,
   };
@@ -108,3 +109,5 @@ export type LoggedFacts = {
   ja4: string | null;
   tls: TlsHandling;
 } & { [K in (typeof LOGGED_WHEN_KNOWN)[number]]?: string };
+
+const NO_LOGGED_FACTS: LoggedFacts = Object.freeze({ sni: null, alpn: null, alpnOffered: NO_ALPN, ja3: null, ja4: null, tls: "none" });
