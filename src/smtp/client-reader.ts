@@ -73,8 +73,12 @@ export class SmtpClientReader {
     return this.#inData;
   }
 
-  /** Queue bytes read from the client; false when that would pass the bound (close the session). */
+  /**
+   * Queue bytes read from the client; false when that would pass the bound (close the session).
+   * After a closing error the bytes are dropped: the session is only answering and closing.
+   */
   push(bytes: Uint8Array): boolean {
+    if (this.#failed !== null) return true;
     return this.#queue.push(bytes);
   }
 

@@ -304,7 +304,7 @@ function localPartEnd(bytes: Uint8Array, start: number, end: number): number {
   if (bytes[start] === QUOTE) {
     for (let p = start + 1; p < end; p++) {
       const b = bytes[p]!;
-      if (b === QUOTE) return p + 1 > start + 1 ? p + 1 : -1;
+      if (b === QUOTE) return p + 1; // *QcontentSMTP: "" is a valid (if odd) local part
       if (b === BACKSLASH) {
         // quoted-pairSMTP = %d92 %d32-126
         if (p + 1 >= end || bytes[p + 1]! < 32 || bytes[p + 1]! > 126) return -1;

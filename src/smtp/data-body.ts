@@ -34,8 +34,10 @@ export type DataScan =
    */
   | { readonly kind: "end"; readonly size: number; readonly tooLarge: boolean; readonly messageBytes: number }
   /**
-   * A bare LF or bare CR at chunk offset `start + size`: the first `size` bytes are harmless, the
-   * message is refused from there on (SMTP_ERRORS `bare_lf_in_data` / `bare_cr_in_data`).
+   * The byte at chunk offset `start + size` breaks the rule: a bare LF, or the byte after a bare CR
+   * (a CR is bare only once the next byte is seen, and it may have come in an earlier chunk). The
+   * `size` bytes before it end no line and hold no terminator; the message is refused from there
+   * on (SMTP_ERRORS `bare_lf_in_data` / `bare_cr_in_data`) and the session closes.
    */
   | { readonly kind: "error"; readonly reason: "bare_lf_in_data" | "bare_cr_in_data"; readonly size: number };
 
@@ -104,7 +106,7 @@ export class DataBodyScanner {
           break;
         }
         case At.Cr:
-          if (chunk[p] !== LF) return this.#fail("bare_cr_in_data", p - 1 - start);
+          if (chunk[p] !== LF) return this.#fail("bare_cr_in_data", p - start);
           counted++;
           p++;
           at = At.LineStart;
@@ -133,10 +135,7 @@ export class DataBodyScanner {
           break;
         }
         case At.DotCr:
-          if (chunk[p] !== LF) {
-            // ".\r" then not LF: a bare CR; report it at the CR, which may lie in an earlier chunk.
-            return this.#fail("bare_cr_in_data", Math.max(0, p - 1 - start));
-          }
+          if (chunk[p] !== LF) return this.#fail("bare_cr_in_data", p - start);
           this.#at = At.Done;
           this.#messageBytes = counted;
           return { kind: "end", size: p + 1 - start, tooLarge: counted > this.limit, messageBytes: counted };
@@ -149,6 +148,6 @@ export class DataBodyScanner {
 
   #fail(reason: "bare_lf_in_data" | "bare_cr_in_data", size: number): DataScan {
     this.#at = At.Done;
-    return { kind: "error", reason, size: Math.max(0, size) };
+    return { kind: "error", reason, size };
   }
 }

@@ -76,7 +76,7 @@ export function buildXclient(attributes: XclientAttributes, offered: ReadonlySet
 
 /** ADDR syntax: IPv4 as is, IPv6 as "IPV6:" + address, IPv4-mapped IPv6 as the IPv4 address. */
 export function xclientAddress(ip: string): string {
-  if (ip.startsWith("[") && ip.endsWith("]")) ip = ip.slice(1, -1);
+  if (/^\[[0-9A-Fa-f:.]+\]$/.test(ip)) ip = ip.slice(1, -1); // "[2001:db8::1]"; not [UNAVAILABLE]
   if (ip.startsWith("[")) return ip; // [UNAVAILABLE], [TEMPUNAVAIL]
   const mapped = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i.exec(ip);
   if (mapped !== null) return mapped[1]!;
