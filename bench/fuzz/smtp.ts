@@ -61,7 +61,7 @@ export function driveClient(pieces: readonly Uint8Array[], total: number): Trace
       if (event.kind === "command") {
         const l = event.line;
         if (l.length > LINE_LIMIT || l[l.length - 2] !== 0x0d || l[l.length - 1] !== 0x0a) throw new Error(`bad command line ${hex(l)}`);
-        trace.push(`cmd ${JSON.stringify(event.command)} ${hex(l)}`);
+        trace.push(`cmd ${event.command.kind} ${JSON.stringify(event.command)} ${hex(l)}`);
         if (event.command.kind === "data") reader.startData();
       } else if (event.kind === "error") {
         trace.push(`err ${event.reason}`);
@@ -156,7 +156,7 @@ export function fuzzSmtp(inputs: number, seed = 1): FuzzReport {
     try {
       const trace = driveClient([input], input.length);
       for (const line of trace) {
-        const key = line.startsWith("cmd ") ? `cmd ${JSON.parse(line.split(" ")[1]!).kind}` : line.startsWith("msg ") ? `msg${line.split(" ")[3] === "true" ? " too-large" : ""}` : line.split(" ").slice(0, 2).join(" ");
+        const key = line.startsWith("msg ") ? `msg${line.split(" ")[3] === "true" ? " too-large" : ""}` : line.split(" ").slice(0, 2).join(" ");
         if (!key.startsWith("end")) seen[key] = (seen[key] ?? 0) + 1;
       }
       const whole = trace.join("\n");
