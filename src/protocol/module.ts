@@ -66,6 +66,12 @@ export interface UpstreamHandshake {
   start(conn: Conn): HandshakeStep;
   /** Each chunk the upstream sends until a step other than need-more is returned. */
   data(conn: Conn, chunk: Uint8Array): HandshakeStep;
+  /**
+   * Each chunk the client sends during the handshake (MySQL: its answer to an AuthSwitchRequest the
+   * proxy relayed from the server). Present: the client is read during the handshake; absent: it is
+   * paused and its bytes wait (in the kernel, or in pendingUp) for the relay.
+   */
+  clientData?(conn: Conn, chunk: Uint8Array): HandshakeStep;
 }
 
 export interface ProtocolModule {

@@ -305,7 +305,17 @@ function connected(upstream: Socket<Conn>): void {
   const handshake = conn.listener.module.upstreamHandshake;
   if (!handshake) return startRelay(conn);
   conn.flags |= UPSTREAM_HANDSHAKE;
+  if (handshake.clientData) conn.client.resume();
   upstreamHandshaken(conn, handshake.start(conn));
+}
+
+/** A client chunk during the upstream handshake, for modules that read the client then (clientData). */
+function handshakeClientData(conn: Conn, chunk: Uint8Array): void {
+  const read = conn.listener.module.upstreamHandshake?.clientData;
+  if (!read) return void clientData(conn.client, chunk as Buffer); // not read during the handshake: the relay stashes it
+  conn.lastActive = performance.now();
+  conn.bytesIn += chunk.length;
+  upstreamHandshaken(conn, read(conn, chunk));
 }
 
 /** The module's answer during its upstream handshake (timed as the dial is: connectTimeoutMs). */
@@ -315,6 +325,7 @@ function upstreamHandshaken(conn: Conn, step: HandshakeStep): void {
       return;
     case "relay":
       conn.flags &= ~UPSTREAM_HANDSHAKE;
+      conn.client.pause(); // startRelay writes what waits for the upstream first, then resumes it
       return startRelay(conn);
     case "fail":
       return abort(conn, step.reason, step.detail);
@@ -341,7 +352,10 @@ const SNIFF_HANDLERS: ClientHandlers = {
   data(s, chunk) {
     const conn = s.data;
     if (s !== conn.client || conn.flags & NOT_OURS) return;
-    if (conn.flags & SNIFFING) return sniffRead(conn, chunk);
+    if (conn.flags & (SNIFFING | UPSTREAM_HANDSHAKE)) {
+      if (conn.flags & SNIFFING) return sniffRead(conn, chunk);
+      return handshakeClientData(conn, chunk);
+    }
     clientData(s, chunk);
   },
   drain(s) {

@@ -56,9 +56,29 @@ const LINE_PROTOCOL: ProtocolModule = {
   },
 };
 
+/** The same protocol, whose handshake also asks the client once (as MySQL's relayed auth switch does). */
+const ASKING_PROTOCOL: ProtocolModule = {
+  ...LINE_PROTOCOL,
+  upstreamHandshake: {
+    start: () => NEED_MORE,
+    data(conn, chunk): HandshakeStep {
+      if (!Buffer.from(chunk).toString().startsWith(`BANNER${CRLF}`)) return { kind: "fail", reason: "bad_banner" };
+      const ask = text.encode(`AUTH?${CRLF}`);
+      conn.bytesOut += ask.length;
+      conn.client.write(ask);
+      return NEED_MORE;
+    },
+    clientData(conn, chunk): HandshakeStep {
+      if (Buffer.from(chunk).toString() !== `yes${CRLF}`) return { kind: "fail", reason: "bad_answer" };
+      conn.upQueue().push(chunk); // the answer goes to the upstream first, then the relay
+      return RELAY;
+    },
+  },
+};
+
 interface Proxy { port: number; records: AccessRecord[]; metrics: Metrics; stop(): void }
 
-async function proxyTo(backendPort: number): Promise<Proxy> {
+async function proxyTo(backendPort: number, module: ProtocolModule = LINE_PROTOCOL): Promise<Proxy> {
   const port = await freePort();
   const { config, issues } = readConfig({
     listeners: [{ name: "line", listen: [`127.0.0.1:${port}`], protocol: "tcp", routes: [{ upstreams: [`127.0.0.1:${backendPort}`] }] }],
@@ -67,7 +87,7 @@ async function proxyTo(backendPort: number): Promise<Proxy> {
   const metrics = new Metrics();
   const records: AccessRecord[] = [];
   const accessLog = Object.assign(new AccessLog(), { write: (r: AccessRecord) => void records.push(r) });
-  const state = new ProxyState(config, metrics, null, accessLog, (p) => (p === "tcp" ? LINE_PROTOCOL : protocolModule(p)));
+  const state = new ProxyState(config, metrics, null, accessLog, (p) => (p === "tcp" ? module : protocolModule(p)));
   const listener = state.listeners[0]!;
   const bound: BoundListener = bindAddress(listener.config.listen[0]!, listener, "line");
   return { port, records, metrics, stop: () => bound.stop(true) };
@@ -164,5 +184,32 @@ describe("a server-first protocol with an upstream handshake, on the one pipelin
     await eventually(() => p.records[0]?.reason === "bad_command");
     expect(p.records[0]?.reason).toBe("bad_command");
     expect(p.metrics.toPrometheus()).toContain('switchyard_refused_total{listener="line",protocol="tcp",reason="bad_command"} 1');
+  });
+
+  test("a handshake that reads the client: its answer goes upstream first, then the relay", async () => {
+    const b = backend(`BANNER${CRLF}`);
+    const p = await proxyTo(b.port, ASKING_PROTOCOL);
+    cleanup.push(b.stop, p.stop);
+    const c = await client(p.port);
+    c.socket.write(`ROUTE dave${CRLF}`);
+    await eventually(() => c.received() === `HELLO${CRLF}AUTH?${CRLF}`);
+    c.socket.write(`yes${CRLF}`);
+    await eventually(() => b.received() === `yes${CRLF}`);
+    c.socket.write(`ping${CRLF}`);
+    await eventually(() => c.received() === `HELLO${CRLF}AUTH?${CRLF}yes${CRLF}ping${CRLF}`);
+    expect(b.received()).toBe(`yes${CRLF}ping${CRLF}`);
+  });
+
+  test("a wrong answer during the handshake fails the connection; nothing reaches the upstream", async () => {
+    const b = backend(`BANNER${CRLF}`);
+    const p = await proxyTo(b.port, ASKING_PROTOCOL);
+    cleanup.push(b.stop, p.stop);
+    const c = await client(p.port);
+    c.socket.write(`ROUTE eve${CRLF}`);
+    await eventually(() => c.received() === `HELLO${CRLF}AUTH?${CRLF}`);
+    c.socket.write(`no${CRLF}`);
+    await eventually(() => c.closed());
+    expect(b.received()).toBe("");
+    await eventually(() => p.records[0]?.reason === "bad_answer");
   });
 });
