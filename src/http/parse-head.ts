@@ -141,8 +141,9 @@ function requestLine(bytes: Uint8Array, p: number, end: number, head: RequestHea
   p++;
   const v = version(bytes, p, end);
   if (v < 0) return v;
-  if (end - (p + 8) < 2) return INCOMPLETE;
-  if (bytes[p + 8] !== CR) return bytes[p + 8] === LF ? E.bare_lf : E.invalid_version;
+  const cr = expectByte(bytes, p + 8, end, CR, E.invalid_version);
+  if (cr < 0) return cr;
+  if (p + 9 >= end) return INCOMPLETE;
   if (bytes[p + 9] !== LF) return E.bare_cr;
   head.minorVersion = v;
   head.startLineEnd = p + 10;
@@ -160,14 +161,19 @@ function statusLine(bytes: Uint8Array, p: number, end: number, head: ResponseHea
   const v = version(bytes, p, end);
   if (v < 0) return v;
   p += 8;
-  if (end - p < 5) return INCOMPLETE;
-  if (bytes[p] !== SP) return bytes[p] === LF ? E.bare_lf : E.invalid_status_line;
-  const d0 = bytes[p + 1]! - 0x30, d1 = bytes[p + 2]! - 0x30, d2 = bytes[p + 3]! - 0x30;
-  if (d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return E.invalid_status;
-  const status = d0 * 100 + d1 * 10 + d2;
+  const sp = expectByte(bytes, p, end, SP, E.invalid_status_line);
+  if (sp < 0) return sp;
+  let status = 0;
+  for (let i = 1; i <= 3; i++) {
+    if (p + i >= end) return INCOMPLETE;
+    const d = bytes[p + i]! - 0x30;
+    if (d < 0 || d > 9) return E.invalid_status;
+    status = status * 10 + d;
+  }
   if (status < 100 || status > 599) return E.invalid_status; // RFC 9110 §15: outside 100..599 is invalid
   // The space before the reason is required even when the reason is empty (RFC 9112 §4).
-  if (bytes[p + 4] !== SP) return bytes[p + 4] === LF ? E.bare_lf : E.invalid_status_line;
+  const sp2 = expectByte(bytes, p + 4, end, SP, E.invalid_status_line);
+  if (sp2 < 0) return sp2;
   p += 5;
   const rs = p;
   while (p < end && REASON[bytes[p]!] === 1) p++;
@@ -221,17 +227,29 @@ function finishResponse(head: ResponseHead, r: number, start: number): number {
 /**
  * HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3, case-sensitive) at `p`: the minor version
  * (0 or 1), `unsupported_version` for another well-formed one (RFC 9110 §15.6.6: 505), INCOMPLETE, or
- * `invalid_version`.
+ * `invalid_version`. Each byte is judged as soon as it is here, so INCOMPLETE means the bytes so far
+ * are a prefix of a version (no LF among them): the invariant resumption relies on.
  */
 function version(bytes: Uint8Array, p: number, end: number): number {
-  if (end - p < 8) return INCOMPLETE;
-  if (bytes[p] !== 0x48 || bytes[p + 1] !== 0x54 || bytes[p + 2] !== 0x54 || bytes[p + 3] !== 0x50 || bytes[p + 4] !== 0x2f) {
-    return E.invalid_version;
+  for (let i = 0; i < 8; i++) {
+    if (p + i >= end) return INCOMPLETE;
+    const b = bytes[p + i]!;
+    const ok = i === 5 || i === 7 ? b >= 0x30 && b <= 0x39 : b === HTTP_SLASH_DOT[i];
+    if (!ok) return E.invalid_version;
   }
   const major = bytes[p + 5]! - 0x30, minor = bytes[p + 7]! - 0x30;
-  if (major < 0 || major > 9 || bytes[p + 6] !== 0x2e || minor < 0 || minor > 9) return E.invalid_version;
   if (major !== 1 || minor > 1) return E.unsupported_version;
   return minor;
+}
+
+/** "HTTP/" then a digit, ".", a digit (positions 5 and 7 are checked as digits). */
+const HTTP_SLASH_DOT = [0x48, 0x54, 0x54, 0x50, 0x2f, 0, 0x2e, 0];
+
+/** The byte at `i` is `want`, INCOMPLETE when it has not arrived, else `reason` (or bare_lf for an LF). */
+function expectByte(bytes: Uint8Array, i: number, end: number, want: number, reason: number): number {
+  if (i >= end) return INCOMPLETE;
+  const b = bytes[i];
+  return b === want ? 0 : b === LF ? E.bare_lf : reason;
 }
 
 /**

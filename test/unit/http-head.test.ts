@@ -206,6 +206,8 @@ describe("requests refused, each with its reason and status (issue 14, RFC 9112)
     ["no version (HTTP/0.9)", "GET /\r\n\r\n", "invalid_request_line 400"],
     ["lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", "invalid_version 400"],
     ["HTTP/1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", "invalid_version 400"],
+    // Found by bench/fuzz/http.ts: a version shorter than 8 bytes, its line already ended by LF.
+    ["a short version ended by LF", "POST / H\nHost: a\r", "invalid_version 400"],
     ["HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", "unsupported_version 505"],
     ["HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", "unsupported_version 505"],
     ["DEL in the target", "GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n", "invalid_target 400"],
@@ -385,6 +387,8 @@ describe("responses: the same field rules, 502 for the client, and only the repa
     ["NUL in the reason", "HTTP/1.1 200 O\0K\r\n\r\n", "invalid_status_line 502"],
     ["HTTP/2 status line", "HTTP/2.0 200 OK\r\n\r\n", "unsupported_version 502"],
     ["not HTTP", "SSH-2.0-OpenSSH_9.2\r\n", "invalid_version 502"],
+    ["a short version ended by LF (found by the fuzzer)", "HT\nP/1.0 2", "invalid_version 502"],
+    ["a status line cut by LF in the code", "HTTP/1.1 2\n0 OK\r\n\r\n", "invalid_status 502"],
     ["invalid field name", "HTTP/1.1 200 OK\r\nX(A): b\r\n\r\n", "invalid_header_name 502"],
   ];
   for (const [name, text, expected] of cases) {
