@@ -54,6 +54,7 @@ export function isPlainDigits(bytes: Uint8Array, s: number, e: number): boolean 
 export const TE_ANY = 1; // at least one coding
 export const TE_CHUNKED = 2; // chunked appeared
 export const TE_LAST_CHUNKED = 4; // the last coding so far is chunked
+export const TE_FIELD = 8; // a Transfer-Encoding field line was seen (even one with no coding)
 
 // RFC 9112 §7 and the IANA HTTP Transfer Coding registry: the codings a recipient can name. We never
 // decode them (the body is relayed as received), but "not understood" (501) is about the name.
@@ -86,6 +87,7 @@ export function skipQuotedString(bytes: Uint8Array, p: number, e: number): numbe
  * when `refuseUnknown` (a request: RFC 9112 §6.1 SHOULD 501), `unknown_transfer_coding`.
  */
 export function scanTransferEncoding(bytes: Uint8Array, s: number, e: number, state: number, refuseUnknown: boolean): number {
+  state |= TE_FIELD;
   let p = s;
   while (p < e) {
     if (bytes[p] === COMMA) { p = skipOws(bytes, p + 1, e); continue; } // empty list elements are allowed (RFC 9110 §5.6.1)

@@ -192,7 +192,7 @@ function statusLine(bytes: Uint8Array, p: number, end: number, head: ResponseHea
 /** Rules over a whole request head, in a fixed order; `r` is its end index. */
 function finishRequest(head: RequestHead, r: number, start: number): number {
   const te = head.transferEncoding;
-  if (te !== 0 || head.indexOfId(FieldId.TRANSFER_ENCODING) >= 0) {
+  if (te !== 0) {
     if ((te & TE_ANY) === 0) return E.invalid_transfer_encoding; // a Transfer-Encoding with no coding
     if (head.minorVersion === 0) return E.transfer_encoding_in_http10; // RFC 9112 §6.1
     if (head.contentLength >= 0) return E.content_length_with_transfer_encoding; // RFC 9112 §6.1, §11.2
@@ -207,7 +207,7 @@ function finishRequest(head: RequestHead, r: number, start: number): number {
 /** Rules over a whole response head; the one repair is Content-Length beside Transfer-Encoding. */
 function finishResponse(head: ResponseHead, r: number, start: number): number {
   const te = head.transferEncoding;
-  if (te !== 0 || head.indexOfId(FieldId.TRANSFER_ENCODING) >= 0) {
+  if (te !== 0) {
     if ((te & TE_ANY) === 0) return E.invalid_transfer_encoding;
     if (head.minorVersion === 0) return E.transfer_encoding_in_http10; // RFC 9112 §6.1: "a server or client"
     if (head.contentLength >= 0) {
