@@ -54,6 +54,7 @@ export function serializeHead(head: HttpHead, edits: HeadEdits = NO_EDITS): Uint
 
   let size = head.startLineEnd - head.start + 2;
   let changed = absoluteHost || upgrade || (set !== undefined && set.length > 0) || (add !== undefined && add.length > 0);
+  let onlyDrops = !absoluteHost; // every line kept as received or left out: the head can be compacted in place
   for (let i = 0; i < count; i++) {
     let action: number = head.actions[i]!;
     const id = head.ids[i];
@@ -66,22 +67,60 @@ export function serializeHead(head: HttpHead, edits: HeadEdits = NO_EDITS): Uint
     }
     plan[i] = action;
     if (action !== FieldAction.KEEP) changed = true;
-    if (action === FieldAction.KEEP) size += lineEnd(head, i) - f[4 * i]!;
+    if (action === FieldAction.NORMALIZE || action === FieldAction.CONTENT_LENGTH) onlyDrops = false;
+    if (action === FieldAction.KEEP) size += lineStartOrEnd(head, i + 1) - f[4 * i]!;
     else if (action === FieldAction.NORMALIZE) size += f[4 * i + 1]! - f[4 * i]! + 2 + f[4 * i + 3]! - f[4 * i + 2]! + 2;
     else if (action === FieldAction.CONTENT_LENGTH) size += CONTENT_LENGTH.length + String(head.contentLength).length + 2;
   }
   if (!changed) return bytes.subarray(head.start, head.end);
 
-  const host = absoluteHost ? (head as RequestHead).host() : "";
-  if (absoluteHost) size += HOST.length + host.length + 2;
+  const host = absoluteHost ? (head as RequestHead).host() : null;
+  if (host !== null) size += HOST.length + host.length + 2;
   if (upgrade) size += CONNECTION_UPGRADE.length;
-  if (set !== undefined) for (const [n, v] of set) size += editLength(n, v, false);
-  if (add !== undefined) for (const [n, v] of add) size += editLength(n, v, true);
+  if (set !== undefined) for (let k = 0; k < set.length; k++) size += editLength(set[k]![0], set[k]![1], false);
+  if (add !== undefined) for (let k = 0; k < add.length; k++) size += editLength(add[k]![0], add[k]![1], true);
 
-  const out = new Uint8Array(size);
+  const out = new Uint8Array(onlyDrops ? Math.max(size, head.end - head.start) : size);
+  let at = onlyDrops ? compactInto(out, head) : rewriteInto(out, head, host);
+  if (upgrade) at = writeAscii(out, at, CONNECTION_UPGRADE);
+  if (set !== undefined) for (let k = 0; k < set.length; k++) at = writeField(out, at, set[k]![0], set[k]![1]);
+  if (add !== undefined) for (let k = 0; k < add.length; k++) at = writeField(out, at, add[k]![0], add[k]![1]);
+  out[at++] = CR;
+  out[at++] = LF;
+  return at === out.length ? out : out.subarray(0, at);
+}
+
+/**
+ * Every line kept as received or left out (the common case: hop-by-hop fields dropped, fields
+ * appended): one copy of the head into `out`, then each run of kept lines moved down over the dropped
+ * ones, never up, so nothing unread is overwritten. Returns where the appended fields go.
+ */
+function compactInto(out: Uint8Array, head: HttpHead): number {
+  const bytes = head.bytes, f = head.fields, base = head.start, count = head.count;
+  out.set(base === 0 && head.end === bytes.length ? bytes : bytes.subarray(base, head.end));
+  let at = head.startLineEnd - base;
+  let runStart = -1;
+  for (let i = 0; i <= count; i++) {
+    if (i < count && plan[i] === FieldAction.KEEP) {
+      if (runStart < 0) runStart = f[4 * i]! - base;
+      continue;
+    }
+    if (runStart >= 0) {
+      const runEnd = lineStartOrEnd(head, i) - base;
+      if (runStart !== at) out.copyWithin(at, runStart, runEnd);
+      at += runEnd - runStart;
+      runStart = -1;
+    }
+  }
+  return at;
+}
+
+/** Some lines rewritten from their offsets (FieldAction), and Host when `host` is given. Returns where the appended fields go. */
+function rewriteInto(out: Uint8Array, head: HttpHead, host: string | null): number {
+  const bytes = head.bytes, f = head.fields, count = head.count;
   out.set(bytes.subarray(head.start, head.startLineEnd));
   let at = head.startLineEnd - head.start;
-  if (absoluteHost) at = writeField(out, at, "Host", host);
+  if (host !== null) at = writeField(out, at, "Host", host);
   let runStart = -1; // the first line of a run of KEEP lines, copied in one go
   for (let i = 0; i <= count; i++) {
     const action = i < count ? plan[i] : -1;
@@ -90,7 +129,7 @@ export function serializeHead(head: HttpHead, edits: HeadEdits = NO_EDITS): Uint
       continue;
     }
     if (runStart >= 0) {
-      const runEnd = i < count ? f[4 * i]! : head.end - 2;
+      const runEnd = lineStartOrEnd(head, i);
       out.set(bytes.subarray(runStart, runEnd), at);
       at += runEnd - runStart;
       runStart = -1;
@@ -109,17 +148,12 @@ export function serializeHead(head: HttpHead, edits: HeadEdits = NO_EDITS): Uint
       out[at++] = LF;
     }
   }
-  if (upgrade) at = writeAscii(out, at, CONNECTION_UPGRADE);
-  if (set !== undefined) for (const [n, v] of set) at = writeField(out, at, n, v);
-  if (add !== undefined) for (const [n, v] of add) at = writeField(out, at, n, v);
-  out[at++] = CR;
-  out[at++] = LF;
-  return out;
+  return at;
 }
 
-/** Index after field line i's CRLF: lines are contiguous (no obs-fold), the last is followed by the empty line. */
-function lineEnd(head: HttpHead, i: number): number {
-  return i + 1 < head.count ? head.fields[4 * (i + 1)]! : head.end - 2;
+/** Where field line i starts, or for i = count where the field lines end (the empty line). */
+function lineStartOrEnd(head: HttpHead, i: number): number {
+  return i < head.count ? head.fields[4 * i]! : head.end - 2;
 }
 
 function has(names: readonly string[] | undefined, bytes: Uint8Array, s: number, e: number): boolean {

@@ -64,8 +64,11 @@ describe("hop-by-hop fields (RFC 9110 §7.6.1)", () => {
 
   test("are all removed, with every field Connection names; the rest keeps its order and bytes", () => {
     const head = request(browser);
+    const received = text(browser);
     expect(hasHopByHop(head, false)).toBe(true);
     expect(forward(head)).toBe("GET /app HTTP/1.1\r\nHost: shop.example\r\nAccept: text/html\r\nCookie: a=1\r\n\r\n");
+    expect(forward(head, { add: [["Via", "1.1 sy"]] })).toBe("GET /app HTTP/1.1\r\nHost: shop.example\r\nAccept: text/html\r\nCookie: a=1\r\nVia: 1.1 sy\r\n\r\n");
+    expect(text(browser)).toBe(received); // the head is compacted in a copy, never in the received bytes
   });
 
   test("Upgrade goes on for an upgrade, with Connection: upgrade (RFC 9110 §7.8)", () => {
