@@ -40,17 +40,21 @@ export type ResponseHeadResult = ResponseHead | NeedMore | HeadError;
  */
 export function parseRequestHead(bytes: Uint8Array, start: number, head: RequestHead, resume = 0): RequestHeadResult {
   let r = parse(bytes, start, head, resume, true);
+  if (r === INCOMPLETE) return { kind: "need-more", resume: head.resumeToken };
+  head.resumeToken = 0; // a finished head cannot be resumed
   if (r >= 0) r = finishRequest(head, r, start);
   if (r >= 0) return head;
-  return r === INCOMPLETE ? { kind: "need-more", resume: head.resumeToken } : requestError(r);
+  return requestError(r);
 }
 
 /** Parse the response head at `bytes[start..]` into `head`; as parseRequestHead, refusals are 502. */
 export function parseResponseHead(bytes: Uint8Array, start: number, head: ResponseHead, resume = 0): ResponseHeadResult {
   let r = parse(bytes, start, head, resume, false);
+  if (r === INCOMPLETE) return { kind: "need-more", resume: head.resumeToken };
+  head.resumeToken = 0; // a finished head cannot be resumed
   if (r >= 0) r = finishResponse(head, r, start);
   if (r >= 0) return head;
-  return r === INCOMPLETE ? { kind: "need-more", resume: head.resumeToken } : responseError(r);
+  return responseError(r);
 }
 
 /** Tokens handed out by need-more; a head object only resumes for the newest one it handed out. */
@@ -340,7 +344,10 @@ function fieldSection(bytes: Uint8Array, p: number, end: number, head: HttpHead,
           const n = parseContentLength(bytes, vs, ve);
           if (n < 0) return n;
           if (head.contentLength >= 0) {
-            // RFC 9110 §8.6: a repeated identical value MAY be taken as one; it is written back once.
+            // RFC 9110 §8.6: a repeated identical value MAY be refused or taken as one. Taken: it is
+            // what a processor that combined duplicate lines sends (some upstreams do), it is not
+            // ambiguous (every reading gives the same length), and the head is re-serialised with one
+            // Content-Length, so no next hop ever sees the duplicate. Differing values are refused.
             if (n !== head.contentLength) return E.conflicting_content_length;
             action = FieldAction.DROP;
             head.clean = false;

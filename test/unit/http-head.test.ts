@@ -346,6 +346,17 @@ describe("limits (431)", () => {
     expect(snapshot(parseRequestHead(bytes, 0, head, resume))).toEqual(parseWhole("request", bytes));
   });
 
+  test("a token of a head that has since finished cannot resume it", () => {
+    const head = new RequestHead(LIMITS);
+    const first = parseRequestHead(enc("GET / HTTP/1.1\r\nHost: a\r\n"), 0, head);
+    if (first.kind !== "need-more") throw new Error(first.kind);
+    const done = parseRequestHead(enc("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, head, first.resume);
+    expect(done.kind === "head" && done.count).toBe(1);
+    // Other bytes of the same length before the resume point: a continuation would keep "GET".
+    const replay = parseRequestHead(enc("PUT / HTTP/1.1\r\nHost: a\r\n\r\nX"), 0, head, first.resume);
+    expect(replay.kind === "head" && [replay.method, replay.count]).toEqual(["PUT", 1]);
+  });
+
   test("a stale resume token (the head object parsed another message since) parses from the start", () => {
     const head = new RequestHead(LIMITS);
     const a = enc("GET /a HTTP/1.1\r\nHost: a\r\nX-Long: 1");
