@@ -13,8 +13,9 @@
  *   - a parsed head, serialized (with hop-by-hop removal and edits), parses again as a clean head
  *     with the same start line, framing and no hop-by-hop field;
  *   - no input takes more than 250 ms (a hang or a quadratic path).
- * Run: nice -n 10 node_modules/.bin/bun bench/fuzz/http.ts [inputs=1000000] [seed=1]
- * Prints "N inputs, F failures, T s" and the first failures (as hex) if any.
+ * Run: nice -n 10 node_modules/.bin/bun bench/fuzz/http.ts [inputs=1000000] [seed=1] [--outcomes]
+ * Prints "N inputs, F failures, T s", the first failures (as hex) if any, and with --outcomes how
+ * often each result was reached (which rules the inputs exercised).
  */
 import { ChunkedFramer } from "../../src/http/chunked.ts";
 import { RequestHead, ResponseHead } from "../../src/http/head.ts";
@@ -26,6 +27,8 @@ import { fixture } from "../../test/helpers/fixtures.ts";
 import { type HeadSnapshot, enc, frameInPieces, snapshot } from "../../test/helpers/http.ts";
 
 const LIMITS = { maxHeaderBytes: 8192, maxHeaders: 64 };
+/** For one head input in four: limits the seeds reach, so the 431 paths are fuzzed too. */
+const TIGHT = { maxHeaderBytes: 160, maxHeaders: 6 };
 const REQUEST_STATUSES = new Set([400, 431, 501, 505]);
 
 const REQUEST_SEEDS = [
@@ -37,6 +40,8 @@ const REQUEST_SEEDS = [
     "GET http://x.example:8080/p HTTP/1.1\r\nHost: y\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\nKeep-Alive: 5\r\n\r\n",
     "CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\nProxy-Authorization: Basic x\r\n\r\n",
     "OPTIONS * HTTP/1.0\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n", // at TIGHT's field limit
+    "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "GET /ws HTTP/1.1\r\nHost: [::1]:8\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTE: trailers\r\n\r\n",
   ].map(enc),
 ];
@@ -124,6 +129,8 @@ export interface FuzzReport {
   failures: number;
   seconds: number;
   examples: string[];
+  /** How often each outcome was reached ("request head", "response bare_lf", "chunked done", …): coverage. */
+  outcomes: Record<string, number>;
 }
 
 type Side = "request" | "response";
@@ -131,11 +138,14 @@ type Side = "request" | "response";
 /** Run `inputs` generated inputs from `seed`; failures are counted, the first few kept as hex. */
 export function runFuzz(inputs: number, seed = 1): FuzzReport {
   const rng = new Random(seed);
-  const wholeHead = { request: new RequestHead(LIMITS), response: new ResponseHead(LIMITS) };
-  const pieceHead = { request: new RequestHead(LIMITS), response: new ResponseHead(LIMITS) };
-  const otherHead = { request: new RequestHead(LIMITS), response: new ResponseHead(LIMITS) };
+  const heads = (limits: typeof LIMITS) => ({ request: new RequestHead(limits), response: new ResponseHead(limits) });
+  const normal = { whole: heads(LIMITS), piece: heads(LIMITS) };
+  const tight = { whole: heads(TIGHT), piece: heads(TIGHT) };
+  let wholeHead = normal.whole, pieceHead = normal.piece;
+  const otherHead = heads(LIMITS);
   const framer = new ChunkedFramer();
-  const report: FuzzReport = { inputs: 0, failures: 0, seconds: 0, examples: [] };
+  const report: FuzzReport = { inputs: 0, failures: 0, seconds: 0, examples: [], outcomes: {} };
+  const count = (outcome: string) => { report.outcomes[outcome] = (report.outcomes[outcome] ?? 0) + 1; };
   const started = performance.now();
 
   const fail = (what: string, bytes: Uint8Array, detail: unknown) => {
@@ -159,13 +169,18 @@ export function runFuzz(inputs: number, seed = 1): FuzzReport {
   };
 
   const checkHead = (side: Side, bytes: Uint8Array) => {
+    const limits = rng.below(4) === 0 ? TIGHT : LIMITS;
+    ({ whole: wholeHead, piece: pieceHead } = limits === TIGHT ? tight : normal);
     const r = parse(side, bytes, wholeHead[side], 0);
     const whole = snapshot(r);
+    count(`${side} ${r.kind === "error" ? r.reason : r.kind}`);
     if (r.kind === "error") {
       const ok = side === "request" ? REQUEST_STATUSES.has(r.status) : r.status === 502;
       if (!ok || typeof r.reason !== "string") fail(`${side} status`, bytes, whole);
     } else if (r.kind === "head") {
-      if (r.end > bytes.length || r.consumed > LIMITS.maxHeaderBytes || r.consumed !== r.end || r.start > r.startLineEnd) fail(`${side} bounds`, bytes, whole);
+      if (r.end > bytes.length || r.consumed > limits.maxHeaderBytes || r.count > limits.maxHeaders || r.consumed !== r.end || r.start > r.startLineEnd) {
+        fail(`${side} bounds`, bytes, whole);
+      }
       for (let i = 0; i < 4 * r.count; i++) if (r.fields[i]! < r.startLineEnd || r.fields[i]! > r.end) fail(`${side} offsets`, bytes, whole);
       checkSerialized(side, bytes, r);
     }
@@ -201,6 +216,7 @@ export function runFuzz(inputs: number, seed = 1): FuzzReport {
     const r = framer.feed(bytes);
     if (r.kind !== "error" && (r.consumed < 0 || r.consumed > bytes.length)) fail("chunked bounds", bytes, r);
     const whole = frameInPieces(bytes, []);
+    count(`chunked ${whole.kind === "error" ? whole.reason : whole.kind}`);
     const cuts = [rng.below(bytes.length + 1), rng.below(bytes.length + 1)].sort((a, b) => a - b);
     const split = frameInPieces(bytes, cuts);
     if (!Bun.deepEquals(split, whole)) fail("chunked split", bytes, { whole, split });
@@ -248,5 +264,8 @@ if (import.meta.main) {
   const r = runFuzz(inputs, seed);
   console.log(`${r.inputs} inputs, ${r.failures} failures, ${r.seconds.toFixed(1)} s`);
   for (const e of r.examples) console.log(e);
+  if (process.argv.includes("--outcomes")) {
+    for (const [o, n] of Object.entries(r.outcomes).sort()) console.log(`  ${o.padEnd(52)} ${n}`);
+  }
   if (r.failures > 0) process.exit(1);
 }
