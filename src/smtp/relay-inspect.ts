@@ -43,7 +43,7 @@ export function startInspecting(conn: Conn, s: SmtpSession): void {
 export function inspectClient(conn: Conn, chunk: Uint8Array): void {
   const s = conn.intake!.state as SmtpSession;
   conn.lastActive = performance.now();
-  if (!s.reader.push(chunk)) return abort(conn, "smtp_client_unread", "client sent more than the bound without reading replies");
+  if (!s.reader.push(chunk)) return abort(conn, "smtp_client_unread", `client sent more than the bound without reading replies (${chunk.length} after ${s.reader.pending})`);
   if (s.phase !== "relay") return void conn.client.pause(); // still dialling: read once the backend is where the client is
   pump(conn, s);
 }
