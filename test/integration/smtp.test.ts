@@ -194,6 +194,28 @@ describe("raw dialogues", () => {
     await c.closed();
   });
 
+  test("STARTTLS: what was pipelined after it is discarded (CVE-2011-0411), and inside TLS EHLO is required again", async () => {
+    // Python's ssl over the same socket: the plaintext bytes after STARTTLS must get no reply, in plaintext or in TLS.
+    const script = [
+      "import socket, ssl, sys",
+      `s = socket.create_connection(("127.0.0.1", ${mx}), timeout=5)`,
+      "buf = s.recv(1000)",
+      'buf = b""',
+      's.sendall(b"EHLO raw.test\\r\\nSTARTTLS\\r\\nRSET\\r\\nMAIL FROM:<evil@x.test>\\r\\n")',
+      'while b"220 2.0.0" not in buf: buf += s.recv(1000)',
+      "ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE",
+      't = ctx.wrap_socket(s, server_hostname="mx.test")',
+      't.sendall(b"MAIL FROM:<s@x.test>\\r\\n")',
+      "sys.stdout.write(repr(buf) + '\\n' + repr(t.recv(1000)) + '\\n')",
+    ].join("\n");
+    const proc = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "pipe" });
+    const out = await new Response(proc.stdout).text();
+    expect(await proc.exited).toBe(0);
+    const [plain, inTls] = out.trim().split("\n");
+    expect(plain).toMatch(/250 STARTTLS\\r\\n220 2\.0\.0 Ready to start TLS\\r\\n'$/); // nothing after the 220
+    expect(inTls).toContain("503 5.5.1 Send EHLO or HELO first"); // not a 250 for the discarded RSET or MAIL
+  });
+
   test("RCPT before MAIL gets 503 and the session goes on", async () => {
     const c = await RawSmtp.open(mx);
     await c.reply();
