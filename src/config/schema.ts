@@ -10,7 +10,7 @@ import { formatIp, isLoopbackHost, parseCidr, parseIp, type Cidr } from "../net/
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
-import { readSmtpListener, readSmtpMatch, readSmtpRoute } from "./smtp-schema.ts";
+import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
@@ -169,7 +169,8 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
-    handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
+    // smtp: the whole dialogue before the first RCPT is the "handshake"; RFC 5321 §4.5.3.2.7 gives a server 5 minutes per command.
+    handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, protocol === "smtp" ? SMTP_HANDSHAKE_TIMEOUT_MS : DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
     ...readTlsListener(r, o, path, protocol, protection),
     routes,
     smtp: readSmtpListener(r, o, path, protocol),

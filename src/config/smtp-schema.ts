@@ -13,6 +13,8 @@ const SMTP_KEYS = ["hostname", "maxMessageBytes", "requireTls", "smtpUtf8", "max
 
 /** 50 MiB, the size SPEC.md's example offers (and a common MTA default). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 52_428_800;
+/** handshakeTimeoutMs of smtp listeners: banner to first RCPT (RFC 5321 §4.5.3.2.7: 5 minutes a command). */
+export const SMTP_HANDSHAKE_TIMEOUT_MS = 300_000;
 /** Enough for EHLO, STARTTLS, EHLO and a handful of NOOP/RSET; a client past it is not mailing. */
 export const DEFAULT_MAX_COMMANDS_BEFORE_ROUTING = 50;
 

@@ -14,6 +14,7 @@ const smtp = (listener: Record<string, unknown> = {}, route: Record<string, unkn
 describe("smtp schema", () => {
   test("defaults: hostname from the system, 50 MiB, TLS not required; xclient off", () => {
     const l = valid(smtp()).listeners[0]!;
+    expect(l.handshakeTimeoutMs).toBe(300_000);
     expect(l.smtp).toMatchObject({ maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, requireTls: false, smtpUtf8: false, maxCommandsBeforeRouting: DEFAULT_MAX_COMMANDS_BEFORE_ROUTING });
     expect(l.smtp!.hostname.length).toBeGreaterThan(0);
     expect(l.routes[0]!.xclient).toBe(false);
