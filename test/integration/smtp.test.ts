@@ -10,6 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startProxy, writeConfig, tempDir, eventually, type RunningProxy } from "../helpers/proxy.ts";
 import { makePki } from "../helpers/certs.ts";
+import { serve, type Server } from "../helpers/peers.ts";
 import { RawSmtp, postfixAvailable, startPostfix, startSink, swaks, type PostfixInstance, type Sink } from "../helpers/smtp-peers.ts";
 
 let proxy: RunningProxy;
@@ -18,10 +19,16 @@ let sinkDefault: Sink;
 let postfix: PostfixInstance | null = null;
 let mx = 0;
 let sub = 0;
+let strict = 0;
+let plainBackend: Server; // answers like a server without XCLIENT (smtp-sink offers it)
 
 beforeAll(async () => {
   sinkB = await startSink();
   sinkDefault = await startSink();
+  plainBackend = serve({
+    open(s: any) { s.write("220 plain.test ESMTP\r\n"); },
+    data(s: any, d: Uint8Array) { s.write(Buffer.from(d).toString().startsWith("EHLO") ? "250-plain.test\r\n250 PIPELINING\r\n" : "250 2.0.0 OK\r\n"); },
+  } as any);
   if (postfixAvailable()) postfix = await startPostfix("xc.example");
   const pki = makePki();
   const cert = pki.issue("mx", ["mx.test"]);
@@ -36,11 +43,17 @@ beforeAll(async () => {
     listeners: [
       { name: "mx", listen: "127.0.0.1:0", protocol: "smtp", defaultCert: cert, smtp: { hostname: "mx.test", maxMessageBytes: 30_000_000 }, routes },
       { name: "sub", listen: "127.0.0.1:0", protocol: "smtp", defaultCert: cert, smtp: { hostname: "sub.test", requireTls: true }, routes },
+      // No default route, a small size limit, and an XCLIENT route to a backend that does not offer it.
+      { name: "strict", listen: "127.0.0.1:0", protocol: "smtp", smtp: { hostname: "strict.test", maxMessageBytes: 1000 }, routes: [
+        { name: "b", match: { rcptDomain: "b.example" }, upstreams: [`127.0.0.1:${sinkB.port}`] },
+        { name: "noxc", match: { rcptDomain: "noxc.example" }, upstreams: [`127.0.0.1:${plainBackend.port}`], xclient: true },
+      ] },
     ],
   })]);
   const ports = proxy.addresses.map((a) => Number(a.slice(a.lastIndexOf(":") + 1)));
   mx = ports[0]!;
   sub = ports[1]!;
+  strict = ports[2]!;
 }, 60_000);
 
 afterAll(async () => {
@@ -48,6 +61,7 @@ afterAll(async () => {
   await sinkB?.stop();
   await sinkDefault?.stop();
   await postfix?.stop();
+  plainBackend?.stop();
 });
 
 /** Messages a sink got whose recipient line names `rcpt`. */
@@ -223,6 +237,47 @@ describe("raw dialogues", () => {
     await c.reply();
     expect(await c.reply()).toStartWith("503 5.5.1 Send MAIL first");
     expect(await c.reply()).toStartWith("221 ");
+  });
+});
+
+describe("refusals", () => {
+  test("a recipient no route serves gets 550 and the dialogue goes on; no STARTTLS without a certificate", async () => {
+    const c = await RawSmtp.open(strict);
+    await c.reply();
+    c.send("EHLO raw.test\r\nSTARTTLS\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@nowhere.example>\r\nRCPT TO:<ok@b.example>\r\nQUIT\r\n");
+    expect(await c.reply()).not.toContain("STARTTLS");
+    expect(await c.reply()).toStartWith("454 4.7.0 TLS not available");
+    expect(await c.reply()).toStartWith("250 2.1.0");
+    expect(await c.reply()).toBe("550 5.7.1 Relay access denied (no_route)\r\n");
+    expect(await c.reply()).toStartWith("250 "); // smtp-sink's, for ok@b.example
+    expect(await c.reply()).toStartWith("221 ");
+  });
+
+  test("MAIL with SIZE over the limit gets 552; a body over it gets 552 and the session closes, nothing delivered", async () => {
+    const c = await RawSmtp.open(strict);
+    await c.reply();
+    c.send("EHLO raw.test\r\nMAIL FROM:<s@x.test> SIZE=5000\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<big2@b.example>\r\nDATA\r\n");
+    expect(await c.reply()).toContain("SIZE 1000");
+    expect(await c.reply()).toStartWith("552 5.3.4");
+    expect(await c.reply()).toStartWith("250 2.1.0");
+    expect(await c.reply()).toStartWith("250 ");
+    expect(await c.reply()).toStartWith("354 ");
+    c.send(`Subject: big\r\n\r\n${"y".repeat(2000)}\r\n.\r\n`);
+    expect(await c.reply()).toStartWith("552 5.3.4 Message size exceeds fixed limit of 1000 bytes");
+    await c.closed();
+    await Bun.sleep(200);
+    expect(to(sinkB, "big2@b.example")).toHaveLength(0);
+  });
+
+  test("an xclient route whose backend does not offer XCLIENT: 421 naming the reason", async () => {
+    const c = await RawSmtp.open(strict);
+    await c.reply();
+    c.send("EHLO raw.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@noxc.example>\r\n");
+    await c.reply();
+    await c.reply();
+    expect(await c.reply()).toMatch(/^421 4\.3\.0 strict\.test closing connection: .*\(upstream_no_xclient\)\r\n$/);
+    await c.closed();
+    await eventually(() => proxy.accessLog().some((l) => l.reason === "upstream_no_xclient"), 5000, "access log");
   });
 });
 
