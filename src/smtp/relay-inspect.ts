@@ -29,6 +29,7 @@ import { errorReply } from "./reply-builder.ts";
 import { ehloReply } from "./dialogue.ts";
 import * as R from "./proxy-replies.ts";
 import type { SmtpSession } from "./session.ts";
+import type { SmtpCommand } from "./command.ts";
 
 const relayUp = CLIENT_HANDLERS.data!;
 const relayDown = UPSTREAM_HANDLERS.data!;
@@ -97,7 +98,7 @@ function pump(conn: Conn, s: SmtpSession): void {
       case "need-more":
         return;
       case "error":
-        if (ev.closes || ev.reason === "message_too_large") return closeWith(conn, errorReply(ev.reason), ev.reason);
+        if (ev.closes) return closeWith(conn, errorReply(ev.reason), ev.reason);
         local(conn, s, errorReply(ev.reason));
         continue;
       case "data":
@@ -116,7 +117,7 @@ function pump(conn: Conn, s: SmtpSession): void {
   }
 }
 
-function command(conn: Conn, s: SmtpSession, c: import("./command.ts").SmtpCommand, line: Uint8Array): void {
+function command(conn: Conn, s: SmtpSession, c: SmtpCommand, line: Uint8Array): void {
   switch (c.kind) {
     case "rcpt":
       if (otherRoute(conn, c.domain)) return local(conn, s, R.OTHER_ROUTE_RCPT);
