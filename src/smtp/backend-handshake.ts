@@ -40,6 +40,7 @@ export function backendData(conn: Conn, chunk: Uint8Array): HandshakeStep {
     const raw = bytes.slice(0, parsed.size);
     s.fromBackend.consume(parsed.size);
     const step = onReply(conn, s, parsed.reply, raw);
+    if (s.shortWrite) return fail("upstream_write_short", "the backend did not take a handshake command whole");
     if (step !== null) return step;
   }
 }
@@ -115,8 +116,12 @@ function ehlo(s: SmtpSession): Uint8Array {
   return ascii.encode(`EHLO ${s.heloDomain ?? "unknown"}\r\n`);
 }
 
+/**
+ * One command to a socket that has just connected and is waiting for it: the kernel takes it whole.
+ * Should it not, the handshake fails rather than go on with a command cut short.
+ */
 function sendUp(conn: Conn, bytes: Uint8Array): void {
-  conn.upstream!.write(bytes);
+  if (conn.upstream!.write(bytes) !== bytes.length) session(conn).shortWrite = true;
 }
 
 function text(reply: SmtpReply): string {

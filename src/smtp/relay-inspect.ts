@@ -20,7 +20,7 @@
  * @module
  */
 import type { Socket, SocketHandler } from "bun";
-import type { Conn } from "../proxy/conn.ts";
+import { NOT_OURS, type Conn } from "../proxy/conn.ts";
 import { ConnFacts } from "../protocol/facts.ts";
 import { abort } from "../proxy/finish.ts";
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS } from "../relay/userspace.ts";
@@ -54,8 +54,8 @@ export const SMTP_UPSTREAM_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
   ...UPSTREAM_HANDLERS,
   data(upstream: Socket<Conn>, chunk: Buffer) {
     const conn = upstream.data;
+    if (conn.flags & NOT_OURS) return;
     const s = conn.intake!.state as SmtpSession;
-    if (conn.reason !== null) return;
     conn.lastActive = performance.now();
     if (!s.fromBackend.push(chunk)) return abort(conn, "upstream_bad_reply", "reply over the bound");
     for (;;) {

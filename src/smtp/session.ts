@@ -55,6 +55,8 @@ export class SmtpSession {
   /** Backend handshake: which step's reply is awaited, and how many XCLIENT replies are still due. */
   backendStep: "banner" | "ehlo" | "xclient" | "ehlo-again" | "mail" | "rcpt" = "banner";
   xclientReplies = 0;
+  /** A handshake command the backend's socket did not take whole (src/smtp/backend-handshake.ts fails on it). */
+  shortWrite = false;
 
   constructor(readonly config: SmtpListenerConfig) {
     this.reader = newReader(config);
