@@ -175,6 +175,19 @@ describe("raw dialogues", () => {
     expect(got[0]).toMatch(/first\r?\n\.?\r?\n\.?dots\r?\n\.?x\r?\nlast line/);
   });
 
+  test("two messages in one session; the end of the first, the next MAIL, RCPT and DATA pipelined in one write", async () => {
+    const c = await toData(mx, "first@b.example");
+    c.send("Subject: 1\r\n\r\none\r\n.\r\nRSET\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<second@b.example>\r\nDATA\r\n");
+    for (const code of ["250", "250", "250", "250", "354"]) expect((await c.reply()).slice(0, 3)).toBe(code);
+    c.send("Subject: 2\r\n\r\ntwo\r\n.\r\nQUIT\r\n");
+    expect(await c.reply()).toStartWith("250 ");
+    expect(await c.reply()).toStartWith("221 ");
+    await c.closed();
+    expect(to(sinkB, "first@b.example")).toHaveLength(1);
+    expect(to(sinkB, "second@b.example")).toHaveLength(1);
+    expect(to(sinkB, "second@b.example")[0]).toContain("two");
+  });
+
   test("bare LF in DATA (SMTP smuggling) is refused with 550 and the message is not delivered", async () => {
     const c = await toData(mx, "smuggle@b.example");
     c.send("Subject: a\r\n\r\nhello\n.\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@b.example>\r\nDATA\r\nforged\r\n.\r\n");
