@@ -19,7 +19,14 @@
 //!   batch of completions from a LIFO free stack), so the same few buffers cycle and the process's RSS
 //!   stays at what traffic actually holds. An empty ring ends multishot receives with ENOBUFS: the
 //!   target doubles, the directions wait on the starved list and are re-armed once buffers are back.
-//!   The target halves again on a tick whose low-water mark shows it was more than needed.
+//!   The target halves again on a tick whose low-water mark shows it was more than needed; it never
+//!   exceeds RING_MAX, so a burst of many small messages waits a batch or two for buffers rather than
+//!   touching thousands of them. A tick on which no buffer was consumed gives the pages of every
+//!   buffer not held back to the kernel (MADV_DONTNEED, coalesced runs): idle pairs cost no buffer
+//!   memory, whatever the last burst touched.
+//! - Per pair the engine keeps its Pair (about 200 bytes of malloc) and the 2 dups; the iovecs of a
+//!   gathering send live in a scratch slot per submission queue entry (the kernel copies them when
+//!   the entry is submitted: IORING_FEAT_SUBMIT_STABLE).
 //! - Backpressure: a multishot receive is armed only while its direction holds fewer than LOW
 //!   buffers, and on kernels that can (6.17: the receive's byte cap in sqe->optlen) it is capped at
 //!   the bytes of HIGH buffers less those held: it ends by itself there, and is re-armed once sends
@@ -70,11 +77,17 @@ const LOW: u32 = 4;
 const MAX_IOV = HIGH;
 /// The least number of buffers kept in the kernel's ring.
 const RING_MIN: u32 = 64;
+const RING_MAX: u32 = 512;
 const TICK_MS = 100;
 const SQ_ENTRIES: u16 = 1024;
 const CQ_ENTRIES: u32 = 8192;
 const GROUP: u16 = 0;
 const NONE: u16 = 0xffff;
+const DIRTY: u8 = 1;
+const HELD: u8 = 2;
+/// Needed of the kernel: poll-driven socket operations (5.7), completions never dropped (5.5),
+/// submissions copied when taken (5.7; the sendmsg scratch relies on it).
+const FEATURES = linux.IORING_FEAT_FAST_POLL | linux.IORING_FEAT_NODROP | linux.IORING_FEAT_SUBMIT_STABLE;
 const MSG_NOSIGNAL: u32 = linux.MSG.NOSIGNAL;
 
 /// What a completion's user_data names: a pair's pointer (8-byte aligned) with the operation in its
@@ -110,8 +123,6 @@ const Dir = struct {
     starved: bool = false,
     starved_prev: ?*Dir = null,
     starved_next: ?*Dir = null,
-    iov: [MAX_IOV]std.posix.iovec_const = undefined,
-    msg: linux.msghdr_const = undefined,
 
     fn recvOp(d: *const Dir) Op {
         return if (d.which == .ab) .recv_ab else .recv_ba;
@@ -186,6 +197,14 @@ pub const Engine = struct {
     starved_head: ?*Dir = null,
     /// Multishot receives carry a byte cap (probe: recv_cap_supported).
     recv_cap: bool = false,
+    /// Per buffer: DIRTY (written since its pages were last given back), HELD (in a direction's list).
+    buf_state: []u8 = &.{},
+    dirty: u32 = 0,
+    /// Buffers the kernel filled since the last tick.
+    consumed: u32 = 0,
+    /// A gathering send's iovecs and msghdr, one slot per submission queue entry.
+    scratch_iov: [][MAX_IOV]std.posix.iovec_const = &.{},
+    scratch_msg: []linux.msghdr_const = &.{},
 
     // ---- read by other threads (tests, diagnostics) --------------------------------------------
     /// Buffers held by directions (received, not sent) now, and the most any one direction held.
@@ -193,6 +212,8 @@ pub const Engine = struct {
     peak_dir_held: u32 = 0,
     enobufs: u64 = 0,
     ring_setup_flags: u32 = 0,
+    /// Runs of buffers whose pages were given back (madvise calls made).
+    reclaims: u64 = 0,
 
     pub fn create(gpa: std.mem.Allocator, opts: Options) !*Engine {
         if (opts.buf_count == 0 or opts.buf_count > 32768 or !std.math.isPowerOfTwo(opts.buf_count)) return error.BadOptions;
@@ -300,6 +321,11 @@ pub const Engine = struct {
         return @atomicLoad(u32, &self.peak_dir_held, .monotonic);
     }
 
+    /// Buffers written since their pages were last given back.
+    pub fn dirtyBuffers(self: *Engine) u32 {
+        return @atomicLoad(u32, &self.dirty, .monotonic);
+    }
+
     /// Receives that ended because the kernel's ring was empty.
     pub fn enobufsCount(self: *Engine) u64 {
         return @atomicLoad(u64, &self.enobufs, .monotonic);
@@ -331,7 +357,7 @@ pub const Engine = struct {
         self.ring = try initRing();
         errdefer self.ring.deinit();
         self.ring_setup_flags = self.ring.flags;
-        if (self.ring.features & (linux.IORING_FEAT_FAST_POLL | linux.IORING_FEAT_NODROP) != (linux.IORING_FEAT_FAST_POLL | linux.IORING_FEAT_NODROP)) return error.Unsupported;
+        if (self.ring.features & FEATURES != FEATURES) return error.Unsupported;
         const n = self.buf_count;
         const mrc = linux.mmap(null, @as(usize, n) * BUF_SIZE, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .NORESERVE = true }, -1, 0);
         if (linux.errno(mrc) != .SUCCESS) return error.OutOfMemory;
@@ -343,6 +369,13 @@ pub const Engine = struct {
         errdefer self.gpa.free(self.buf_len);
         self.free = try self.gpa.alloc(u16, n);
         errdefer self.gpa.free(self.free);
+        self.buf_state = try self.gpa.alloc(u8, n);
+        errdefer self.gpa.free(self.buf_state);
+        @memset(self.buf_state, 0);
+        self.scratch_iov = try self.gpa.alloc([MAX_IOV]std.posix.iovec_const, self.ring.sq.sqes.len);
+        errdefer self.gpa.free(self.scratch_iov);
+        self.scratch_msg = try self.gpa.alloc(linux.msghdr_const, self.ring.sq.sqes.len);
+        errdefer self.gpa.free(self.scratch_msg);
         // Pushed so that bid 0 is on top: the lowest buffers are used first and reused most.
         for (0..n) |i| self.free[i] = @intCast(n - 1 - i);
         self.free_len = n;
@@ -361,6 +394,9 @@ pub const Engine = struct {
         self.gpa.free(self.buf_next);
         self.gpa.free(self.buf_len);
         self.gpa.free(self.free);
+        self.gpa.free(self.buf_state);
+        self.gpa.free(self.scratch_iov);
+        self.gpa.free(self.scratch_msg);
     }
 
     fn loop(self: *Engine) void {
@@ -453,6 +489,11 @@ pub const Engine = struct {
         if (c.flags & linux.IORING_CQE_F_BUFFER != 0) {
             self.in_ring -= 1;
             bid = @intCast(c.flags >> linux.IORING_CQE_BUFFER_SHIFT);
+            self.consumed += 1;
+            if (self.buf_state[bid] & DIRTY == 0 and c.res > 0) {
+                self.buf_state[bid] |= DIRTY;
+                self.dirty += 1;
+            }
             if (c.res <= 0 or p.done) {
                 self.freeBuf(bid);
                 bid = NONE;
@@ -478,7 +519,7 @@ pub const Engine = struct {
             switch (@as(linux.E, @enumFromInt(-c.res))) {
                 .NOBUFS => {
                     _ = @atomicRmw(u64, &self.enobufs, .Add, 1, .monotonic);
-                    self.ring_target = @min(self.ring_target * 2, self.buf_count);
+                    self.ring_target = @min(self.ring_target * 2, RING_MAX, self.buf_count);
                 },
                 .CANCELED, .INTR, .AGAIN => {},
                 .CONNRESET, .PIPE => self.complete(p, if (d.which == .ab) .a_reset else .b_reset, 0),
@@ -561,21 +602,25 @@ pub const Engine = struct {
 
     /// One send of everything `d` holds (up to MAX_IOV buffers), in order.
     fn send(self: *Engine, p: *Pair, d: *Dir) void {
-        var n: usize = 0;
-        var bid = d.head;
-        var off = d.head_off;
-        while (bid != NONE and n < MAX_IOV) : (n += 1) {
-            d.iov[n] = .{ .base = self.bufPtr(bid) + off, .len = self.buf_len[bid] - off };
-            off = 0;
-            bid = self.buf_next[bid];
-        }
-        if (n == 0) return;
+        if (d.head == NONE) return;
         const sqe = self.getSqe();
-        if (n == 1) {
-            sqe.prep_send(d.dst, d.iov[0].base[0..d.iov[0].len], MSG_NOSIGNAL);
+        if (self.buf_next[d.head] == NONE) {
+            sqe.prep_send(d.dst, (self.bufPtr(d.head) + d.head_off)[0 .. self.buf_len[d.head] - d.head_off], MSG_NOSIGNAL);
         } else {
-            d.msg = .{ .name = null, .namelen = 0, .iov = &d.iov, .iovlen = n, .control = null, .controllen = 0, .flags = 0 };
-            sqe.prep_sendmsg(d.dst, &d.msg, MSG_NOSIGNAL);
+            // The entry's own scratch slot: the kernel copies the msghdr and iovecs when it takes
+            // the entry, before the slot can be handed out again.
+            const slot = (@intFromPtr(sqe) - @intFromPtr(self.ring.sq.sqes.ptr)) / @sizeOf(linux.io_uring_sqe);
+            const iov = &self.scratch_iov[slot];
+            var n: usize = 0;
+            var bid = d.head;
+            var off = d.head_off;
+            while (bid != NONE and n < MAX_IOV) : (n += 1) {
+                iov[n] = .{ .base = self.bufPtr(bid) + off, .len = self.buf_len[bid] - off };
+                off = 0;
+                bid = self.buf_next[bid];
+            }
+            self.scratch_msg[slot] = .{ .name = null, .namelen = 0, .iov = iov, .iovlen = n, .control = null, .controllen = 0, .flags = 0 };
+            sqe.prep_sendmsg(d.dst, &self.scratch_msg[slot], MSG_NOSIGNAL);
         }
         sqe.user_data = p.userData(d.sendOp());
         d.sending = true;
@@ -630,6 +675,8 @@ pub const Engine = struct {
         // The ring never ran below half its target: it can be kept smaller.
         if (self.ring_low != std.math.maxInt(u32) and self.ring_low > self.ring_target / 2) self.ring_target = @max(self.ring_target / 2, @min(RING_MIN, self.buf_count));
         self.ring_low = std.math.maxInt(u32);
+        if (self.consumed == 0 and self.dirty > 0) self.reclaim();
+        self.consumed = 0;
         var it = self.live;
         while (it) |p| {
             it = p.next;
@@ -671,7 +718,29 @@ pub const Engine = struct {
         return self.bufs + @as(usize, bid) * BUF_SIZE;
     }
 
+    /// Give back the pages of every dirty buffer not held (in the free stack or the kernel's ring:
+    /// the kernel's next write into one faults in a zeroed page), in runs of adjacent buffers.
+    fn reclaim(self: *Engine) void {
+        var span: u32 = 0;
+        var i: u32 = 0;
+        while (i <= self.buf_count) : (i += 1) {
+            const take = i < self.buf_count and self.buf_state[i] == DIRTY;
+            if (take) {
+                self.buf_state[i] = 0;
+                self.dirty -= 1;
+                span += 1;
+                continue;
+            }
+            if (span > 0) {
+                _ = linux.madvise(self.bufPtr(@intCast(i - span)), @as(usize, span) * BUF_SIZE, linux.MADV.DONTNEED);
+                _ = @atomicRmw(u64, &self.reclaims, .Add, 1, .monotonic);
+                span = 0;
+            }
+        }
+    }
+
     fn hold(self: *Engine, d: *Dir, bid: u16, len: u32) void {
+        self.buf_state[bid] |= HELD;
         self.buf_len[bid] = len;
         self.buf_next[bid] = NONE;
         if (d.tail != NONE) self.buf_next[d.tail] = bid else d.head = bid;
@@ -702,6 +771,7 @@ pub const Engine = struct {
     }
 
     fn freeBuf(self: *Engine, bid: u16) void {
+        self.buf_state[bid] &= ~HELD;
         self.free[self.free_len] = bid;
         self.free_len += 1;
     }
@@ -790,8 +860,7 @@ pub fn probe() c_int {
     };
     defer ring.deinit();
     probe_step = .features;
-    const need = linux.IORING_FEAT_FAST_POLL | linux.IORING_FEAT_NODROP;
-    if (ring.features & need != need) return sys.errnoInt(.OPNOTSUPP);
+    if (ring.features & FEATURES != FEATURES) return sys.errnoInt(.OPNOTSUPP);
     probe_step = .opcodes;
     const ops = ring.get_probe() catch return sys.errnoInt(.OPNOTSUPP);
     for ([_]linux.IORING_OP{ .RECV, .SEND, .SENDMSG, .ASYNC_CANCEL, .TIMEOUT, .POLL_ADD }) |op| {
@@ -1153,4 +1222,39 @@ test "the engine closes its dups: 100 pairs done leave no fd behind" {
         r.deinit();
     }
     try testing.expectEqual(before, try rig.countFds());
+}
+
+test "an idle engine gives the pages of its buffers back, and relays as before afterwards" {
+    const e = try startEngine(.{});
+    defer e.destroy();
+    const N = 32;
+    var rigs: [N]Rig = undefined;
+    var made: usize = 0;
+    defer for (rigs[0..made]) |r| r.deinit();
+    for (&rigs, 0..) |*r, i| {
+        r.* = try Rig.init();
+        made += 1;
+        try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, i));
+    }
+    const size: usize = 256 << 10;
+    for (0..2) |round| {
+        for (rigs) |r| {
+            const t = try std.Thread.spawn(.{}, rig.writerNoFin, .{ r.c, size });
+            try testing.expectEqual(patternSum(size), try rig.readExact(r.b, size));
+            t.join();
+        }
+        if (round == 0) try testing.expect(e.dirtyBuffers() > 0);
+        // Two quiet ticks: the first may still have seen the last buffers consumed.
+        sleepMs(3 * TICK_MS);
+        try testing.expectEqual(@as(u32, 0), e.dirtyBuffers());
+        try testing.expect(@atomicLoad(u64, &e.reclaims, .monotonic) > 0);
+    }
+    try testing.expectEqual(@as(i32, N), e.activeCount());
+}
+
+/// Sum of the first `total` bytes the rig's writers send.
+fn patternSum(total: usize) u64 {
+    var sum: u64 = 0;
+    for (0..total) |i| sum +%= rig.patternAt(i);
+    return sum;
 }
