@@ -1258,3 +1258,8 @@ fn patternSum(total: usize) u64 {
     for (0..total) |i| sum +%= rig.patternAt(i);
     return sum;
 }
+
+test "a pair costs the engine one small allocation" {
+    // Per idle pair: this struct (malloc) and the 2 dups; buffers are shared and given back when idle.
+    try testing.expect(@sizeOf(Pair) <= 256);
+}
