@@ -3,15 +3,17 @@
  * sends from those buffers; native/src/uring.zig), end to end through the compiled binary: the
  * shared engine suite (test/helpers/engine-suite.ts: volume with checksums and the proxy's memory
  * flat while GiBs pass, half-close, resets, idle timeout, 1000 pairs, a stalled reader), then what
- * is uring's own: idle pairs costing the proxy only the engine's 2 dups each, and the fallbacks when
- * io_uring or the library is unavailable.
+ * is uring's own: idle pairs costing the proxy only the engine's 2 dups each, a ring per worker (and
+ * a killed worker's replacement on uring again), and the fallbacks when io_uring or the library is
+ * unavailable. The drain tests (drain.test.ts) and the relay-integrity suite run over uring too.
  */
 import { describe, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { relayEngineSuite, relaysThrough } from "../helpers/engine-suite.ts";
-import { startProxy, eventually, rssOf, runBinary } from "../helpers/proxy.ts";
-import { echoServer, connect } from "../helpers/peers.ts";
+import { startProxy, eventually, rssOf, runBinary, tempDir, writeConfig } from "../helpers/proxy.ts";
+import { echoServer, connect, writeAll } from "../helpers/peers.ts";
 import { countDataSyscalls } from "../helpers/syscalls.ts";
+import { childrenOf, steadyLoad } from "../helpers/load.ts";
 
 const ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 
@@ -70,6 +72,62 @@ test("1000 idle pairs, each verified with one echo: the engine holds 2 dups per 
     echo.stop();
   }
 }, 120_000);
+
+/** io_uring instances a process holds (its fds that are rings). */
+function ringsOf(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === "anon_inode:[io_uring]") n++;
+    } catch { /* closed meanwhile */ }
+  }
+  return n;
+}
+
+test("2 workers: each its own ring; a worker killed with -9 is replaced and relays through uring, the other's pairs carry on", async () => {
+  const echo = echoServer();
+  const file = writeConfig({
+    workers: 2, relay: "uring", drainTimeoutMs: 5000,
+    listeners: [{ name: "echo", listen: ["127.0.0.1:0"], routes: [{ upstreams: [`127.0.0.1:${echo.port}`] }] }],
+  }, tempDir());
+  const p = await startProxy(["serve", "-c", file]);
+  try {
+    await eventually(() => childrenOf(p.pid).length === 2, 10_000, "two workers");
+    await eventually(() => count(p.stderr(), "relay engine: uring") === 2, 10_000, "both workers on uring");
+    // Open pairs on both workers (the kernel spreads connections over the SO_REUSEPORT sockets).
+    const pairs = await Promise.all(Array.from({ length: 16 }, () => connect(p.port)));
+    await Promise.all(pairs.map((c, i) => writeAll(c.socket, new TextEncoder().encode(`before ${i}`))));
+    await eventually(() => pairs.every((c, i) => c.receivedText() === `before ${i}`), 10_000, "echoes");
+    const workers = childrenOf(p.pid);
+    for (const w of workers) expect(ringsOf(w)).toBe(1);
+    expect(ringsOf(p.pid)).toBe(0); // the supervisor relays nothing
+
+    const load = steadyLoad(p.port, 4);
+    await eventually(() => load.ok() > 20, 20_000, "connections");
+    process.kill(workers[0]!, "SIGKILL");
+    await p.waitForLog("worker died; replacing it", 10_000);
+    await eventually(() => childrenOf(p.pid).length === 2 && !childrenOf(p.pid).includes(workers[0]!), 10_000, "a replacement worker");
+    await eventually(() => count(p.stderr(), "relay engine: uring") === 3, 10_000, "the replacement on uring");
+    const mark = load.ok();
+    await eventually(() => load.ok() > mark + 50, 20_000, "connections after the replacement");
+    const { failures } = await load.stop();
+    // Only connections the killed worker held can fail (at most one per load loop).
+    expect(failures.length).toBeLessThanOrEqual(4);
+    for (const w of childrenOf(p.pid)) expect(ringsOf(w)).toBe(1);
+
+    // The survivor's pairs still relay; the dead worker's were cut (reset or closed by the kernel).
+    await Promise.all(pairs.map((c, i) => c.socket.write(`after ${i}`)));
+    await Bun.sleep(300);
+    const alive = pairs.filter((c, i) => c.receivedText() === `before ${i}after ${i}`);
+    expect(alive.length).toBeGreaterThan(0);
+    for (const c of pairs) c.socket.end();
+  } finally {
+    await p.stop();
+    echo.stop();
+  }
+}, 120_000);
+
+const count = (text: string, needle: string) => text.split(needle).length - 1;
 
 describe("fallbacks", () => {
   test("io_uring refused (SWITCHYARD_NATIVE_URING=off simulates it): splice, the log says which and why", async () => {
