@@ -24,7 +24,7 @@
 //!   touching thousands of them. A tick on which no buffer was consumed gives the pages of every
 //!   buffer not held back to the kernel (MADV_DONTNEED, coalesced runs): idle pairs cost no buffer
 //!   memory, whatever the last burst touched.
-//! - Per pair the engine keeps its Pair (about 200 bytes of malloc) and the 2 dups; the iovecs of a
+//! - Per pair the engine keeps its Pair (184 bytes of malloc) and the 2 dups; the iovecs of a
 //!   gathering send live in a scratch slot per submission queue entry (the kernel copies them when
 //!   the entry is submitted: IORING_FEAT_SUBMIT_STABLE).
 //! - Backpressure: a multishot receive is armed only while its direction holds fewer than LOW
