@@ -10,7 +10,7 @@ import type { GateConfig, RateConfig } from "../protect/config.ts";
 export const PROTOCOLS = ["tcp", "tls", "http", "postgres", "mysql", "smtp"] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
-export const RELAY_ENGINES = ["auto", "userspace", "splice", "sockmap"] as const;
+export const RELAY_ENGINES = ["auto", "userspace", "splice", "sockmap", "uring"] as const;
 export type RelayEngine = (typeof RELAY_ENGINES)[number];
 
 export const BALANCE_POLICIES = ["round-robin", "random", "least-conn", "least-cpu"] as const;

@@ -191,7 +191,7 @@ describe("wrong types and values", () => {
     ["workers string", minimal({}, {}, { workers: "2" }), 'workers: workers must be a whole number from 1 to 1024, got "2"'],
     ["workers 0", minimal({}, {}, { workers: 0 }), "workers: workers must be a whole number from 1 to 1024, got 0"],
     ["workers 1.5", minimal({}, {}, { workers: 1.5 }), "workers: workers must be a whole number from 1 to 1024, got 1.5"],
-    ["relay", minimal({}, {}, { relay: "fast" }), 'relay: relay must be one of auto, userspace, splice, sockmap, got "fast"'],
+    ["relay", minimal({}, {}, { relay: "fast" }), 'relay: relay must be one of auto, userspace, splice, sockmap, uring, got "fast"'],
     ["resolver", minimal({}, {}, { resolver: 1 }), "resolver: resolver must be a string, got number 1"],
     ["admin", minimal({}, {}, { admin: "127.0.0.1:9901" }), 'admin: admin must be an object, got string "127.0.0.1:9901"'],
     ["admin token", minimal({}, {}, { admin: { token: 5 } }), "admin.token: token must be a string, got number 5"],
@@ -523,7 +523,7 @@ describe("several issues in one go", () => {
     })).toEqual([
       'bogus: unknown key "bogus" in the configuration (known: workers, relay, resolver, admin, log, routeCache, drainTimeoutMs, listeners)',
       "workers: workers must be a whole number from 1 to 1024, got 0",
-      'relay: relay must be one of auto, userspace, splice, sockmap, got "turbo"',
+      'relay: relay must be one of auto, userspace, splice, sockmap, uring, got "turbo"',
       'log.level: level must be one of debug, info, warn, error, got "loud"',
       "listeners[0].listen[0]: port out of range: 70000",
       "listeners[0].routes[0]: a route needs upstreams (or respond)",
