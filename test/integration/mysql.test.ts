@@ -168,6 +168,31 @@ print(n, ok)
     }, 120_000);
   }
 
+  test("no file: TCP_MYSQL_PORT with PROXY_RESOLVER is a mysql listener, and the resolver routes on ctx.database and ctx.user", async () => {
+    const dir = tempDir("switchyard-mysql-");
+    const resolver = join(dir, "resolver.ts");
+    writeFileSync(resolver, `export default { resolve(ctx) {
+      if (ctx.user !== "app") return { status: 403, message: "unknown user" };
+      return { endpoint: ctx.database === "beta" ? "127.0.0.1:${b.port}" : "127.0.0.1:${a.port}" };
+    } };`);
+    const mysqlPort = freePort();
+    const env = await startProxy(["serve", "tcp"], { env: { ...ENV, TCP_MYSQL_PORT: String(mysqlPort), TCP_POSTGRES_PORT: String(freePort()),
+      PROXY_RESOLVER: resolver, TCP_SKIP_VALIDATION: "true" } });
+    try {
+      const saved = port;
+      port = mysqlPort;
+      try {
+        expect(await mariadb("app", "secret", "beta", "select database(), @@port", false)).toEqual({ code: 0, out: `beta\t${b.port}` });
+        expect(await mariadb("app", "secret", "alpha", "select database(), @@port", false)).toEqual({ code: 0, out: `alpha\t${a.port}` });
+        expect(await mariadb("nobody", "secret", "alpha", "select 1", false)).toEqual({ code: 1, out: "ERROR 1105 (HY000): switchyard: connection refused by the proxy (resolver_refused)" });
+      } finally {
+        port = saved;
+      }
+    } finally {
+      await env.stop();
+    }
+  }, 60_000);
+
   test("LOAD DATA LOCAL: the client's file is uploaded through the proxy", async () => {
     const dir = tempDir("switchyard-mysql-");
     const file = join(dir, "rows.tsv");
