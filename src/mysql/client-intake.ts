@@ -44,13 +44,14 @@ export function sniffClient(conn: Conn, state: MysqlState, collected: ByteQueue,
   const response = parsed.response;
   facts.user = response.user;
   facts.database = response.database;
-  // The client waits for an answer now: bytes after its response are not MySQL's connection phase.
-  if (bytes.length > frame.size) return refuse("malformed_handshake", "bytes after the handshake response");
   // Without plugin auth the client cannot follow an AuthSwitchRequest to the real server's scramble.
   if (!has(response.capabilities, CLIENT_PLUGIN_AUTH) || !has(response.capabilities, CLIENT_SECURE_CONNECTION)) {
     return refuse("auth_switch_unsupported", `client capabilities 0x${response.capabilities.toString(16)}`);
   }
   if (has(response.capabilities, CLIENT_SSL) && facts.tls === "none") return refuse("malformed_handshake", "CLIENT_SSL set outside TLS");
+  // The client waits for an answer now: bytes after its response are not MySQL's connection phase.
+  // Checked last, so that a response refused for itself is refused the same way however it was read.
+  if (bytes.length > frame.size) return refuse("malformed_handshake", "bytes after the handshake response");
   state.response = response;
   conn.bytesIn += bytes.length;
   collected.clear();

@@ -7,9 +7,7 @@
  * one byte at a time and split at every point, with the same result.
  */
 import { describe, expect, test } from "bun:test";
-import type { Conn } from "../../src/proxy/conn.ts";
 import { ByteQueue } from "../../src/net/byte-queue.ts";
-import { ConnFacts } from "../../src/protocol/facts.ts";
 import type { HandshakeStep, SniffStep } from "../../src/protocol/module.ts";
 import {
   CLIENT_COMPRESS, CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41, CLIENT_QUERY_ATTRIBUTES,
@@ -24,9 +22,9 @@ import { frameMessage } from "../../src/mysql/packet-framer.ts";
 import { toPackets } from "../../src/mysql/payload-writer.ts";
 import { parseErr } from "../../src/mysql/response-packets.ts";
 import { buildAuthMoreData, parseAuthReply } from "../../src/mysql/auth-packets.ts";
-import { MysqlState } from "../../src/mysql/state.ts";
 import { MYSQL_UPSTREAM_AUTH } from "../../src/mysql/upstream-auth.ts";
 import { fixture } from "../helpers/fixtures.ts";
+import { fakeMysqlConn, type FakeMysqlConn } from "../helpers/mysql-conn.ts";
 
 /** A MySQL byte stream cut into its whole packets (header included); a partial last one is left out. */
 function packets(stream: Uint8Array): Uint8Array[] {
@@ -45,29 +43,8 @@ const seqOf = (packet: Uint8Array) => packet[3];
 const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
-interface Fake {
-  conn: Conn;
-  state: MysqlState;
-  toClient: Uint8Array[];
-  toServer: Uint8Array[];
-  down: ByteQueue;
-}
-
-/** A connection as the module sees it: facts, state, a listener with or without a certificate, two writable sides. */
-function fakeConn(withCert = true): Fake {
-  const state = new MysqlState();
-  const toClient: Uint8Array[] = [];
-  const toServer: Uint8Array[] = [];
-  const down = new ByteQueue(1 << 20, "test");
-  const conn = {
-    facts: new ConnFacts(), intake: { state }, bytesIn: 0, bytesOut: 0, upstreamText: "127.0.0.1:3306",
-    listener: { certs: { forName: () => (withCert ? {} : null) }, config: { tlsProtection: { requireSni: false, ja3Blocklist: [], ja4Blocklist: [] } } },
-    client: { write: (b: Uint8Array) => void toClient.push(b.slice()) },
-    upstream: { write: (b: Uint8Array) => void toServer.push(b.slice()) },
-    downQueue: () => down,
-  } as unknown as Conn;
-  return { conn, state, toClient, toServer, down };
-}
+type Fake = FakeMysqlConn;
+const fakeConn = fakeMysqlConn;
 
 /** Every way of cutting `bytes` into chunks this test uses: whole, one byte at a time, and two pieces at every point. */
 function cuts(bytes: Uint8Array): Uint8Array[][] {
