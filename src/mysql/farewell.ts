@@ -25,10 +25,10 @@ export function mysqlFarewell(conn: Conn, reason: string): Uint8Array | null {
   const state = conn.intake?.state as MysqlState | undefined;
   if (!state || state.response === null && conn.facts?.user == null) return null;
   if (state.farewell) return state.farewell;
-  return toPackets(buildErr(errorFor(conn, reason)), state.clientSeq);
+  return toPackets(buildErr(errorFor(conn, state, reason)), state.clientSeq);
 }
 
-function errorFor(conn: Conn, reason: string): { code: number; sqlState: string; message: string } {
+function errorFor(conn: Conn, state: MysqlState, reason: string): { code: number; sqlState: string; message: string } {
   const facts = conn.facts!;
   const who = `user "${facts.user}"${facts.database === null ? " (no database)" : ` and database "${facts.database}"`}`;
   if (reason === "no_route") {
@@ -37,6 +37,10 @@ function errorFor(conn: Conn, reason: string): { code: number; sqlState: string;
   }
   if (reason === "auth_switch_unsupported") {
     return { ...ER_NOT_SUPPORTED_AUTH_MODE, message: "switchyard: this client cannot switch authentication plugins (CLIENT_PLUGIN_AUTH), which routing needs" };
+  }
+  // The server greeted: a timeout now is the authentication's (a client slow to answer), not the dial's.
+  if (reason === "connect_timeout" && state.server !== null) {
+    return { ...ER_HANDSHAKE_ERROR, message: `switchyard: authentication with server ${conn.upstreamText ?? "(none)"} timed out (${reason})` };
   }
   if (UNREACHABLE.has(reason)) {
     return { ...SERVER_UNREACHABLE, message: `switchyard: server ${conn.upstreamText ?? "(none)"} for ${who} is unreachable (${reason})` };

@@ -311,6 +311,12 @@ describe("upstream handshake: the server's scramble relayed, the response rebuil
   });
 });
 
+function parseInitialHandshakeOrThrow(packet: Uint8Array) {
+  const r = parseInitialHandshake(payloadOf(packet));
+  if (r.kind !== "handshake") throw new Error(r.kind);
+  return r.handshake;
+}
+
 describe("farewells", () => {
   const errOf = (b: Uint8Array | null) => {
     const r = parseErr(payloadOf(b!));
@@ -328,6 +334,8 @@ describe("farewells", () => {
     expect(errOf(mysqlFarewell(f.conn, "upstream_refused"))).toEqual([2, 1105, "08S01", 'switchyard: server 127.0.0.1:3306 for user "app" and database "alpha" is unreachable (upstream_refused)']);
     expect(errOf(mysqlFarewell(f.conn, "connect_timeout"))[2]).toBe("08S01");
     expect(errOf(mysqlFarewell(f.conn, "resolver_timeout"))).toEqual([2, 1105, "HY000", "switchyard: connection refused by the proxy (resolver_timeout)"]);
+    f.state.server = parseInitialHandshakeOrThrow(nativeServer[0]!); // once the server greeted, a timeout is the authentication's
+    expect(errOf(mysqlFarewell(f.conn, "connect_timeout"))).toEqual([2, 1043, "08S01", "switchyard: authentication with server 127.0.0.1:3306 timed out (connect_timeout)"]);
     f.conn.facts!.database = null;
     expect(errOf(mysqlFarewell(f.conn, "no_route"))).toEqual([2, 1045, "28000", 'switchyard: no route for user "app" (no database)']);
   });
