@@ -3,7 +3,9 @@
  * beta), the `mariadb` command-line client and PyMySQL. Each client reaches the right server by the
  * database it names, in plain text and with TLS ended by the proxy (--ssl); a wrong password gets
  * the server's own ERR; a user or database without a route, and a server that is down, get an ERR
- * from the proxy naming the reason; a 100 MB result and a LOAD DATA LOCAL upload pass whole.
+ * from the proxy naming the reason; a user of ed25519 (a second AuthSwitchRequest, from the server)
+ * authenticates; a 100 MB result and a LOAD DATA LOCAL upload pass whole; TCP_MYSQL_PORT with a
+ * resolver routes by database.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -72,6 +74,8 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
     for (const [server, name] of [[a, "alpha"], [b, "beta"]] as const) {
       server.sql(`create database ${name}; create user app@'%' identified by 'secret'; grant all on *.* to app@'%';
         create user nobody@'%' identified by 'secret'; create table ${name}.t (id int primary key, v text);`);
+      // A user of another plugin: the server answers the native-password response with its own AuthSwitchRequest.
+      server.sql(`install soname 'auth_ed25519'; create user edna@'%' identified via ed25519 using password('curve'); grant all on ${name}.* to edna@'%';`);
     }
     port = freePort();
     proxy = await startProxy(["serve", "-c", writeConfig({
@@ -79,7 +83,7 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
         name: "db", listen: `127.0.0.1:${port}`, protocol: "mysql", defaultCert: db,
         routes: [
           { name: "alpha", match: { database: "alpha", user: "app" }, upstreams: [`127.0.0.1:${a.port}`] },
-          { name: "beta", match: { database: "beta", user: "app" }, upstreams: [`127.0.0.1:${b.port}`] },
+          { name: "beta", match: { database: "beta", user: ["app", "edna"] }, upstreams: [`127.0.0.1:${b.port}`] },
           { name: "gone", match: { database: "gone" }, upstreams: [`127.0.0.1:${freePort()}`] }, // nothing listens there
         ],
       }],
@@ -123,6 +127,13 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
       expect(py.out).toBe('ERR 1049 switchyard: no route for user "nobody" and database "beta"');
     });
   }
+
+  test("a server that switches plugin again (MariaDB's ed25519 user): that AuthSwitchRequest and the answer are relayed too", async () => {
+    for (const tls of [false, true]) {
+      expect(await mariadb("edna", "curve", "beta", "select current_user(), @@port", tls)).toEqual({ code: 0, out: `edna@%\t${b.port}` });
+      expect((await mariadb("edna", "wrong", "beta", "select 1", tls)).out).toBe("ERROR 1045 (28000): Access denied for user 'edna'@'127.0.0.1' (using password: YES)");
+    }
+  });
 
   test("no database named: ERR 1045 from the proxy (no route for the user alone)", async () => {
     const r = await mariadb("app", "secret", null, "select 1", false);
