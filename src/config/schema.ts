@@ -10,6 +10,7 @@ import { formatIp, isLoopbackHost, parseCidr, parseIp, type Cidr } from "../net/
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
+import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
@@ -19,15 +20,17 @@ import {
 const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
 const LISTENER_KEYS = [
   "name", "listen", "protocol", "reusePort", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
-  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes",
+  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp",
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
-  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls",
+  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls", "xclient",
 ];
-const MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "alpn", "clientCidr"];
+const MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr"];
+/** Match keys whose facts only an smtp listener learns. */
+const SMTP_MATCH_KEYS = ["ehlo", "rcptDomain"];
 const UNBUILT_ROUTE_KEYS = ["ipAffinity", "suspendTimeoutMs"];
-const UNBUILT_MATCH_KEYS = ["host", "path", "ehlo"];
+const UNBUILT_MATCH_KEYS = ["host", "path"];
 const BUILT_PROTOCOLS = ["tcp", ...TLS_PROTOCOLS];
 const DAY_MS = 86_400_000;
 
@@ -166,9 +169,11 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
-    handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
+    // smtp: the whole dialogue before the first RCPT is the "handshake"; RFC 5321 §4.5.3.2.7 gives a server 5 minutes per command.
+    handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, protocol === "smtp" ? SMTP_HANDSHAKE_TIMEOUT_MS : DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
     ...readTlsListener(r, o, path, protocol, protection),
     routes,
+    smtp: readSmtpListener(r, o, path, protocol),
     gate: readGateConfig(r, protection, [...path, "protection"]),
   };
 }
@@ -189,6 +194,9 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
   const proxyProtocol = r.oneOf(o, "proxyProtocol", path, ["v1", "v2", "none"] as const, "none");
   if (proxyProtocol !== "none") notBuilt(r, [...path, "proxyProtocol"], "PROXY protocol");
   const balance = r.oneOf(o, "balance", path, BALANCE_POLICIES, "round-robin");
+  if (protocol !== "smtp" && typeof o.match === "object" && o.match !== null) {
+    for (const k of SMTP_MATCH_KEYS) if (k in o.match) r.fail([...path, "match", k], `match.${k} needs protocol "smtp" (this listener is "${protocol}")`);
+  }
 
   const upstreams: UpstreamConfig[] = [];
   if (o.upstreams !== undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
@@ -214,6 +222,7 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     respond,
     rateLimit: readRouteRate(r, o, path),
     ...readTlsRoute(r, o, path, protocol),
+    ...readSmtpRoute(r, o, path, protocol),
   };
 }
 
@@ -232,7 +241,7 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath): RouteMatch 
   // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
   if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
-  return { clientCidr, ...readProtocolMatch(r, o, path) };
+  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path) };
 }
 
 function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {

@@ -42,6 +42,23 @@ export interface RouteMatch {
   /** PostgreSQL database and user names (exact); empty = any. */
   readonly database: readonly string[];
   readonly user: readonly string[];
+  /** SMTP: EHLO/HELO domains and the first recipient's domain, lower case: "b.example" or "*.b.example" (one label); empty = any. */
+  readonly ehlo: readonly string[];
+  readonly rcptDomain: readonly string[];
+}
+
+/** A listener's `smtp` object (protocol "smtp"; src/config/smtp-schema.ts fills the defaults). */
+export interface SmtpListenerConfig {
+  /** The name in the 220 banner and the EHLO reply. */
+  readonly hostname: string;
+  /** RFC 1870 SIZE offered and enforced on DATA. */
+  readonly maxMessageBytes: number;
+  /** Refuse MAIL with 530 until the client has done STARTTLS. */
+  readonly requireTls: boolean;
+  /** Offer SMTPUTF8 (the backends take it). */
+  readonly smtpUtf8: boolean;
+  /** Commands answered before routing (EHLO, NOOP, RSET, refused ones…); past it the session closes with 421. */
+  readonly maxCommandsBeforeRouting: number;
 }
 
 /** A certificate chain and its private key, as file paths. */
@@ -90,6 +107,8 @@ export interface RouteConfig {
   readonly mtls: MtlsConfig | null;
   /** null = plaintext to the upstream. */
   readonly upstreamTls: UpstreamTlsConfig | null;
+  /** SMTP: tell the backend the client's address with Postfix XCLIENT before replaying the dialogue. */
+  readonly xclient: boolean;
 }
 
 export interface ListenerConfig {
@@ -115,6 +134,8 @@ export interface ListenerConfig {
   readonly mtls: MtlsConfig | null;
   readonly tlsProtection: TlsProtection;
   readonly routes: readonly RouteConfig[];
+  /** protocol "smtp": its settings; null for every other protocol. */
+  readonly smtp: SmtpListenerConfig | null;
   /** The gate's part of `protection` (src/protect/config.ts). */
   readonly gate: GateConfig;
 }

@@ -10,13 +10,15 @@
  * - Within one of those tiers, routes are tried in the order written.
  * - `alpn` matches when the client offered any of the listed protocols; `database`/`user` compare
  *   exactly (PostgreSQL names are case-sensitive once quoted).
+ * - `ehlo`/`rcptDomain` (SMTP) are domain patterns: exact, or `*.suffix` for exactly one more label
+ *   (as sni's wildcard), compared in lower case (the SMTP module lowers the facts, the schema the patterns).
  * - A route without `match` is the default, used when no other route matches, wherever it stands.
  * Pure: facts (src/protocol/facts.ts) in, route out.
  * @module
  */
 import { CidrSet, parseIp, type IpAddress } from "../net/ip.ts";
 import type { RouteConfig } from "../config/types.ts";
-import { MATCHED_FACTS, type ConnFacts } from "../protocol/facts.ts";
+import { DOMAIN_MATCHED_FACTS, MATCHED_FACTS, type ConnFacts } from "../protocol/facts.ts";
 
 type MatchedFact = (typeof MATCHED_FACTS)[number];
 
@@ -24,6 +26,8 @@ type MatchedFact = (typeof MATCHED_FACTS)[number];
 interface Condition {
   readonly fact: MatchedFact;
   readonly accepted: ReadonlySet<string>;
+  /** Domain facts: the suffixes of `*.suffix` patterns, with their dot (".b.example"); null for other facts. */
+  readonly wildcards: ReadonlySet<string> | null;
 }
 
 interface Matcher<R> {
@@ -52,7 +56,7 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
       const matcher: Matcher<R> = {
         route,
         clients: m.clientCidr.length ? new CidrSet(m.clientCidr) : null,
-        conditions: MATCHED_FACTS.filter((fact) => m[fact].length > 0).map((fact) => ({ fact, accepted: new Set(m[fact]) })),
+        conditions: MATCHED_FACTS.filter((fact) => m[fact].length > 0).map((fact) => condition(fact, m[fact])),
       };
       if (m.sni.length === 0 || m.sni.includes("")) {
         this.#anyName.push(matcher);
@@ -89,6 +93,13 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
   }
 }
 
+function condition(fact: MatchedFact, values: readonly string[]): Condition {
+  if (!DOMAIN_MATCHED_FACTS.has(fact)) return { fact, accepted: new Set(values), wildcards: null };
+  const exact = values.filter((v) => !v.startsWith("*."));
+  const wild = values.filter((v) => v.startsWith("*.")).map((v) => v.slice(1));
+  return { fact, accepted: new Set(exact), wildcards: new Set(wild) };
+}
+
 /** Scratch for match(), which is synchronous: no allocation per connection. */
 const PARSED_IP: { v?: IpAddress | null } = {};
 
@@ -111,8 +122,14 @@ function allHold(conditions: readonly Condition[], facts: Readonly<ConnFacts>): 
 /** A list fact holds when any of its values is accepted; a single one when it is. */
 function holds(c: Condition, facts: Readonly<ConnFacts>): boolean {
   const v = facts[c.fact];
-  if (typeof v === "string") return c.accepted.has(v);
+  if (typeof v === "string") return c.accepted.has(v) || (c.wildcards !== null && wildcardHolds(c.wildcards, v));
   if (v === null) return false;
   for (const one of v) if (c.accepted.has(one)) return true;
   return false;
+}
+
+/** `*.b.example` (kept as ".b.example") holds for "a.b.example": exactly one label before the suffix. */
+function wildcardHolds(suffixes: ReadonlySet<string>, domain: string): boolean {
+  const dot = domain.indexOf(".");
+  return dot > 0 && suffixes.has(domain.slice(dot));
 }

@@ -27,6 +27,7 @@ describe("a minimal config gets every default", () => {
         skipValidation: false,
         handshakeTimeoutMs: DEFAULTS.handshakeTimeoutMs,
         defaultCert: null, certDir: null, mtls: null, tlsProtection: { ja3Blocklist: [], ja4Blocklist: [], requireSni: false },
+        smtp: null,
         routes: [{
           name: "route0",
           match: null,
@@ -34,7 +35,7 @@ describe("a minimal config gets every default", () => {
           balance: "round-robin",
           respond: null,
           rateLimit: null,
-          terminateTls: false, cert: null, mtls: null, upstreamTls: null,
+          terminateTls: false, cert: null, mtls: null, upstreamTls: null, xclient: false,
         }],
         gate: { blocklist: [], allowlist: [], maxConcurrentPerIp: 0, rateLimit: null },
       }],
