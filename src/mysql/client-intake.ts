@@ -16,7 +16,7 @@ import type { ByteQueue } from "../net/byte-queue.ts";
 import { NEED_MORE, ROUTE, TERMINATE_TLS, refuse, type SniffStep } from "../protocol/module.ts";
 import { readHello } from "../tls/hello.ts";
 import { CLIENT_PLUGIN_AUTH, CLIENT_SECURE_CONNECTION, CLIENT_SSL, has } from "./capabilities.ts";
-import { parseClientHandshake } from "./handshake-response.ts";
+import { parseClientHandshakeKeepingBytes } from "./handshake-response.ts";
 import { frameMessage, messagePayload } from "./packet-framer.ts";
 import { MAX_AUTH_MESSAGE, type MysqlState } from "./state.ts";
 
@@ -27,7 +27,7 @@ export function sniffClient(conn: Conn, state: MysqlState, collected: ByteQueue,
   if (frame.kind === "need-more") return full ? refuse("malformed_handshake", "handshake response too long") : NEED_MORE;
   if (frame.kind === "error") return refuse("malformed_handshake", frame.reason);
   if (frame.sequenceId !== state.clientSeq) return refuse("malformed_handshake", `sequence id ${frame.sequenceId}, expected ${state.clientSeq}`);
-  const parsed = parseClientHandshake(messagePayload(bytes, 0, frame));
+  const { parsed, raw } = parseClientHandshakeKeepingBytes(messagePayload(bytes, 0, frame));
   if (parsed.kind === "error") return refuse("malformed_handshake", parsed.reason);
   const facts = conn.facts!;
   state.clientSeq = (frame.lastSequenceId + 1) & 0xff;
@@ -53,6 +53,7 @@ export function sniffClient(conn: Conn, state: MysqlState, collected: ByteQueue,
   // Checked last, so that a response refused for itself is refused the same way however it was read.
   if (bytes.length > frame.size) return refuse("malformed_handshake", "bytes after the handshake response");
   state.response = response;
+  state.responseBytes = raw;
   conn.bytesIn += bytes.length;
   collected.clear();
   return ROUTE;

@@ -5,7 +5,7 @@
  * @module
  */
 import { ByteQueue } from "../net/byte-queue.ts";
-import type { HandshakeResponse41 } from "./handshake-response.ts";
+import type { HandshakeResponse41, RawClientFields } from "./handshake-response.ts";
 import type { InitialHandshake } from "./initial-handshake.ts";
 
 /** Authentication packets are small; a server's RSA public key (PEM) is under 1 KiB. */
@@ -29,6 +29,8 @@ export class MysqlState {
   clientSeq = 1;
   /** The client's response to the proxy's greeting, once read. */
   response: HandshakeResponse41 | null = null;
+  /** Its user, database and attributes as sent, passed on byte for byte. */
+  responseBytes: RawClientFields | null = null;
   /** The server's greeting, once read. */
   server: InitialHandshake | null = null;
   /** Capabilities in force between client and server (the intersection). */

@@ -5,7 +5,7 @@
  *   server ─► proxy   Initial Handshake (seq 0): capabilities, plugin, scramble
  *   proxy  ─► client  AuthSwitchRequest (seq n): the server's plugin and scramble
  *   client ─► proxy   auth response computed for the real server's scramble (seq n+1)
- *   proxy  ─► server  HandshakeResponse41 (seq 1): the client's user, database, attributes and that
+ *   proxy  ─► server  HandshakeResponse41 (seq 1): the client's user, database, attributes (as sent) and that
  *                     auth response; capabilities = client ∩ proxy greeting ∩ server, without CLIENT_SSL
  *   server ⇄ client   relayed with sequence ids shifted by n: AuthMoreData (caching_sha2_password's
  *                     fast-auth result, its RSA public key), further AuthSwitchRequests, the
@@ -130,7 +130,7 @@ function clientAnswer(conn: Conn, state: MysqlState, bytes: Uint8Array, frame: M
     payload = buildHandshakeResponse41({
       ...client, capabilities: state.capabilities, mariadbCapabilities: mariadb, authResponse,
       authPluginName: server.authPluginName === "" ? MYSQL_NATIVE_PASSWORD : server.authPluginName,
-    });
+    }, state.responseBytes);
   } catch (e) {
     return fail("malformed_auth_response", (e as Error).message);
   }

@@ -233,6 +233,29 @@ describe("upstream handshake: the server's scramble relayed, the response rebuil
     }
   });
 
+  test("user, database and attributes reach the server byte for byte, also when they are not UTF-8 (a latin1 client)", () => {
+    const client = parseClientHandshake(payloadOf(nativeClient[0]!));
+    if (client.kind !== "response41") throw new Error(client.kind);
+    // "José" and "añejo" in latin1 (0xE9, 0xF1): not UTF-8, so the parsed strings hold U+FFFD.
+    const latin1 = concat(payloadOf(nativeClient[0]!).subarray(0, 32), new Uint8Array([0x4a, 0x6f, 0x73, 0xe9, 0]),
+      payloadOf(nativeClient[0]!).subarray(36));
+    const patched = new Uint8Array(latin1);
+    const at = Buffer.from(patched).indexOf("alpha");
+    patched.set([0x61, 0xf1, 0x65, 0x6a, 0x6f], at);
+    const f = fakeConn();
+    expect(sniffChunks(f, [toPackets(patched, 1)])).toEqual({ kind: "route" });
+    expect(f.conn.facts!.user).toBe("Jos\ufffd");
+    MYSQL_UPSTREAM_AUTH.start(f.conn);
+    fromServer(f, [greeting]);
+    fromClient(f, [ANSWER]);
+    const sent = payloadOf(f.toServer[0]!);
+    expect(hex(sent.subarray(32, 37))).toBe("4a6f73e900");
+    expect(Buffer.from(sent).includes(Buffer.from([0x61, 0xf1, 0x65, 0x6a, 0x6f, 0]))).toBe(true);
+    // The attribute block is the client's, as sent.
+    const attrs = Buffer.from(payloadOf(nativeClient[0]!)).subarray(Buffer.from(payloadOf(nativeClient[0]!)).indexOf("_os") - 2);
+    expect(Buffer.from(sent).subarray(sent.length - attrs.length).equals(attrs)).toBe(true);
+  });
+
   test("the server's OK (seq 2) goes to the client renumbered to 4, with what follows it, and the relay takes over", () => {
     const rest = concat(...nativeServer.slice(1)); // OK, then a result set the relay passes untouched
     for (const chunks of cuts(rest)) {
