@@ -30,14 +30,16 @@ export function configFromEnvironment(mode: "tcp" | "http" | "smtp" | null, env:
   const layer: Layer = { source: "<environment>", value: {}, origins: new Map() };
   const backend = env[m.backend] || (env.PROXY_RESOLVER ? undefined : m.defaultBackend);
   // The reference proxy's TCP ports carry PostgreSQL and MySQL: plain TCP listeners, except the
-  // PostgreSQL port with PROXY_TLS_ENABLED (a postgres listener, below).
+  // PostgreSQL port with PROXY_TLS_ENABLED (a postgres listener, below) and the MySQL port with
+  // PROXY_RESOLVER (a mysql listener, below).
   const protocol = chosen === "tcp" ? "tcp" : chosen;
   (layer.value as Record<string, unknown>).listeners = m.ports.map(([name, variable, port], i) => {
     layer.origins.set(JSON.stringify(["listeners", i, "listen"]), variable);
     layer.origins.set(JSON.stringify(["listeners", i, "routes"]), m.backend);
     const tls = name === "postgres" ? postgresTls(env, layer, i) : null;
+    const mysql = name === "mysql" && mysqlRouting(env, layer, i);
     return {
-      name, protocol: tls ? "postgres" : protocol, listen: [`0.0.0.0:${env[variable] || port}`], ...tls,
+      name, protocol: tls ? "postgres" : mysql ? "mysql" : protocol, listen: [`0.0.0.0:${env[variable] || port}`], ...tls,
       ...(backend ? { routes: [{ name: "backend", upstreams: [{ address: backend }] }] } : {}),
     };
   });
@@ -47,8 +49,7 @@ export function configFromEnvironment(mode: "tcp" | "http" | "smtp" | null, env:
 /**
  * PROXY_TLS_ENABLED and friends (the reference proxy's "PostgreSQL STARTTLS"): the PostgreSQL port
  * becomes a postgres listener that answers SSLRequest and terminates TLS with PROXY_TLS_CERT/KEY,
- * verifying clients against PROXY_TLS_CA when given. MySQL's SSL handshake is not built: its port
- * stays plain TCP.
+ * verifying clients against PROXY_TLS_CA when given. The MySQL port is not changed by these.
  */
 function postgresTls(env: Env, layer: Layer, i: number): Record<string, unknown> | null {
   if (!env.PROXY_TLS_ENABLED || !TRUE.has(env.PROXY_TLS_ENABLED.toLowerCase())) return null;
@@ -61,6 +62,19 @@ function postgresTls(env: Env, layer: Layer, i: number): Record<string, unknown>
     layer.origins.set(JSON.stringify(["listeners", i, "mtls"]), "PROXY_TLS_CA");
   }
   return out;
+}
+
+/**
+ * TCP_MYSQL_PORT: a mysql listener (greeting, user and database read, then the client
+ * authenticates to the chosen server) when something routes on those facts: PROXY_RESOLVER, whose
+ * answer comes from ctx.user and ctx.database (TCP_BACKEND_ENDPOINT, if given, is the route when it
+ * answers null). There is no variable for a routing rule; without a resolver the port is a plain TCP
+ * relay to TCP_BACKEND_ENDPOINT, as in the reference proxy: nothing to decide, so nothing to read.
+ */
+function mysqlRouting(env: Env, layer: Layer, i: number): boolean {
+  if (!env.PROXY_RESOLVER) return false;
+  layer.origins.set(JSON.stringify(["listeners", i, "protocol"]), "PROXY_RESOLVER");
+  return true;
 }
 
 const TRUE = new Set(["1", "true", "yes", "on"]);

@@ -12,13 +12,15 @@ import type { CertPaths, MtlsConfig, Protocol, TlsProtection, UpstreamTlsConfig 
 const JA3 = /^[0-9a-f]{32}$/;
 const JA4 = /^[tqd][0-9s][0-9a-z][di][0-9]{2}[0-9]{2}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/;
 
-/** Protocols whose listeners load certificates (smtp: offered with STARTTLS). */
-export const TLS_PROTOCOLS: readonly Protocol[] = ["tls", "postgres", "smtp"];
+/** Protocols whose listeners load certificates (smtp: offered with STARTTLS; mysql: after an SSLRequest). */
+export const TLS_PROTOCOLS: readonly Protocol[] = ["tls", "postgres", "smtp", "mysql"];
+/** Protocols whose routing facts are inside TLS, so TLS ends on the listener before any route is known. */
+const TLS_BEFORE_ROUTING: readonly Protocol[] = ["postgres", "mysql"];
 
 /** `protection` is the listener's protection object, already key-checked by the schema. */
 export function readTlsListener(r: ConfigReader, o: Obj, path: JsonPath, protocol: Protocol, protection: Obj) {
   const tlsKeys = ["defaultCert", "certDir", "mtls"].filter((k) => k in o);
-  if (!TLS_PROTOCOLS.includes(protocol)) for (const k of tlsKeys) r.fail([...path, k], `${k} needs protocol "tls", "postgres" or "smtp" (this listener is "${protocol}")`);
+  if (!TLS_PROTOCOLS.includes(protocol)) for (const k of tlsKeys) r.fail([...path, k], `${k} needs protocol "tls", "postgres", "smtp" or "mysql" (this listener is "${protocol}")`);
   return {
     defaultCert: o.defaultCert === undefined ? null : readCert(r, o.defaultCert, [...path, "defaultCert"]),
     certDir: r.string(o, "certDir", path) ?? null,
@@ -37,15 +39,18 @@ export function readTlsProtection(r: ConfigReader, o: Obj, path: JsonPath): TlsP
 }
 
 export function readTlsRoute(r: ConfigReader, o: Obj, path: JsonPath, protocol: Protocol) {
-  const terminateTls = r.boolean(o, "terminateTls", path, protocol === "postgres");
+  const early = TLS_BEFORE_ROUTING.includes(protocol);
+  const terminateTls = r.boolean(o, "terminateTls", path, early);
   for (const k of ["terminateTls", "cert", "mtls", "upstreamTls"]) {
     if (k in o && !TLS_PROTOCOLS.includes(protocol)) r.fail([...path, k], `${k} needs protocol "tls" or "postgres" (this listener is "${protocol}")`);
   }
   if (TLS_PROTOCOLS.includes(protocol) && o.respond !== undefined) r.fail([...path, "respond"], `respond answers plain HTTP, which a "${protocol}" listener's clients do not speak`);
-  if (protocol === "postgres" && o.terminateTls === false) r.fail([...path, "terminateTls"], "a postgres listener routes on the startup message, which it can only read after terminating TLS");
-  if (protocol === "postgres") {
+  const first = protocol === "postgres" ? "startup message" : "handshake response";
+  const server = protocol === "postgres" ? "PostgreSQL" : "MySQL";
+  if (early && o.terminateTls === false) r.fail([...path, "terminateTls"], `a ${protocol} listener routes on the ${first}, which it can only read after terminating TLS`);
+  if (early) {
     for (const k of ["cert", "mtls", "upstreamTls"]) {
-      if (k in o) r.fail([...path, k], `a postgres listener ends TLS before the route is known (the database is inside TLS): set ${k === "cert" ? "defaultCert or certDir" : k === "mtls" ? "mtls" : "nothing: TLS to PostgreSQL servers is not built"}${k === "upstreamTls" ? "" : " on the listener"}`);
+      if (k in o) r.fail([...path, k], `a ${protocol} listener ends TLS before the route is known (the database is inside TLS): set ${k === "cert" ? "defaultCert or certDir" : k === "mtls" ? "mtls" : `nothing: TLS to ${server} servers is not built`}${k === "upstreamTls" ? "" : " on the listener"}`);
     }
   }
   const cert = o.cert === undefined ? null : readCert(r, o.cert, [...path, "cert"]);

@@ -62,8 +62,35 @@ export type ClientHandshakeParse =
    */
   | { readonly kind: "error"; readonly reason: string };
 
+/**
+ * The variable fields of a HandshakeResponse41 as the client sent them (views into its payload).
+ * The parsed strings are UTF-8 decodings; a proxy that rebuilds the response for a server passes
+ * these instead, so names in another character set reach the server byte for byte.
+ */
+export interface RawClientFields {
+  readonly user: Uint8Array;
+  /** null when the response has no database field. */
+  readonly database: Uint8Array | null;
+  /** The attribute block's content (the key/value pairs, without its length); null when absent. */
+  readonly attributes: Uint8Array | null;
+}
+
 /** Parse a client's first (or, after TLS, second) packet payload. */
 export function parseClientHandshake(payload: Uint8Array): ClientHandshakeParse {
+  return readClientHandshake(payload, null);
+}
+
+/** As {@link parseClientHandshake}, and for a HandshakeResponse41 also its fields' bytes as sent. */
+export function parseClientHandshakeKeepingBytes(payload: Uint8Array): { readonly parsed: ClientHandshakeParse; readonly raw: RawClientFields | null } {
+  const raw: { user: Uint8Array; database: Uint8Array | null; attributes: Uint8Array | null } = { user: EMPTY, database: null, attributes: null };
+  const parsed = readClientHandshake(payload, raw);
+  return { parsed, raw: parsed.kind === "response41" ? raw : null };
+}
+
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextDecoder();
+
+function readClientHandshake(payload: Uint8Array, raw: { user: Uint8Array; database: Uint8Array | null; attributes: Uint8Array | null } | null): ClientHandshakeParse {
   return guarded((): ClientHandshakeParse => {
     const r = new PayloadReader(payload);
     const capabilities = r.u32("capabilities");
@@ -79,18 +106,23 @@ export function parseClientHandshake(payload: Uint8Array): ClientHandshakeParse 
       if (has(capabilities, CLIENT_SSL)) return { kind: "ssl-request", hello };
       throw new Malformed("truncated_username");
     }
-    const user = r.nulString("username");
+    const userBytes = r.nulBytes("username");
+    const user = utf8.decode(userBytes);
+    if (raw) raw.user = userBytes;
     let authResponse: Uint8Array;
     if (has(capabilities, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)) authResponse = r.lenencBytes("auth_response");
     else if (has(capabilities, CLIENT_SECURE_CONNECTION)) authResponse = r.fixed(r.u8("auth_response"), "auth_response");
     else authResponse = r.nulBytes("auth_response");
-    const database = has(capabilities, CLIENT_CONNECT_WITH_DB) && r.left > 0 ? r.nulString("database") : null;
+    const databaseBytes = has(capabilities, CLIENT_CONNECT_WITH_DB) && r.left > 0 ? r.nulBytes("database") : null;
+    const database = databaseBytes === null ? null : utf8.decode(databaseBytes);
+    if (raw) raw.database = databaseBytes;
     const authPluginName = has(capabilities, CLIENT_PLUGIN_AUTH) && r.left > 0 ? r.nulString("auth_plugin_name") : null;
     let attributes: Map<string, string> | null = null;
     if (has(capabilities, CLIENT_CONNECT_ATTRS) && r.left > 0) {
       const length = r.lenencInt("attributes");
       if (length > r.left) throw new Malformed("bad_attributes");
       const a = new PayloadReader(payload, r.pos, r.pos + length);
+      if (raw) raw.attributes = payload.subarray(r.pos, r.pos + length);
       attributes = new Map();
       try {
         while (a.left > 0) attributes.set(a.lenencString("attribute"), a.lenencString("attribute"));
@@ -120,19 +152,21 @@ export function buildSslRequest(h: ClientHello): Uint8Array {
 /**
  * A HandshakeResponse41 payload, the auth response encoded as `capabilities` say. Fields whose
  * flag is clear are left out; a field whose flag is set must be given (null is written as empty).
+ * With `raw`, the user, database and attributes are its bytes, not the strings re-encoded.
  */
-export function buildHandshakeResponse41(h: HandshakeResponse41): Uint8Array {
+export function buildHandshakeResponse41(h: HandshakeResponse41, raw: RawClientFields | null = null): Uint8Array {
   const caps = h.capabilities >>> 0;
   if (!has(caps, CLIENT_PROTOCOL_41)) throw new RangeError("buildHandshakeResponse41: CLIENT_PROTOCOL_41 is required");
-  const w = writeHello(new PayloadWriter(), h).nulString(h.user);
+  const w = writeHello(new PayloadWriter(), h).nulString(raw ? raw.user : h.user);
   if (has(caps, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)) w.lenencString(h.authResponse);
   else if (has(caps, CLIENT_SECURE_CONNECTION)) {
     if (h.authResponse.length > 255) throw new RangeError("buildHandshakeResponse41: a 1-byte length holds at most 255 bytes");
     w.u8(h.authResponse.length).bytes(h.authResponse);
   } else w.nulString(h.authResponse);
-  if (has(caps, CLIENT_CONNECT_WITH_DB)) w.nulString(h.database ?? "");
+  if (has(caps, CLIENT_CONNECT_WITH_DB)) w.nulString(raw?.database ?? h.database ?? "");
   if (has(caps, CLIENT_PLUGIN_AUTH)) w.nulString(h.authPluginName ?? "");
-  if (has(caps, CLIENT_CONNECT_ATTRS)) {
+  if (has(caps, CLIENT_CONNECT_ATTRS) && raw?.attributes) w.lenencString(raw.attributes);
+  else if (has(caps, CLIENT_CONNECT_ATTRS)) {
     const a = new PayloadWriter();
     for (const [k, v] of h.attributes ?? []) a.lenencString(k).lenencString(v);
     w.lenencString(a.payload());

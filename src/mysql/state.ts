@@ -1,0 +1,45 @@
+/**
+ * The mysql module's own per-connection state (ProtocolModule.newState): where the connection
+ * phase stands, the client's HandshakeResponse41 (rebuilt for the server once it is known), the
+ * server's greeting, and the sequence ids on each side while authentication is relayed.
+ * @module
+ */
+import { ByteQueue } from "../net/byte-queue.ts";
+import type { HandshakeResponse41, RawClientFields } from "./handshake-response.ts";
+import type { InitialHandshake } from "./initial-handshake.ts";
+
+/** Authentication packets are small; a server's RSA public key (PEM) is under 1 KiB. */
+export const MAX_AUTH_MESSAGE = 64 * 1024;
+
+export type MysqlPhase =
+  /** Waiting for the client's SSLRequest or HandshakeResponse41. */
+  | "client-hello"
+  /** After an SSLRequest: the ClientHello comes next. */
+  | "tls-hello"
+  /** Routed; waiting for the chosen server's greeting. */
+  | "server-greeting"
+  /** The client was sent an AuthSwitchRequest with the server's scramble: its answer comes next. */
+  | "client-answer"
+  /** The HandshakeResponse41 went to the server: relaying the rest of authentication until OK or ERR. */
+  | "auth";
+
+export class MysqlState {
+  phase: MysqlPhase = "client-hello";
+  /** The sequence id of the next packet to the client (the greeting was 0). */
+  clientSeq = 1;
+  /** The client's response to the proxy's greeting, once read. */
+  response: HandshakeResponse41 | null = null;
+  /** Its user, database and attributes as sent, passed on byte for byte. */
+  responseBytes: RawClientFields | null = null;
+  /** The server's greeting, once read. */
+  server: InitialHandshake | null = null;
+  /** Capabilities in force between client and server (the intersection). */
+  capabilities = 0;
+  /** client sequence id − server sequence id during the relayed authentication. */
+  seqDelta = 0;
+  /** A whole ERR packet to end the client with (the server's own refusal, renumbered). */
+  farewell: Uint8Array | null = null;
+  /** Bytes of a message not yet whole, from the server and from the client during authentication. */
+  readonly fromServer = new ByteQueue(MAX_AUTH_MESSAGE + 4, "mysql_auth_message_too_long");
+  readonly fromClient = new ByteQueue(MAX_AUTH_MESSAGE + 4, "mysql_auth_message_too_long");
+}
