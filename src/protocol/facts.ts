@@ -54,7 +54,7 @@ export type FactName = keyof ConnFacts;
  * itself): a route lists accepted values; a list fact (alpn) matches when any offered value is
  * accepted, any other when its value is. Each is a key of RouteMatch with the same name.
  */
-export const MATCHED_FACTS = ["alpn", "database", "user"] as const satisfies readonly FactName[];
+export const MATCHED_FACTS = ["alpn", "database", "user", "host", "path", "method"] as const satisfies readonly FactName[];
 
 /**
  * The facts the resolver module is told, in SPEC.md's names (ctx.sni, ctx.alpn, …). They are also,

@@ -9,7 +9,11 @@
  *   case-insensitively and without a trailing dot (the sniffer and the schema normalise both sides).
  * - Within one of those tiers, routes are tried in the order written.
  * - `alpn` matches when the client offered any of the listed protocols; `database`/`user` compare
- *   exactly (PostgreSQL names are case-sensitive once quoted).
+ *   exactly (PostgreSQL names are case-sensitive once quoted); so does `method` (HTTP methods are
+ *   case-sensitive, RFC 9110 §9.1).
+ * - `host` and `path` are patterns (src/route/host-pattern.ts); the host fact is normalised by the
+ *   protocol (lower case, no port, no trailing dot), the path is matched without its query.
+ *   HTTP asks the table once per request, not once per connection.
  * - A route without `match` is the default, used when no other route matches, wherever it stands.
  * Pure: facts (src/protocol/facts.ts) in, route out.
  * @module
@@ -17,13 +21,25 @@
 import { CidrSet, parseIp, type IpAddress } from "../net/ip.ts";
 import type { RouteConfig } from "../config/types.ts";
 import { MATCHED_FACTS, type ConnFacts } from "../protocol/facts.ts";
+import { compileHostPatterns, compilePathPatterns, pathOnly, type ValueTest } from "./host-pattern.ts";
 
 type MatchedFact = (typeof MATCHED_FACTS)[number];
 
 /** One condition of a route: the fact it tests and the values it accepts. */
 interface Condition {
   readonly fact: MatchedFact;
-  readonly accepted: ReadonlySet<string>;
+  readonly accepts: ValueTest;
+}
+
+/** How a route's list for `fact` becomes a test: patterns for host and path, else the exact values. */
+function compileCondition(fact: MatchedFact, values: readonly string[]): Condition {
+  if (fact === "host") return { fact, accepts: compileHostPatterns(values) };
+  if (fact === "path") {
+    const pathMatches = compilePathPatterns(values);
+    return { fact, accepts: (path) => pathMatches(pathOnly(path)) };
+  }
+  const accepted = new Set(values);
+  return { fact, accepts: (v) => accepted.has(v) };
 }
 
 interface Matcher<R> {
@@ -52,7 +68,7 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
       const matcher: Matcher<R> = {
         route,
         clients: m.clientCidr.length ? new CidrSet(m.clientCidr) : null,
-        conditions: MATCHED_FACTS.filter((fact) => m[fact].length > 0).map((fact) => ({ fact, accepted: new Set(m[fact]) })),
+        conditions: MATCHED_FACTS.filter((fact) => (m[fact]?.length ?? 0) > 0).map((fact) => compileCondition(fact, m[fact]!)),
       };
       if (m.sni.length === 0 || m.sni.includes("")) {
         this.#anyName.push(matcher);
@@ -111,8 +127,8 @@ function allHold(conditions: readonly Condition[], facts: Readonly<ConnFacts>): 
 /** A list fact holds when any of its values is accepted; a single one when it is. */
 function holds(c: Condition, facts: Readonly<ConnFacts>): boolean {
   const v = facts[c.fact];
-  if (typeof v === "string") return c.accepted.has(v);
+  if (typeof v === "string") return c.accepts(v);
   if (v === null) return false;
-  for (const one of v) if (c.accepted.has(one)) return true;
+  for (const one of v) if (c.accepts(one)) return true;
   return false;
 }
