@@ -5,6 +5,7 @@
  * steps and never calls the next stage itself, so a module imports nothing of the pipeline.
  *
  *   accept ─► gate ─► greeting? ─► sniff* ─► route ─► routed ─► [tls] ─► dial ─► upstreamHandshake? ─► relay ─► finish
+ *                                         └─► serve (the module owns the connection: HTTP) ─► finish
  *
  * Members are listed in the order the pipeline uses them. Optional members have the default said in
  * their comment; a module that leaves them all out is a plain TCP relay (src/tcp/module.ts).
@@ -116,6 +117,15 @@ export interface ProtocolModule {
    * need-more; again after terminate-tls, over the plaintext. Required unless speaksFirst is "unknown".
    */
   sniff?(conn: Conn, collected: ByteQueue, full: boolean): SniffStep;
+
+  /**
+   * The module owns the connection from here: called instead of the route stage when sniff answers
+   * `route`, with the client paused and conn.intake holding what was collected. For protocols that
+   * route per message, not per connection (HTTP: each request is routed, answered or forwarded over
+   * the module's own upstream pool). The pipeline's later stages do not run; the module installs its
+   * own client handlers and ends the connection through src/proxy/finish.ts. Default: none (route).
+   */
+  serve?(conn: Conn): void;
 
   /**
    * A route was chosen (`route`), or the resolver module answered with an endpoint (null: there is no

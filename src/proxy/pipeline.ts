@@ -131,6 +131,7 @@ function sniffed(conn: Conn, step: SniffStep): void {
       return;
     case "route":
       endSniffing(conn);
+      if (conn.listener.module.serve) return serve(conn);
       return route(conn);
     case "terminate-tls":
       endSniffing(conn);
@@ -146,6 +147,12 @@ function sniffed(conn: Conn, step: SniffStep): void {
 function endSniffing(conn: Conn): void {
   conn.flags &= ~SNIFFING;
   conn.client.pause();
+}
+
+/** serve: the module routes per message itself (HTTP); handshakeTimeoutMs no longer applies, idleTimeoutMs does. */
+function serve(conn: Conn): void {
+  conn.flags &= ~HANDSHAKING;
+  conn.listener.module.serve!(conn);
 }
 
 // ─── route ───────────────────────────────────────────────────────────────────────────────────────
