@@ -77,14 +77,28 @@ export const HTTP: ProtocolModule = {
     return ROUTE;
   },
 
-  serve(conn: Conn): void {
-    const state = intakeOf(conn);
-    const session = new HttpSession(conn, state.config, state.head);
-    state.session = session;
-    const first = conn.intake!.first;
-    const bytes = first.bytes();
-    first.clear();
-    session.start(bytes);
+  serve: {
+    start(conn: Conn): void {
+      const state = intakeOf(conn);
+      const session = new HttpSession(conn, state.config, state.head);
+      state.session = session;
+      const first = conn.intake!.first;
+      const bytes = first.bytes();
+      first.clear();
+      session.start(bytes);
+    },
+    data(conn: Conn, chunk: Uint8Array): void {
+      intakeOf(conn).session?.clientData(chunk);
+    },
+    drain(conn: Conn): void {
+      intakeOf(conn).session?.clientDrain();
+    },
+    end(conn: Conn): void {
+      intakeOf(conn).session?.clientEnd();
+    },
+    close(conn: Conn): void {
+      intakeOf(conn).session?.clientClosed();
+    },
   },
 
   farewell(conn: Conn, reason: string): Uint8Array | null {

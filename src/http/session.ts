@@ -19,8 +19,7 @@
  * request sent to the response head (504), connectTimeoutMs for a dial (504).
  * @module
  */
-import type { Socket, SocketHandler } from "bun";
-import { FINISHED, type Conn } from "../proxy/conn.ts";
+import type { Conn } from "../proxy/conn.ts";
 import type { RouteRuntime } from "../proxy/runtime.ts";
 import type { HttpListenerConfig } from "../config/types.ts";
 import { abort } from "../proxy/finish.ts";
@@ -132,7 +131,6 @@ export class HttpSession implements LinkOwner {
     this.conn.bytesIn += first.length; // read by the sniff stage, which counts nothing itself
     this.inbuf.push(first);
     this.headSince = this.conn.startedAt;
-    this.conn.client.reload({ socket: SESSION_CLIENT_HANDLERS });
     watch(this);
     this.headParsed();
   }
@@ -603,30 +601,3 @@ export class HttpSession implements LinkOwner {
 const CLOSE_EDITS: HeadEdits = { add: [["Connection", "close"]] };
 const KEEP_ALIVE_EDITS: HeadEdits = { add: [["Connection", "keep-alive"]] };
 const NO_EDITS: HeadEdits = {};
-
-function sessionOf(s: Socket<Conn>): HttpSession | null {
-  const conn = s.data;
-  if (s !== conn.client || conn.flags & FINISHED) return null;
-  return (conn.intake?.state as { session?: HttpSession } | null)?.session ?? null;
-}
-
-/** The client socket's handlers once the session owns it (installed with socket.reload). */
-const SESSION_CLIENT_HANDLERS: SocketHandler<Conn> = {
-  binaryType: "uint8array",
-  open() {},
-  data(s, chunk) {
-    sessionOf(s)?.clientData(chunk);
-  },
-  drain(s) {
-    sessionOf(s)?.clientDrain();
-  },
-  end(s) {
-    sessionOf(s)?.clientEnd();
-  },
-  close(s) {
-    sessionOf(s)?.clientClosed();
-  },
-  error(s) {
-    s.data.because("client_error");
-  },
-};

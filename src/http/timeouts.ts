@@ -15,6 +15,7 @@
 import type { HttpSession } from "./session.ts";
 import { ALL_POOLS } from "./upstream-pool.ts";
 import { abort } from "../proxy/finish.ts";
+import { FINISHED } from "../proxy/conn.ts";
 
 const PERIOD_MS = 100;
 const live = new Set<HttpSession>();
@@ -35,6 +36,7 @@ export function unwatch(session: HttpSession): void {
 function sweep(): void {
   const now = performance.now();
   for (const s of live) {
+    if (s.conn.flags & FINISHED) continue; // its close event is on the way
     // Phase.HEAD is 0 (a const enum of session.ts, compared as a number to keep this file free of its import cycle).
     if (s.phase === 0) {
       const config = s.config;

@@ -75,6 +75,24 @@ export interface UpstreamHandshake {
   clientData?(conn: Conn, chunk: Uint8Array): HandshakeStep;
 }
 
+/**
+ * A module that owns its connections after the sniff (ProtocolModule.serve). The pipeline keeps the
+ * gate, the sniff, idleTimeoutMs (on conn.lastActive, which the module stamps) and the final count
+ * and close (src/proxy/finish.ts, which the module ends the connection through).
+ */
+export interface ServedConnections {
+  /** The sniff answered `route`: the client is paused, conn.intake holds what was collected. */
+  start(conn: Conn): void;
+  /** A client chunk, once started. */
+  data(conn: Conn, chunk: Uint8Array): void;
+  /** The client socket can take more. */
+  drain(conn: Conn): void;
+  /** The client's FIN. */
+  end(conn: Conn): void;
+  /** The client socket closed (also for a connection refused before `start`): release what the module holds; the pipeline finishes the connection after. */
+  close(conn: Conn): void;
+}
+
 export interface ProtocolModule {
   /** The `protocol` value of the listeners this module serves. */
   readonly name: Protocol;
@@ -119,13 +137,12 @@ export interface ProtocolModule {
   sniff?(conn: Conn, collected: ByteQueue, full: boolean): SniffStep;
 
   /**
-   * The module owns the connection from here: called instead of the route stage when sniff answers
-   * `route`, with the client paused and conn.intake holding what was collected. For protocols that
-   * route per message, not per connection (HTTP: each request is routed, answered or forwarded over
-   * the module's own upstream pool). The pipeline's later stages do not run; the module installs its
-   * own client handlers and ends the connection through src/proxy/finish.ts. Default: none (route).
+   * Protocols that route per message, not per connection (HTTP: each request is routed, answered or
+   * forwarded over the module's own upstream pool). Present: when sniff answers `route` the pipeline
+   * calls `serve.start` instead of the route stage, and the client socket's events go to the module
+   * from then on; the later stages do not run. Default: none (route once).
    */
-  serve?(conn: Conn): void;
+  readonly serve?: ServedConnections;
 
   /**
    * A route was chosen (`route`), or the resolver module answered with an endpoint (null: there is no

@@ -33,7 +33,7 @@ import { refuseConnection } from "./refusal.ts";
 import { Intake } from "./intake.ts";
 import { BLOCK_CLOSE_REASON, type BlockReason } from "../protect/gate.ts";
 import { ConnFacts, NO_FACTS } from "../protocol/facts.ts";
-import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type SniffStep } from "../protocol/module.ts";
+import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type ServedConnections, type SniffStep } from "../protocol/module.ts";
 import { collectRead, collectsByPeeking, sniffCollected } from "./sniff-stage.ts";
 import { NOTICE, peekAgain, readInstead, startPeeking, stopWaiting, waitForMore, whenMoreArrives } from "./hello-peek.ts";
 import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../tls/terminate.ts";
@@ -149,10 +149,13 @@ function endSniffing(conn: Conn): void {
   conn.client.pause();
 }
 
-/** serve: the module routes per message itself (HTTP); handshakeTimeoutMs no longer applies, idleTimeoutMs does. */
+/**
+ * serve: the module routes per message itself (HTTP) and gets the client's events from here on
+ * ({@link servedHandlers}); handshakeTimeoutMs no longer applies, idleTimeoutMs does.
+ */
 function serve(conn: Conn): void {
   conn.flags &= ~HANDSHAKING;
-  conn.listener.module.serve!(conn);
+  conn.listener.module.serve!.start(conn);
 }
 
 // ─── route ───────────────────────────────────────────────────────────────────────────────────────
@@ -386,8 +389,48 @@ const SNIFF_HANDLERS: ClientHandlers = {
 /** Handlers of TLS sockets made over accepted ones. */
 const TLS_HANDLERS: TlsServerHandlers = { ...SNIFF_HANDLERS, open() {}, handshake: tlsHandshake };
 
+/**
+ * Client handlers of listeners whose module serves its connections (ProtocolModule.serve): the sniff
+ * stage's while SNIFFING, the module's once it started. Made once per module, so other listeners'
+ * handlers (and their per-read path) are unchanged.
+ */
+function servedHandlers(served: ServedConnections): ClientHandlers {
+  return {
+    ...SNIFF_HANDLERS,
+    data(s, chunk) {
+      const conn = s.data;
+      if (s !== conn.client || conn.flags & NOT_OURS) return;
+      if (conn.flags & SNIFFING) return sniffRead(conn, chunk);
+      served.data(conn, chunk);
+    },
+    drain(s) {
+      const conn = s.data;
+      if (s === conn.client && !(conn.flags & (SNIFFING | NOT_OURS))) served.drain(conn);
+    },
+    end(s) {
+      const conn = s.data;
+      if (s !== conn.client || conn.flags & NOT_OURS) return;
+      if (conn.flags & SNIFFING) return abort(conn, conn.intake!.first.size > 0 ? "incomplete_handshake" : "client_closed");
+      served.end(conn);
+    },
+    close(s, error) {
+      if (s !== s.data.client) return;
+      served.close(s.data);
+      clientClose(s, error);
+    },
+  };
+}
+
+const SERVED_HANDLERS_OF = new Map<ServedConnections, ClientHandlers>();
+
 /** The client handlers of `listener`'s accepted sockets, without `open` (src/listen/listeners.ts adds it). */
 export function clientHandlers(listener: ListenerRuntime): ClientHandlers {
+  const served = listener.module.serve;
+  if (served) {
+    let handlers = SERVED_HANDLERS_OF.get(served);
+    if (!handlers) SERVED_HANDLERS_OF.set(served, (handlers = servedHandlers(served)));
+    return handlers;
+  }
   return listener.readsFirst ? SNIFF_HANDLERS : CLIENT_HANDLERS;
 }
 
