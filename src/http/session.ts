@@ -465,10 +465,12 @@ export class HttpSession implements LinkOwner {
     if (res.status >= 100 && res.status < 200) {
       // 101 answers an upgrade, which is never forwarded (refused with 501 first): out of step.
       if (res.status === 101) return this.upstreamFailed("unexpected_101");
-      // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2); the final response follows.
-      const interim = serializeHead(res);
+      // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2), except to an HTTP/1.0 client, which
+      // must not be sent one; the final response follows.
+      const interim = this.head.minorVersion === 0 ? null : serializeHead(res);
+      const copy = interim && interim.buffer === res.bytes.buffer ? interim.slice() : interim;
       this.upbuf.consume(res.consumed);
-      this.writeClient(interim.buffer === res.bytes.buffer ? interim.slice() : interim);
+      if (copy) this.writeClient(copy);
       return;
     }
     this.status = res.status;
