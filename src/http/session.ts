@@ -75,7 +75,8 @@ export class HttpSession implements LinkOwner {
   /** Bytes the client socket has not taken yet. */
   readonly clientOut = new ByteQueue(CLIENT_OUT_LIMIT, "client_write_overflow");
   readonly head: RequestHead;
-  readonly response = new ResponseHead(RESPONSE_LIMITS);
+  /** The response head of the exchange in flight, from a shared free list: an idle connection holds none. */
+  response: ResponseHead | null = null;
   resume = 0;
   responseResume = 0;
   /** When the current head's first byte came; when the connection went idle. */
@@ -121,7 +122,7 @@ export class HttpSession implements LinkOwner {
     this.head = head;
     this.inbuf = new ByteQueue(config.maxHeaderBytes + MAX_READ_BYTES, "request_buffer_overflow");
     const ip = parseIp(conn.clientIp);
-    this.trustedPeer = ip !== null && config.trustedProxies.length > 0 && new CidrSet(config.trustedProxies).contains(ip);
+    this.trustedPeer = ip !== null && config.trustedProxies.length > 0 && trustedSet(config).contains(ip);
   }
 
   // ─── client side ───────────────────────────────────────────────────────────────────────────────
@@ -420,7 +421,7 @@ export class HttpSession implements LinkOwner {
     const link = this.link!;
     while (this.upbuf.size > 0 && this.link === link) {
       if (this.responseState === Response.HEAD) {
-        const r = parseResponseHead(this.upbuf.bytes(), 0, this.response, this.responseResume);
+        const r = parseResponseHead(this.upbuf.bytes(), 0, (this.response ??= takeResponseHead()), this.responseResume);
         if (r.kind === "need-more") {
           this.responseResume = r.resume;
           return;
@@ -461,7 +462,7 @@ export class HttpSession implements LinkOwner {
 
   /** A whole response head is in `this.response`. */
   responseHead(): void {
-    const res = this.response;
+    const res = this.response!;
     if (res.status >= 100 && res.status < 200) {
       // 101 answers an upgrade, which is never forwarded (refused with 501 first): out of step.
       if (res.status === 101) return this.upstreamFailed("unexpected_101");
@@ -569,8 +570,16 @@ export class HttpSession implements LinkOwner {
     const link = this.link;
     if (link) {
       this.link = null;
-      if (this.upstreamReusable && this.responseState === Response.DONE && this.requestDone) this.pool!.put(link);
-      else this.pool!.discard(link);
+      if (this.upstreamReusable && this.responseState === Response.DONE && this.requestDone) {
+        link.socket?.resume(); // paused if the client fell behind on the last bytes
+        this.pool!.put(link);
+      } else {
+        this.pool!.discard(link);
+      }
+    }
+    if (this.response) {
+      FREE_RESPONSE_HEADS.push(this.response);
+      this.response = null;
     }
     if (this.upstreamIndex >= 0) this.route?.balancer.release(this.upstreamIndex);
     this.upstreamIndex = -1;
@@ -598,6 +607,22 @@ export class HttpSession implements LinkOwner {
     this.conn.upstreamText = null;
     this.conn.upstreamAddr = null;
   }
+}
+
+/** Response heads not in use (each holds its field offsets: a few KiB), shared by every session. */
+const FREE_RESPONSE_HEADS: ResponseHead[] = [];
+
+function takeResponseHead(): ResponseHead {
+  return FREE_RESPONSE_HEADS.pop() ?? new ResponseHead(RESPONSE_LIMITS);
+}
+
+/** trustedProxies as a set, made once per listener configuration. */
+const TRUSTED = new WeakMap<HttpListenerConfig, CidrSet>();
+
+function trustedSet(config: HttpListenerConfig): CidrSet {
+  let set = TRUSTED.get(config);
+  if (!set) TRUSTED.set(config, (set = new CidrSet(config.trustedProxies)));
+  return set;
 }
 
 const CLOSE_EDITS: HeadEdits = { add: [["Connection", "close"]] };
