@@ -38,7 +38,7 @@ export function configFromEnvironment(mode: "tcp" | "http" | "smtp" | null, env:
     const tls = name === "postgres" ? postgresTls(env, layer, i) : null;
     return {
       name, protocol: tls ? "postgres" : protocol, listen: [`0.0.0.0:${env[variable] || port}`], ...tls,
-      ...(backend ? { routes: [{ name: "backend", upstreams: [{ address: backend }] }] } : {}),
+      ...(backend ? { routes: [{ name: "backend", upstreams: [{ address: backend }], ...httpPool(chosen, env, layer, i) }] } : {}),
     };
   });
   return layer;
@@ -61,6 +61,14 @@ function postgresTls(env: Env, layer: Layer, i: number): Record<string, unknown>
     layer.origins.set(JSON.stringify(["listeners", i, "mtls"]), "PROXY_TLS_CA");
   }
   return out;
+}
+
+/** HTTP_BACKEND_POOL_SIZE: the idle upstream connections kept (the route's pool.maxIdle). */
+function httpPool(mode: string, env: Env, layer: Layer, i: number): Record<string, unknown> {
+  const size = env.HTTP_BACKEND_POOL_SIZE;
+  if (mode !== "http" || !size) return {};
+  layer.origins.set(JSON.stringify(["listeners", i, "routes", 0, "pool", "maxIdle"]), "HTTP_BACKEND_POOL_SIZE");
+  return { pool: { maxIdle: /^\d+$/.test(size) ? Number(size) : size } };
 }
 
 const TRUE = new Set(["1", "true", "yes", "on"]);

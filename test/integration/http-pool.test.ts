@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { eventually, startProxy, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
-import { startNginx, type Nginx } from "../helpers/nginx.ts";
+import { freePort, startNginx, type Nginx } from "../helpers/nginx.ts";
 import { serve, type Server } from "../helpers/peers.ts";
 
 const dec = new TextDecoder();
@@ -105,4 +105,17 @@ test("a POST with a body on such a connection is not sent again: 502", async () 
   s.end();
   expect(got).toStartWith("HTTP/1.1 502 Bad Gateway");
   expect(oneShotConnections).toBe(before); // no new connection: nothing was sent again
+});
+
+test("`switchyard serve http` with the reference proxy's HTTP_* variables and no file is a working HTTP proxy", async () => {
+  const port = freePort();
+  const p = await startProxy(["serve", "http"], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HTTP_PORT: String(port), HTTP_BACKEND_ENDPOINT: `127.0.0.1:${nginx.port}`, HTTP_BACKEND_POOL_SIZE: "8", HTTP_WORKERS: "1" },
+  });
+  try {
+    const r = Bun.spawn(["curl", "-sS", "--max-time", "10", `http://127.0.0.1:${port}/env`, "--next", `http://127.0.0.1:${port}/env2`], { stdout: "pipe" });
+    expect(await new Response(r.stdout).text()).toBe("pooled GET /env\npooled GET /env2\n");
+  } finally {
+    await p.stop();
+  }
 });
