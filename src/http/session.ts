@@ -83,6 +83,8 @@ export class HttpSession implements LinkOwner {
   headSince = 0;
   idleSince = performance.now();
   readonly trustedPeer: boolean;
+  /** The pipeline paused the client before handing it over (src/proxy/pipeline.ts endSniffing). */
+  clientPaused = true;
 
   // ── the current exchange ──
   route: RouteRuntime | null = null;
@@ -145,7 +147,8 @@ export class HttpSession implements LinkOwner {
     if (!this.inbuf.push(chunk)) return this.refuse(413, "request_buffer_overflow");
     if (this.phase === Phase.HEAD) return this.readHead();
     if (!this.requestDone) return this.pumpRequestBody();
-    conn.client.pause(); // a pipelined request: it waits for this one's answer
+    // A pipelined request waits for this one's answer; past one head's worth, the client is not read on.
+    if (this.inbuf.size > this.config.maxHeaderBytes) this.pauseClient();
   }
 
   /** Parse what inbuf holds as the next request head. */
@@ -154,7 +157,7 @@ export class HttpSession implements LinkOwner {
     const r = parseRequestHead(this.inbuf.bytes(), 0, this.head, this.resume);
     if (r.kind === "need-more") {
       this.resume = r.resume;
-      this.conn.client.resume();
+      this.resumeClient();
       return;
     }
     this.resume = 0;
@@ -255,7 +258,7 @@ export class HttpSession implements LinkOwner {
   clientDrain(): void {
     if (!this.flushClient()) return;
     if (this.phase === Phase.CLOSING) return this.endClient();
-    if (this.responseState === Response.BODY) this.link?.socket?.resume();
+    if (this.responseState === Response.BODY && this.link) resumeLink(this.link);
   }
 
   /** The client's FIN: a request cut short ends the exchange; between requests, the connection. */
@@ -278,6 +281,19 @@ export class HttpSession implements LinkOwner {
       this.finishExchange();
     }
     abort(this.conn, this.phase === Phase.CLOSING ? "done" : "client_closed");
+  }
+
+  /** Pause and resume only on a change: each is a system call (epoll) in Bun. */
+  pauseClient(): void {
+    if (this.clientPaused) return;
+    this.clientPaused = true;
+    this.conn.client.pause();
+  }
+
+  resumeClient(): void {
+    if (!this.clientPaused) return;
+    this.clientPaused = false;
+    this.conn.client.resume();
   }
 
   writeClient(bytes: Uint8Array): boolean {
@@ -360,7 +376,6 @@ export class HttpSession implements LinkOwner {
     this.sentAt = performance.now();
     link.write(this.sentHead!);
     if (!this.requestDone) this.pumpRequestBody();
-    else this.conn.client.pause();
   }
 
   upstreamOpen(link: UpstreamLink): void {
@@ -390,15 +405,16 @@ export class HttpSession implements LinkOwner {
       const all = link.write(n === bytes.length ? bytes : bytes.subarray(0, n));
       this.inbuf.consume(n);
       if (!all) {
-        this.conn.client.pause();
+        this.pauseClient();
         return;
       }
     }
+    // Once the body is done the client stays readable: a pipelined request waits in inbuf (clientData
+    // bounds it). Pausing and resuming per request would cost two system calls each time.
     if (this.requestDone) {
-      this.conn.client.pause(); // the next request waits until this one is answered
       if (this.responseState === Response.DONE) this.exchangeDone();
     } else {
-      this.conn.client.resume();
+      this.resumeClient();
     }
   }
 
@@ -455,7 +471,7 @@ export class HttpSession implements LinkOwner {
       }
       const all = this.writeClient(n === bytes.length ? bytes : bytes.subarray(0, n));
       this.upbuf.consume(n);
-      if (!all) link.socket?.pause();
+      if (!all) pauseLink(link);
       if (ended) this.responseEnded();
     }
   }
@@ -555,13 +571,13 @@ export class HttpSession implements LinkOwner {
     this.finishExchange();
     if (this.closeAfter) {
       this.phase = Phase.CLOSING;
-      this.conn.client.pause();
+      this.pauseClient();
       return this.endClient();
     }
     this.phase = Phase.HEAD;
     this.idleSince = performance.now();
     this.headSince = this.idleSince;
-    this.conn.client.resume();
+    this.resumeClient();
     if (this.inbuf.size > 0) this.readHead();
   }
 
@@ -571,7 +587,7 @@ export class HttpSession implements LinkOwner {
     if (link) {
       this.link = null;
       if (this.upstreamReusable && this.responseState === Response.DONE && this.requestDone) {
-        link.socket?.resume(); // paused if the client fell behind on the last bytes
+        resumeLink(link); // paused if the client fell behind on the last bytes
         this.pool!.put(link);
       } else {
         this.pool!.discard(link);
@@ -623,6 +639,18 @@ function trustedSet(config: HttpListenerConfig): CidrSet {
   let set = TRUSTED.get(config);
   if (!set) TRUSTED.set(config, (set = new CidrSet(config.trustedProxies)));
   return set;
+}
+
+function pauseLink(link: UpstreamLink): void {
+  if (link.paused || !link.socket) return;
+  link.paused = true;
+  link.socket.pause();
+}
+
+function resumeLink(link: UpstreamLink): void {
+  if (!link.paused || !link.socket) return;
+  link.paused = false;
+  link.socket.resume();
 }
 
 const CLOSE_EDITS: HeadEdits = { add: [["Connection", "close"]] };

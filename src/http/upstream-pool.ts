@@ -35,6 +35,8 @@ export class UpstreamLink {
   /** When the dial began, for connectTimeoutMs; 0 once open. */
   dialingSince = performance.now();
   closed = false;
+  /** Paused because the client fell behind (src/http/session.ts pauses and resumes it). */
+  paused = false;
   /** The address dialled (the access log's upstreamAddr). */
   addr = "";
   /** Whether it served a request before (the access log's `reused`). */

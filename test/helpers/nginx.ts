@@ -43,7 +43,7 @@ master_process off;
 worker_processes 1;
 error_log ${dir}/logs/error.log warn;
 pid ${dir}/nginx.pid;
-events { worker_connections 256; }
+events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
