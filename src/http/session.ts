@@ -9,10 +9,10 @@
  * too), the upstream connection given back to its pool, the next request read.
  *
  * Flow control: each direction writes straight to its socket and queues only what the socket did not
- * take; while anything waits, the source is paused, and resumed on drain. The client is not read
- * while its request's body is done and the response is still coming (pipelined requests wait in the
- * kernel, plus at most one read here), so requests are answered in order and none is read ahead
- * without bound.
+ * take; while anything waits, the source is paused, and resumed on drain. Requests are answered in
+ * order, one at a time: bytes of pipelined requests wait in inbuf, and past maxHeaderBytes of them
+ * the client is paused, so nothing is read ahead without bound. Pause and resume are called only on
+ * a change (each is an epoll call), not per request.
  *
  * Timeouts are swept (src/http/timeouts.ts), never a timer per request: headerTimeoutMs from a
  * head's first byte (408), keepAliveTimeoutMs between requests, the route's timeoutMs from the
