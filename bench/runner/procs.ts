@@ -59,6 +59,22 @@ export function descendants(pid: number): number[] {
   return found;
 }
 
+/**
+ * CPU time of a process and all its descendants so far, in clock ticks (USER_HZ, 100 per second):
+ * utime + stime of /proc/N/stat, which cover every thread of N (the native engines' threads too).
+ */
+export function cpuTicksOf(rootPid: number): number {
+  let ticks = 0;
+  for (const pid of [rootPid, ...descendants(rootPid)]) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    } catch { /* exited meanwhile */ }
+  }
+  return ticks;
+}
+
 export interface Memory { pids: number[]; rssKiB: number; pssKiB: number }
 
 /** VmRSS and Pss summed over a process and all its descendants (nginx master + workers...). */

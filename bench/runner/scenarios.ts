@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Child, memoryOf, run } from "./procs.ts";
+import { Child, cpuTicksOf, memoryOf, run } from "./procs.ts";
 import type { Backends, Ctx, Instance } from "./systems.ts";
 
 export interface Settings {
@@ -82,8 +82,19 @@ const rr: Scenario = {
   id: "rr-1k", title: "1 KB request/response, 50 connections", unit: "req/s", higherIsBetter: true,
   backend: "echo", direct: true,
   async run(ctx, s, t) {
+    // CPU per request: the proxy's own (its process tree's ticks) and the whole host's (/proc/stat,
+    // so work moved into softirq or kworkers is not hidden). Both deltas cover loadgen's warmup, so
+    // the requests are the measured rate times warmup + duration, as in bulk.
+    const proxyBefore = t.pid === null ? 0 : cpuTicksOf(t.pid);
+    const hostBefore = hostCpuSeconds();
     const rep = await loadgen(ctx, s, ["rr", "--target", t.address, "--connections", "50", "--size", "1024"]);
-    return fromLoadgen(rep, rep.rps);
+    const host = hostCpuSeconds() - hostBefore;
+    const proxy = t.pid === null ? null : cpuTicksOf(t.pid) - proxyBefore;
+    const m = fromLoadgen(rep, rep.rps);
+    const per100k = 1e5 / Math.max(1, rep.rps * (s.duration + s.warmup));
+    m.detail.proxy_ticks_per_100k = proxy === null ? null : Math.round(proxy * per100k * 10) / 10;
+    m.detail.host_ticks_per_100k = Math.round(host * 100 * per100k * 10) / 10;
+    return m;
   },
 };
 

@@ -1,13 +1,15 @@
 //! libswitchyard: what only the kernel does fast, behind a narrow C ABI (plain integers in, integers out).
 //! Every function returns >= 0 on success and -errno on failure, so JS never reads errno itself.
 //! Built so far: the ABI handshake, the splice relay engine (splice.zig), the sockmap relay engine
-//! (sockmap.zig, its BPF program in native/bpf/), peek (peek.zig) and the CPU sampler (cpu.zig).
+//! (sockmap.zig, its BPF program in native/bpf/), the uring relay engine (uring.zig), peek (peek.zig)
+//! and the CPU sampler (cpu.zig).
 const std = @import("std");
 const linux = std.os.linux;
 const splice = @import("splice.zig");
 const listen = @import("listen.zig");
 const limits = @import("limits.zig");
 const sockmap = @import("sockmap.zig");
+const uring = @import("uring.zig");
 const completion = @import("completion.zig");
 const peek_mod = @import("peek.zig");
 const cpu = @import("cpu.zig");
@@ -216,6 +218,50 @@ export fn sy_sockmap_active() c_int {
     return e.activeCount();
 }
 
+// ---- uring relay engine: one ring per process (native/src/uring.zig; bound by src/native/uring.ts) ----
+
+var uring_engine: ?*uring.Engine = null;
+
+/// 0 if this kernel can run the uring engine, else -errno; sy_uring_probe_step() then names the
+/// step that failed (uring.ProbeStep: 1 setup, 2 features, 3 opcodes, 4 buffer ring, 5 multishot recv).
+export fn sy_uring_probe() c_int {
+    return uring.probe();
+}
+
+export fn sy_uring_probe_step() c_int {
+    return @intFromEnum(uring.probe_step);
+}
+
+/// Start the engine's ring and thread. Idempotent. 0, or -errno.
+export fn sy_uring_start() c_int {
+    if (uring_engine != null) return 0;
+    // create() probes the kernel first and says why it refused.
+    uring_engine = uring.Engine.create(std.heap.c_allocator, .{}) catch |e| return switch (e) {
+        error.Refused => uring.Engine.last_error,
+        error.OutOfMemory => -@as(c_int, @intFromEnum(linux.E.NOMEM)),
+        else => -@as(c_int, @intFromEnum(linux.E.AGAIN)),
+    };
+    return 0;
+}
+
+/// Hand over two connected sockets; ownership as sy_splice_add (the engine works on its own dups).
+/// 0, or -errno and nothing was taken over.
+export fn sy_uring_add(fd_a: c_int, fd_b: c_int, idle_ms: c_int, id: i64) c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.add(fd_a, fd_b, idle_ms, @bitCast(id));
+}
+
+/// Completion records, the same 32-byte shape as sy_splice_poll's.
+export fn sy_uring_poll(buf: [*]completion.Record, max: c_int) c_int {
+    const e = uring_engine orelse return 0;
+    return @intCast(e.poll(buf[0..@intCast(@max(max, 0))]));
+}
+
+export fn sy_uring_active() c_int {
+    const e = uring_engine orelse return 0;
+    return e.activeCount();
+}
+
 // ---- peek (native/src/peek.zig) ---------------------------------------------------------------
 
 /// Up to `len` waiting bytes of socket `fd` copied into `buf`, left unread: the count (0: the
@@ -300,11 +346,23 @@ test "exported splice engine starts once and polls empty" {
     try std.testing.expect(sy_splice_add(-1, -1, 0, 1) < 0);
 }
 
+test "exported uring engine starts once, polls empty and refuses bad fds" {
+    if (sy_uring_probe() != 0) return error.SkipZigTest;
+    try std.testing.expectEqual(@as(c_int, 0), sy_uring_probe_step());
+    try std.testing.expectEqual(@as(c_int, 0), sy_uring_start());
+    try std.testing.expectEqual(@as(c_int, 0), sy_uring_start());
+    var recs: [4]completion.Record = undefined;
+    try std.testing.expectEqual(@as(c_int, 0), sy_uring_poll(&recs, 4));
+    try std.testing.expectEqual(@as(c_int, 0), sy_uring_active());
+    try std.testing.expect(sy_uring_add(-1, -1, 0, 1) < 0);
+}
+
 test {
     _ = splice;
     _ = listen;
     _ = limits;
     _ = sockmap;
+    _ = uring;
     _ = completion;
     _ = @import("sys.zig");
     _ = @import("bpf.zig");

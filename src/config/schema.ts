@@ -11,6 +11,7 @@ import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
 import { HTTP_LISTENER_KEYS, HTTP_MATCH_KEYS, HTTP_ROUTE_KEYS, httpActionCount, readHttpListener, readHttpMatch, readHttpRoute, readRespondHeaders } from "./http-schema.ts";
+import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
@@ -20,15 +21,16 @@ import {
 const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
 const LISTENER_KEYS = [
   "name", "listen", "protocol", "reusePort", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
-  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", ...HTTP_LISTENER_KEYS,
+  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp", ...HTTP_LISTENER_KEYS,
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
-  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls", ...HTTP_ROUTE_KEYS,
+  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls", "xclient", ...HTTP_ROUTE_KEYS,
 ];
-const MATCH_KEYS = ["sni", "database", "user", "ehlo", "alpn", "clientCidr", ...HTTP_MATCH_KEYS];
+const MATCH_KEYS = ["sni", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr", ...HTTP_MATCH_KEYS];
+/** Match keys whose facts only an smtp listener learns. */
+const SMTP_MATCH_KEYS = ["ehlo", "rcptDomain"];
 const UNBUILT_ROUTE_KEYS = ["ipAffinity", "suspendTimeoutMs"];
-const UNBUILT_MATCH_KEYS = ["ehlo"];
 const BUILT_PROTOCOLS = ["tcp", "http", ...TLS_PROTOCOLS];
 const DAY_MS = 86_400_000;
 
@@ -167,9 +169,11 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
-    handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
+    // smtp: the whole dialogue before the first RCPT is the "handshake"; RFC 5321 §4.5.3.2.7 gives a server 5 minutes per command.
+    handshakeTimeoutMs: r.integer(o, "handshakeTimeoutMs", path, protocol === "smtp" ? SMTP_HANDSHAKE_TIMEOUT_MS : DEFAULTS.handshakeTimeoutMs, 1, DAY_MS),
     ...readTlsListener(r, o, path, protocol, protection),
     routes,
+    smtp: readSmtpListener(r, o, path, protocol),
     gate: readGateConfig(r, protection, [...path, "protection"]),
     ...optional("http", readHttpListener(r, o, path, protocol)),
   };
@@ -196,6 +200,9 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
   const proxyProtocol = r.oneOf(o, "proxyProtocol", path, ["v1", "v2", "none"] as const, "none");
   if (proxyProtocol !== "none") notBuilt(r, [...path, "proxyProtocol"], "PROXY protocol");
   const balance = r.oneOf(o, "balance", path, BALANCE_POLICIES, "round-robin");
+  if (protocol !== "smtp" && typeof o.match === "object" && o.match !== null) {
+    for (const k of SMTP_MATCH_KEYS) if (k in o.match) r.fail([...path, "match", k], `match.${k} needs protocol "smtp" (this listener is "${protocol}")`);
+  }
 
   const upstreams: UpstreamConfig[] = [];
   if (o.upstreams !== undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
@@ -224,6 +231,7 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     respond,
     rateLimit: readRouteRate(r, o, path),
     ...readTlsRoute(r, o, path, protocol),
+    ...readSmtpRoute(r, o, path, protocol),
     ...optional("http", http),
   };
 }
@@ -231,7 +239,6 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
 function readMatch(r: ConfigReader, value: unknown, path: JsonPath, protocol: ListenerConfig["protocol"]): RouteMatch | null {
   const o = r.object(value, path, MATCH_KEYS);
   if (!o) return null;
-  for (const key of UNBUILT_MATCH_KEYS) if (key in o) notBuilt(r, [...path, key], `match.${key}`);
   const clientCidr: Cidr[] = [];
   const list = o.clientCidr === undefined ? [] : typeof o.clientCidr === "string" ? [o.clientCidr] : r.array(o.clientCidr, [...path, "clientCidr"]);
   list?.forEach((c, i) => {
@@ -243,7 +250,7 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath, protocol: Li
   // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
   if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
-  return { clientCidr, ...readProtocolMatch(r, o, path), ...readHttpMatch(r, o, path, protocol) };
+  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path), ...readHttpMatch(r, o, path, protocol) };
 }
 
 function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {

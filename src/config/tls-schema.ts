@@ -12,12 +12,13 @@ import type { CertPaths, MtlsConfig, Protocol, TlsProtection, UpstreamTlsConfig 
 const JA3 = /^[0-9a-f]{32}$/;
 const JA4 = /^[tqd][0-9s][0-9a-z][di][0-9]{2}[0-9]{2}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/;
 
-export const TLS_PROTOCOLS: readonly Protocol[] = ["tls", "postgres"];
+/** Protocols whose listeners load certificates (smtp: offered with STARTTLS). */
+export const TLS_PROTOCOLS: readonly Protocol[] = ["tls", "postgres", "smtp"];
 
 /** `protection` is the listener's protection object, already key-checked by the schema. */
 export function readTlsListener(r: ConfigReader, o: Obj, path: JsonPath, protocol: Protocol, protection: Obj) {
   const tlsKeys = ["defaultCert", "certDir", "mtls"].filter((k) => k in o);
-  if (!TLS_PROTOCOLS.includes(protocol)) for (const k of tlsKeys) r.fail([...path, k], `${k} needs protocol "tls" or "postgres" (this listener is "${protocol}")`);
+  if (!TLS_PROTOCOLS.includes(protocol)) for (const k of tlsKeys) r.fail([...path, k], `${k} needs protocol "tls", "postgres" or "smtp" (this listener is "${protocol}")`);
   return {
     defaultCert: o.defaultCert === undefined ? null : readCert(r, o.defaultCert, [...path, "defaultCert"]),
     certDir: r.string(o, "certDir", path) ?? null,

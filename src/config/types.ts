@@ -10,7 +10,7 @@ import type { GateConfig, RateConfig } from "../protect/config.ts";
 export const PROTOCOLS = ["tcp", "tls", "http", "postgres", "mysql", "smtp"] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
-export const RELAY_ENGINES = ["auto", "userspace", "splice", "sockmap"] as const;
+export const RELAY_ENGINES = ["auto", "userspace", "splice", "sockmap", "uring"] as const;
 export type RelayEngine = (typeof RELAY_ENGINES)[number];
 
 export const BALANCE_POLICIES = ["round-robin", "random", "least-conn", "least-cpu"] as const;
@@ -71,10 +71,27 @@ export interface RouteMatch {
   /** PostgreSQL database and user names (exact); empty = any. */
   readonly database: readonly string[];
   readonly user: readonly string[];
+  /** SMTP: EHLO/HELO domains and the first recipient's domain, lower case: "b.example" or "*.b.example" (one label); empty = any. */
+  readonly ehlo: readonly string[];
+  readonly rcptDomain: readonly string[];
   /** HTTP, per request: host patterns, path patterns, methods (src/route/host-pattern.ts); absent or empty = any. */
   readonly host?: readonly string[];
   readonly path?: readonly string[];
   readonly method?: readonly string[];
+}
+
+/** A listener's `smtp` object (protocol "smtp"; src/config/smtp-schema.ts fills the defaults). */
+export interface SmtpListenerConfig {
+  /** The name in the 220 banner and the EHLO reply. */
+  readonly hostname: string;
+  /** RFC 1870 SIZE offered and enforced on DATA. */
+  readonly maxMessageBytes: number;
+  /** Refuse MAIL with 530 until the client has done STARTTLS. */
+  readonly requireTls: boolean;
+  /** Offer SMTPUTF8 (the backends take it). */
+  readonly smtpUtf8: boolean;
+  /** Commands answered before routing (EHLO, NOOP, RSET, refused ones…); past it the session closes with 421. */
+  readonly maxCommandsBeforeRouting: number;
 }
 
 /** A certificate chain and its private key, as file paths. */
@@ -123,6 +140,8 @@ export interface RouteConfig {
   readonly mtls: MtlsConfig | null;
   /** null = plaintext to the upstream. */
   readonly upstreamTls: UpstreamTlsConfig | null;
+  /** SMTP: tell the backend the client's address with Postfix XCLIENT before replaying the dialogue. */
+  readonly xclient: boolean;
   /** Protocol "http" only. */
   readonly http?: HttpRouteConfig;
 }
@@ -150,6 +169,8 @@ export interface ListenerConfig {
   readonly mtls: MtlsConfig | null;
   readonly tlsProtection: TlsProtection;
   readonly routes: readonly RouteConfig[];
+  /** protocol "smtp": its settings; null for every other protocol. */
+  readonly smtp: SmtpListenerConfig | null;
   /** The gate's part of `protection` (src/protect/config.ts). */
   readonly gate: GateConfig;
   /** Protocol "http" only. */

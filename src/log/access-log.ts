@@ -23,7 +23,7 @@ export type AccessRecord = LoggedFacts & {
   /** The address dialled for `upstream` (a name resolved), null when none was. */
   upstreamAddr: string | null;
   protocol: string;
-  relay: "userspace" | "splice" | "sockmap" | null;
+  relay: "userspace" | "splice" | "sockmap" | "uring" | null;
   bytesIn: number;
   bytesOut: number;
   durationMs: number;

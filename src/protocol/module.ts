@@ -161,6 +161,17 @@ export interface ProtocolModule {
   readonly upstreamHandlers?: SocketHandler<Conn>;
 
   /**
+   * After routing (while dialling, and in the relay), every chunk the client sends, instead of the
+   * relay's forwarding: for protocols that must go on reading the client once routed (SMTP: each
+   * message body is scanned for bare LF/CR, a later RCPT for another route's domain is answered
+   * 451). The module forwards what may pass with the relay's own handler (src/relay/userspace.ts
+   * CLIENT_HANDLERS.data, which keeps order and backpressure) and answers the rest itself. Only
+   * listeners that read first use it; the pipeline picks these handlers once per module, so other
+   * protocols' reads pay nothing. Default: none (the relay forwards every byte).
+   */
+  relayClientData?(conn: Conn, chunk: Uint8Array): void;
+
+  /**
    * Bytes to send a client refused before any upstream spoke to it, in its protocol (a TLS alert, a
    * PostgreSQL ErrorResponse), or null to close without a word. Default: null.
    */

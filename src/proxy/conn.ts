@@ -30,6 +30,7 @@ export const WRITING_DOWN = 16384; // inside client.write(), likewise
 export const UPSTREAM_HANDSHAKE = 32768; // connected; the protocol module's upstream handshake runs before the relay
 export const RELAYED_BY_SPLICE = 65536; // the splice engine took the pair (the access log's relay)
 export const RELAYED_BY_SOCKMAP = 131072; // the sockmap engine took it
+export const RELAYED_BY_URING = 262144; // the uring engine took it
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 
@@ -97,8 +98,9 @@ export class Conn {
   }
 
   /** The engine that relayed the bytes once the upstream was open (the access log's `relay`). */
-  get relay(): "userspace" | "splice" | "sockmap" {
-    return this.flags & RELAYED_BY_SOCKMAP ? "sockmap" : this.flags & RELAYED_BY_SPLICE ? "splice" : "userspace";
+  get relay(): "userspace" | "splice" | "sockmap" | "uring" {
+    const f = this.flags;
+    return f & RELAYED_BY_SOCKMAP ? "sockmap" : f & RELAYED_BY_URING ? "uring" : f & RELAYED_BY_SPLICE ? "splice" : "userspace";
   }
 
   /** The queue of bytes waiting for the upstream (made on first use). */

@@ -243,7 +243,7 @@ function dialResolved(conn: Conn, endpoint: string): void {
 
 /** terminate: the TLS server handshake with `settings`; {@link tlsHandshake} goes on from there. */
 function terminate(conn: Conn, settings: RouteTls): void {
-  const refusal = beginTermination(conn, settings, TLS_HANDLERS);
+  const refusal = beginTermination(conn, settings, readingFirstHandlers(conn.listener.module).tls);
   if (refusal) sniffed(conn, refusal);
 }
 
@@ -359,15 +359,7 @@ const clientError = CLIENT_HANDLERS.error!;
  */
 const SNIFF_HANDLERS: ClientHandlers = {
   binaryType: "uint8array",
-  data(s, chunk) {
-    const conn = s.data;
-    if (s !== conn.client || conn.flags & NOT_OURS) return;
-    if (conn.flags & (SNIFFING | UPSTREAM_HANDSHAKE)) {
-      if (conn.flags & SNIFFING) return sniffRead(conn, chunk);
-      return handshakeClientData(conn, chunk);
-    }
-    clientData(s, chunk);
-  },
+  data: readingFirstData(clientData),
   drain(s) {
     if (s === s.data.client) clientDrain(s);
   },
@@ -386,8 +378,47 @@ const SNIFF_HANDLERS: ClientHandlers = {
   },
 };
 
-/** Handlers of TLS sockets made over accepted ones. */
-const TLS_HANDLERS: TlsServerHandlers = { ...SNIFF_HANDLERS, open() {}, handshake: tlsHandshake };
+/** The data handler of listeners that read first; once routed, chunks go to `relayData`. */
+function readingFirstData(relayData: (s: Socket<Conn>, chunk: Buffer) => void): SocketHandler<Conn>["data"] {
+  return function data(s, chunk) {
+    const conn = s.data;
+    if (s !== conn.client || conn.flags & NOT_OURS) return;
+    if (conn.flags & (SNIFFING | UPSTREAM_HANDSHAKE)) {
+      if (conn.flags & SNIFFING) return sniffRead(conn, chunk);
+      return handshakeClientData(conn, chunk);
+    }
+    relayData(s, chunk);
+  };
+}
+
+interface ClientHandlerSet {
+  /** Accepted sockets. */
+  readonly accepted: ClientHandlers;
+  /** TLS sockets made over accepted ones. */
+  readonly tls: TlsServerHandlers;
+}
+
+const READING_FIRST: ClientHandlerSet = { accepted: SNIFF_HANDLERS, tls: { ...SNIFF_HANDLERS, open() {}, handshake: tlsHandshake } };
+
+/**
+ * Per module that inspects the client after routing (ProtocolModule.relayClientData) or serves its
+ * connections itself (ProtocolModule.serve): its handlers, made once.
+ */
+const HANDLERS_OF = new Map<ProtocolModule, ClientHandlerSet>();
+
+function readingFirstHandlers(module: ProtocolModule): ClientHandlerSet {
+  const inspect = module.relayClientData;
+  const served = module.serve;
+  if (!inspect && !served) return READING_FIRST;
+  let set = HANDLERS_OF.get(module);
+  if (!set) {
+    const accepted: ClientHandlers = served
+      ? servedHandlers(served)
+      : { ...SNIFF_HANDLERS, data: readingFirstData(function inspected(s, chunk) { inspect!.call(module, s.data, chunk); }) };
+    HANDLERS_OF.set(module, (set = { accepted, tls: { ...accepted, open() {}, handshake: tlsHandshake } }));
+  }
+  return set;
+}
 
 /**
  * Client handlers of listeners whose module serves its connections (ProtocolModule.serve): the sniff
@@ -421,17 +452,9 @@ function servedHandlers(served: ServedConnections): ClientHandlers {
   };
 }
 
-const SERVED_HANDLERS_OF = new Map<ServedConnections, ClientHandlers>();
-
 /** The client handlers of `listener`'s accepted sockets, without `open` (src/listen/listeners.ts adds it). */
 export function clientHandlers(listener: ListenerRuntime): ClientHandlers {
-  const served = listener.module.serve;
-  if (served) {
-    let handlers = SERVED_HANDLERS_OF.get(served);
-    if (!handlers) SERVED_HANDLERS_OF.set(served, (handlers = servedHandlers(served)));
-    return handlers;
-  }
-  return listener.readsFirst ? SNIFF_HANDLERS : CLIENT_HANDLERS;
+  return listener.readsFirst ? readingFirstHandlers(listener.module).accepted : CLIENT_HANDLERS;
 }
 
 interface UpstreamHandlerSet {

@@ -3,6 +3,7 @@
  * any fallback:
  *
  *   relay sockmap: sockmap (kernel, BPF) ─► splice (native threads) ─► userspace (Bun sockets)
+ *   relay uring:   uring (io_uring, one native thread) ─► splice ─► userspace
  *   relay auto:    splice ─► userspace
  *   relay splice:  splice ─► userspace
  *
@@ -10,6 +11,11 @@
  * (native library loaded, CAP_BPF and CAP_NET_ADMIN, a kernel that accepts the program;
  * SWITCHYARD_NATIVE_SOCKMAP=off simulates a refusal), else splice, else userspace. With sockmap
  * the splice engine is started too: a pair sockmap cannot take (a unix-socket side) goes to splice.
+ *
+ * `relay: uring` / `--relay uring` use the io_uring engine (native/src/uring.zig) where the kernel
+ * passes its probe (io_uring_setup allowed, provided-buffer rings, multishot receive: Linux 6.0;
+ * SWITCHYARD_NATIVE_URING=off simulates a refusal), else splice, else userspace, the log saying why.
+ * `auto` does not pick it (yet): see the README's figures.
  *
  * Why `auto` never takes sockmap, though the kernel relays its bytes without a syscall:
  * - the kernel gives a redirected stream no backpressure, and the only safe bound
@@ -26,8 +32,9 @@ import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
 import { spliceStart } from "../native/index.ts";
 import { sockmapStart } from "../native/sockmap.ts";
+import { uringStart } from "../native/uring.ts";
 
-export type Engine = "sockmap" | "splice" | "userspace";
+export type Engine = "sockmap" | "uring" | "splice" | "userspace";
 
 /** Splice engine threads: the relay work is syscalls, one thread keeps up with a core of JS. */
 const SPLICE_THREADS = 1;
@@ -46,11 +53,21 @@ export function relayEngine(config: Config): Engine {
   const spliceWhy = spliceStart(SPLICE_THREADS);
   spliceReady = spliceWhy === null;
   const sockmapWhy = configured === "sockmap" ? sockmapStart() : null;
+  const uringWhy = configured === "uring" ? uringStart() : null;
   const handover = configured === "auto" ? `after ${KERNEL_AUTO_AFTER_BYTES / 1024} KiB` : "at connect";
   const warn = (msg: string, fields: Record<string, unknown>) => (configured === "auto" ? log.info(msg, fields) : log.warn(msg, fields));
   if (configured === "sockmap" && sockmapWhy === null) {
     log.info("relay engine: sockmap", { configured, handover, unixSockets: spliceReady ? "splice" : "userspace" });
     return (engine = "sockmap");
+  }
+  if (configured === "uring") {
+    if (uringWhy === null) {
+      log.info("relay engine: uring", { configured, handover });
+      return (engine = "uring");
+    }
+    if (spliceReady) warn("relay engine: splice (uring unavailable)", { configured, reason: uringWhy, handover });
+    else warn("relay engine: userspace (uring and splice unavailable)", { configured, reason: uringWhy, splice: spliceWhy });
+    return (engine = spliceReady ? "splice" : "userspace");
   }
   if (spliceReady) {
     if (configured === "sockmap") warn("relay engine: splice (sockmap unavailable)", { configured, reason: sockmapWhy, handover });

@@ -1,8 +1,9 @@
 /**
  * Handing a routed, connected pair to a kernel relay engine (src/relay/engine.ts chose which):
- * sockmap (native/src/sockmap.zig: a BPF program redirects each segment to the peer socket) or
+ * sockmap (native/src/sockmap.zig: a BPF program redirects each segment to the peer socket),
+ * uring (native/src/uring.zig: one io_uring, multishot receives and sends from a buffer ring) or
  * splice (native/src/splice.zig: native threads splice through pipes). Either way the bytes never
- * enter the JS heap, and both engines report back the same way.
+ * enter the JS heap, and every engine reports back the same way.
  *
  * Handover (from the upstream socket's open handler, or mid-stream for `auto`): the client bytes JS
  * already holds (conn.pendingUp) are written to the upstream FIRST, then both Bun sockets are paused
@@ -24,7 +25,8 @@
  * @module
  */
 import {
-  CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, RELAYED_BY_SOCKMAP, RELAYED_BY_SPLICE, UPSTREAM_EOF, UPSTREAM_SHUT, USERSPACE_ONLY,
+  CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, RELAYED_BY_SOCKMAP, RELAYED_BY_SPLICE, RELAYED_BY_URING, UPSTREAM_EOF, UPSTREAM_SHUT,
+  USERSPACE_ONLY,
   nothingPending,
 } from "../proxy/conn.ts";
 import { flushUp } from "./flush.ts";
@@ -33,6 +35,7 @@ import { log } from "../log/logger.ts";
 import { errnoName, spliceAdd, splicePoll } from "../native/index.ts";
 import { socketFd } from "../net/socket-fd.ts";
 import { sockmapAdd, sockmapPoll } from "../native/sockmap.ts";
+import { uringAdd, uringPoll } from "../native/uring.ts";
 import type { RelayReason } from "../native/records.ts";
 import { KERNEL_AUTO_AFTER_BYTES, relayEngine, spliceRunning } from "./engine.ts";
 
@@ -45,8 +48,8 @@ const live = new Map<number, Conn>();
 let timer: ReturnType<typeof setInterval> | null = null;
 
 /**
- * Called when the upstream has connected (after notifyConnect). With `relay: "sockmap"` or
- * `"splice"` the engine takes the connection at once (true); with `auto` it is marked to be handed
+ * Called when the upstream has connected (after notifyConnect). With `relay: "sockmap"`, `"uring"`
+ * or `"splice"` the engine takes the connection at once (true); with `auto` it is marked to be handed
  * over when busy (KERNEL_LATER) and stays in userspace for now (false, conn.pendingUp still to write).
  */
 export function kernelHandover(conn: Conn): boolean {
@@ -85,7 +88,14 @@ function handOver(conn: Conn): boolean {
   const a = socketFd(client);
   const b = socketFd(upstream);
   let rc = -1;
-  if (relayEngine(conn.listener.state.config) === "sockmap") {
+  const engine = relayEngine(conn.listener.state.config);
+  if (engine === "uring") {
+    rc = uringAdd(a, b, idleMs, conn.id);
+    if (rc >= 0) return handedOver(conn, "uring");
+    if (!spliceRunning()) return refused(conn, "uring", rc);
+    log.warn("uring handover refused, trying splice", { id: conn.id, error: errnoName(rc) });
+  }
+  if (engine === "sockmap") {
     rc = sockmapAdd(a, b, idleMs, conn.id);
     if (rc >= 0) return handedOver(conn, "sockmap");
     // Not TCP on both sides, or a FIN already arrived: splice can take any pair that is still open.
@@ -95,8 +105,11 @@ function handOver(conn: Conn): boolean {
   return rc >= 0 ? handedOver(conn, "splice") : refused(conn, "splice", rc);
 }
 
-function handedOver(conn: Conn, engine: "sockmap" | "splice"): true {
-  conn.flags |= HANDED_OVER | (engine === "sockmap" ? RELAYED_BY_SOCKMAP : RELAYED_BY_SPLICE);
+/** The flag that records which engine took a pair (Conn.relay, the access log's `relay`). */
+const RELAYED_BY = { sockmap: RELAYED_BY_SOCKMAP, uring: RELAYED_BY_URING, splice: RELAYED_BY_SPLICE } as const;
+
+function handedOver(conn: Conn, engine: "sockmap" | "uring" | "splice"): true {
+  conn.flags |= HANDED_OVER | RELAYED_BY[engine];
   live.set(conn.id, conn);
   timer ??= setInterval(drain, POLL_MS);
   return true;
@@ -112,6 +125,7 @@ function refused(conn: Conn, engine: string, rc: number): false {
 function drain(): void {
   splicePoll(completed);
   sockmapPoll(completed);
+  uringPoll(completed);
   if (live.size === 0 && timer) {
     clearInterval(timer);
     timer = null;

@@ -11,8 +11,10 @@
  * - `alpn` matches when the client offered any of the listed protocols; `database`/`user` compare
  *   exactly (PostgreSQL names are case-sensitive once quoted); so does `method` (HTTP methods are
  *   case-sensitive, RFC 9110 §9.1).
- * - `host` and `path` are patterns (src/route/host-pattern.ts); the host fact is normalised by the
- *   protocol (lower case, no port, no trailing dot), the path is matched without its query.
+ * - `ehlo`/`rcptDomain` (SMTP) are domain patterns: exact, or `*.suffix` for exactly one more label
+ *   (as sni's wildcard), compared in lower case (the SMTP module lowers the facts, the schema the patterns).
+ * - `host` and `path` (HTTP) are patterns (src/route/host-pattern.ts); the host fact is normalised by
+ *   the protocol (lower case, no port, no trailing dot), the path is matched without its query.
  *   HTTP asks the table once per request, not once per connection.
  * - A route without `match` is the default, used when no other route matches, wherever it stands.
  * Pure: facts (src/protocol/facts.ts) in, route out.
@@ -20,7 +22,7 @@
  */
 import { CidrSet, parseIp, type IpAddress } from "../net/ip.ts";
 import type { RouteConfig } from "../config/types.ts";
-import { MATCHED_FACTS, type ConnFacts } from "../protocol/facts.ts";
+import { DOMAIN_MATCHED_FACTS, MATCHED_FACTS, type ConnFacts } from "../protocol/facts.ts";
 import { compileHostPatterns, compilePathPatterns, pathOnly, type ValueTest } from "./host-pattern.ts";
 
 type MatchedFact = (typeof MATCHED_FACTS)[number];
@@ -29,17 +31,6 @@ type MatchedFact = (typeof MATCHED_FACTS)[number];
 interface Condition {
   readonly fact: MatchedFact;
   readonly accepts: ValueTest;
-}
-
-/** How a route's list for `fact` becomes a test: patterns for host and path, else the exact values. */
-function compileCondition(fact: MatchedFact, values: readonly string[]): Condition {
-  if (fact === "host") return { fact, accepts: compileHostPatterns(values) };
-  if (fact === "path") {
-    const pathMatches = compilePathPatterns(values);
-    return { fact, accepts: (path) => pathMatches(pathOnly(path)) };
-  }
-  const accepted = new Set(values);
-  return { fact, accepts: (v) => accepted.has(v) };
 }
 
 interface Matcher<R> {
@@ -68,7 +59,7 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
       const matcher: Matcher<R> = {
         route,
         clients: m.clientCidr.length ? new CidrSet(m.clientCidr) : null,
-        conditions: MATCHED_FACTS.filter((fact) => (m[fact]?.length ?? 0) > 0).map((fact) => compileCondition(fact, m[fact]!)),
+        conditions: MATCHED_FACTS.filter((fact) => (m[fact]?.length ?? 0) > 0).map((fact) => condition(fact, m[fact]!)),
       };
       if (m.sni.length === 0 || m.sni.includes("")) {
         this.#anyName.push(matcher);
@@ -105,6 +96,25 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
   }
 }
 
+/**
+ * How a route's list for `fact` becomes a test: host and path patterns (HTTP), domain patterns (SMTP),
+ * else the exact values.
+ */
+function condition(fact: MatchedFact, values: readonly string[]): Condition {
+  if (fact === "host") return { fact, accepts: compileHostPatterns(values) };
+  if (fact === "path") {
+    const pathMatches = compilePathPatterns(values);
+    return { fact, accepts: (path) => pathMatches(pathOnly(path)) };
+  }
+  if (DOMAIN_MATCHED_FACTS.has(fact)) {
+    const exact = new Set(values.filter((v) => !v.startsWith("*.")));
+    const wild = new Set(values.filter((v) => v.startsWith("*.")).map((v) => v.slice(1)));
+    return { fact, accepts: wild.size === 0 ? (v) => exact.has(v) : (v) => exact.has(v) || wildcardHolds(wild, v) };
+  }
+  const accepted = new Set(values);
+  return { fact, accepts: (v) => accepted.has(v) };
+}
+
 /** Scratch for match(), which is synchronous: no allocation per connection. */
 const PARSED_IP: { v?: IpAddress | null } = {};
 
@@ -131,4 +141,10 @@ function holds(c: Condition, facts: Readonly<ConnFacts>): boolean {
   if (v === null) return false;
   for (const one of v) if (c.accepts(one)) return true;
   return false;
+}
+
+/** `*.b.example` (kept as ".b.example") holds for "a.b.example": exactly one label before the suffix. */
+function wildcardHolds(suffixes: ReadonlySet<string>, domain: string): boolean {
+  const dot = domain.indexOf(".");
+  return dot > 0 && suffixes.has(domain.slice(dot));
 }

@@ -1,8 +1,8 @@
 /**
- * The tests every kernel relay engine (splice, sockmap) must pass, end to end through the compiled
+ * The tests every kernel relay engine (splice, sockmap, uring) must pass, end to end through the compiled
  * binary: 1 GiB each way with checksums, bytes unchanged with the engine named in the access log,
  * 1000 concurrent pairs, half-close, resets both ways, idle timeout, a stalled reader. One suite,
- * run by test/integration/splice.test.ts and sockmap.test.ts with their engine's name.
+ * run by test/integration/splice.test.ts, sockmap.test.ts and uring.test.ts with their engine's name.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
@@ -28,7 +28,7 @@ export interface EngineSuiteOptions {
   env?: Record<string, string>;
 }
 
-export function relayEngineSuite(engine: "splice" | "sockmap", options: EngineSuiteOptions): void {
+export function relayEngineSuite(engine: "splice" | "sockmap" | "uring", options: EngineSuiteOptions): void {
   const proxyFor = (backendPort: number, extra: string[] = []): Promise<RunningProxy> =>
     startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${backendPort}`, "--relay", engine, ...extra], { env: options.env });
 

@@ -157,6 +157,7 @@ export function relayPaths(pki: Pki): RelayPath[] {
   return [
     { name: "tcp, userspace relay", config: tcp("userspace"), client: {}, backend: {} },
     { name: "tcp, splice relay", config: tcp("splice"), client: {}, backend: {} },
+    { name: "tcp, uring relay", config: tcp("uring"), client: {}, backend: {} },
     { name: "tcp, auto (userspace, then splice mid-stream)", config: tcp("auto"), client: {}, backend: {} },
     { name: "tls terminated, userspace relay", config: tls("userspace", { terminateTls: true }), client: { tls: edge }, backend: {}, noHalfClose: true },
     { name: "tls terminated, relay auto (stays in userspace)", config: tls("auto", { terminateTls: true }), client: { tls: edge }, backend: {}, noHalfClose: true },
@@ -164,6 +165,7 @@ export function relayPaths(pki: Pki): RelayPath[] {
     { name: "tls passthrough, hello read and replayed (no native library)", config: tls("userspace", { terminateTls: false }),
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SWITCHYARD_NATIVE: "off" }, client: { tls: backendName }, backend: { tls: backendCert }, noHalfClose: true },
     { name: "tls passthrough, splice relay", config: tls("splice", { terminateTls: false }), client: { tls: backendName }, backend: { tls: backendCert }, noHalfClose: true },
+    { name: "tls passthrough, uring relay (the peeked hello read by the ring)", config: tls("uring", { terminateTls: false }), client: { tls: backendName }, backend: { tls: backendCert }, noHalfClose: true },
     { name: "tls terminated, then upstream TLS", config: tls("userspace", { terminateTls: true, upstreamTls: { serverName: "backend.test", ca: pki.ca } }),
       client: { tls: edge }, backend: { tls: backendCert }, noHalfClose: true },
     { name: "postgres without TLS, relay auto", client: { postgres: true }, backend: { postgres: true },

@@ -67,6 +67,7 @@ test("version names the native library and the engines usable here", async () =>
   expect(stdout).toContain("native library: loaded (ABI 4)");
   expect(stdout).toContain("userspace: usable");
   expect(stdout).toMatch(/  sockmap: (usable|not usable \(.+\))\n/);
+  expect(stdout).toMatch(/  uring: (usable|not usable \(.+\))(\n|$)/);
   expect((await runBinary(["--version"])).stdout).toBe(stdout);
 });
 
@@ -102,8 +103,8 @@ describe("features not built yet say so in one line and exit 1", () => {
       expect(stderr.trim().split("\n")).toHaveLength(1);
     });
   }
-  test("--relay userspace, auto, splice and sockmap are accepted", async () => {
-    for (const relay of ["userspace", "auto", "splice", "sockmap"]) {
+  test("--relay userspace, auto, splice, sockmap and uring are accepted", async () => {
+    for (const relay of ["userspace", "auto", "splice", "sockmap", "uring"]) {
       const { code } = await runBinary(["validate", "--relay", relay]);
       expect(code).toBe(0);
     }

@@ -54,7 +54,7 @@ test("SIGTERM: a connection still open at drainTimeoutMs is closed (drain_timeou
   }
 });
 
-for (const relay of ["userspace", "splice"]) {
+for (const relay of ["userspace", "splice", "uring"]) {
   test(`${relay}: a second SIGTERM cuts open connections with RST on both sides, not FIN`, async () => {
     let backendClose: string | null | undefined;
     const backend = serve({

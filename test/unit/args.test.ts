@@ -59,6 +59,7 @@ describe("serve flags", () => {
     [["--relay", "userspace"], { relay: "userspace" }],
     [["--relay", "splice"], { relay: "splice" }],
     [["--relay", "sockmap"], { relay: "sockmap" }],
+    [["--relay", "uring"], { relay: "uring" }],
     [["--resolver", "./resolver.ts"], { resolver: "./resolver.ts" }],
     [["--admin", "127.0.0.1:9901"], { admin: "127.0.0.1:9901" }],
     [["--log-level", "debug"], { logLevel: "debug" }],

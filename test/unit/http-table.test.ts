@@ -8,9 +8,9 @@ function route(name: string, match: Partial<RouteMatch> | null): { config: Route
   return {
     config: {
       name,
-      match: match === null ? null : { clientCidr: [], sni: [], alpn: [], database: [], user: [], ...match },
+      match: match === null ? null : { clientCidr: [], sni: [], alpn: [], database: [], user: [], ehlo: [], rcptDomain: [], ...match },
       upstreams: [], balance: "round-robin", respond: null, rateLimit: null,
-      terminateTls: false, cert: null, mtls: null, upstreamTls: null,
+      terminateTls: false, cert: null, mtls: null, upstreamTls: null, xclient: false,
     },
   };
 }

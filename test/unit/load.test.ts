@@ -8,7 +8,7 @@ import type { Config } from "../../src/config/types.ts";
 
 const NOT_BUILT = "is not built yet in this version (see the status table in README.md)";
 const LISTENER_KEYS = "name, listen, protocol, reusePort, defaultCert, certDir, mtls, maxConnections, idleTimeoutMs, handshakeTimeoutMs, "
-  + "connectTimeoutMs, resolveTimeoutMs, skipValidation, protection, routes, http";
+  + "connectTimeoutMs, resolveTimeoutMs, skipValidation, protection, routes, smtp, http";
 
 const dir = mkdtempSync(join(tmpdir(), "switchyard-load-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -227,7 +227,7 @@ describe("broken files: FILE:LINE:COL: message", () => {
       "}",
     );
     expect(errorLines(path)).toEqual([
-      `${path}:2:3: relay must be one of auto, userspace, splice, sockmap, got "fast"`,
+      `${path}:2:3: relay must be one of auto, userspace, splice, sockmap, uring, got "fast"`,
       `${path}:3:12: level must be one of debug, info, warn, error, got "chatty"`,
       `${path}:5:75: least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)`,
       `${path}:6:48: unknown key "respond" in listeners[1] (known: ${LISTENER_KEYS})`,
@@ -390,6 +390,7 @@ describe("precedence: flags > environment > file > defaults", () => {
     expect(load(validFile(), {}, { TCP_SOCKMAP_ENABLED: "1" }).relay).toBe("sockmap");
     expect(load(validFile(), { relay: "userspace" }, { TCP_SOCKMAP_ENABLED: "1" }).relay).toBe("userspace");
     expect(load(validFile(), {}, { TCP_SOCKMAP_ENABLED: "0" }).relay).toBe("auto");
+    expect(load(validFile(), { relay: "uring" }, { TCP_SOCKMAP_ENABLED: "1" }).relay).toBe("uring");
   });
 
   test("PROXY_RESOLVER overrides the file's resolver, and --resolver overrides both", () => {
@@ -432,7 +433,7 @@ describe("precedence: flags > environment > file > defaults", () => {
   test.each<[string, Partial<ConfigFlags>, string]>([
     ["--workers 0", { workers: "0" }, "--workers: workers must be a whole number from 1 to 1024, got 0"],
     ["--workers many", { workers: "many" }, '--workers: workers must be a whole number from 1 to 1024, got "many"'],
-    ["--relay warp", { relay: "warp" }, '--relay: relay must be one of auto, userspace, splice, sockmap, got "warp"'],
+    ["--relay warp", { relay: "warp" }, '--relay: relay must be one of auto, userspace, splice, sockmap, uring, got "warp"'],
     ["--log-level loud", { logLevel: "loud" }, '--log-level: level must be one of debug, info, warn, error, got "loud"'],
     ["--log-format xml", { logFormat: "xml" }, '--log-format: format must be one of text, json, got "xml"'],
     ["--admin nope", { admin: "nope" }, '--admin: expected host:port, got "nope"'],
@@ -445,7 +446,7 @@ describe("precedence: flags > environment > file > defaults", () => {
     const path = validFile('  "workers": 0,', '  "relay": "fast",');
     expect(errorLines(path, { logLevel: "loud" })).toEqual([
       `${path}:2:3: workers must be a whole number from 1 to 1024, got 0`,
-      `${path}:3:3: relay must be one of auto, userspace, splice, sockmap, got "fast"`,
+      `${path}:3:3: relay must be one of auto, userspace, splice, sockmap, uring, got "fast"`,
       '--log-level: level must be one of debug, info, warn, error, got "loud"',
     ]);
   });

@@ -9,8 +9,8 @@ interface Route { readonly config: RouteConfig }
 function route(name: string, match: Partial<RouteMatch> | null): Route {
   return {
     config: {
-      name, upstreams: [], balance: "round-robin", respond: null, rateLimit: null, terminateTls: false, cert: null, mtls: null, upstreamTls: null,
-      match: match === null ? null : { clientCidr: [], alpn: [], database: [], user: [], ...match, sni: (match.sni ?? []).map(normaliseName) },
+      name, upstreams: [], balance: "round-robin", respond: null, rateLimit: null, terminateTls: false, cert: null, mtls: null, upstreamTls: null, xclient: false,
+      match: match === null ? null : { clientCidr: [], alpn: [], database: [], user: [], ehlo: [], rcptDomain: [], ...match, sni: (match.sni ?? []).map(normaliseName) },
     },
   };
 }

@@ -20,12 +20,12 @@ function route(name: string, clients?: string[]): Route {
   return {
     config: {
       name,
-      match: clients === undefined ? null : { clientCidr: clients.map(cidr), sni: [], alpn: [], database: [], user: [] },
+      match: clients === undefined ? null : { clientCidr: clients.map(cidr), sni: [], alpn: [], database: [], user: [], ehlo: [], rcptDomain: [] },
       upstreams: [],
       balance: "round-robin",
       respond: { status: 200, contentType: "text/plain", body: name },
       rateLimit: null,
-      terminateTls: false, cert: null, mtls: null, upstreamTls: null,
+      terminateTls: false, cert: null, mtls: null, upstreamTls: null, xclient: false,
     },
   };
 }

@@ -26,7 +26,7 @@ describe("TLS keys", () => {
     ["a malformed JA3", tls({ protection: { ja3Blocklist: ["xyz"] } }), "listeners[0].protection.ja3Blocklist[0]: a JA3 fingerprint is 32 lower-case hex digits (the MD5)"],
     ["terminateTls on tcp", minimal({}, { terminateTls: true }), 'listeners[0].routes[0].terminateTls: terminateTls needs protocol "tls" or "postgres" (this listener is "tcp")'],
     ["cert without terminating", tls({}, { cert: { cert: "a", key: "b" } }), 'listeners[0].routes[0].cert: cert applies to a route that terminates TLS (set "terminateTls": true)'],
-    ["defaultCert on tcp", minimal({ defaultCert: { cert: "a", key: "b" } }), 'listeners[0].defaultCert: defaultCert needs protocol "tls" or "postgres" (this listener is "tcp")'],
+    ["defaultCert on tcp", minimal({ defaultCert: { cert: "a", key: "b" } }), 'listeners[0].defaultCert: defaultCert needs protocol "tls", "postgres" or "smtp" (this listener is "tcp")'],
     ["a terminating route with no certificate anywhere", tls({}, { terminateTls: true }), "listeners[0].routes[0]: this route terminates TLS but has no cert, and the listener has neither defaultCert nor certDir"],
     ["respond on a tls listener", minimal({ protocol: "tls" }, { upstreams: undefined, respond: { body: "x" } }), 'listeners[0].routes[0].respond: respond answers plain HTTP, which a "tls" listener\'s clients do not speak'],
     ["a route cert on a postgres listener", minimal({ protocol: "postgres", defaultCert: { cert: "a", key: "b" } }, { cert: { cert: "c", key: "d" } }), "listeners[0].routes[0].cert: a postgres listener ends TLS before the route is known (the database is inside TLS): set defaultCert or certDir on the listener"],
