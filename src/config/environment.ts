@@ -40,7 +40,7 @@ export function configFromEnvironment(mode: "tcp" | "http" | "smtp" | null, env:
     const mysql = name === "mysql" && mysqlRouting(env, layer, i);
     return {
       name, protocol: tls ? "postgres" : mysql ? "mysql" : protocol, listen: [`0.0.0.0:${env[variable] || port}`], ...tls,
-      ...(backend ? { routes: [{ name: "backend", upstreams: [{ address: backend }] }] } : {}),
+      ...(backend ? { routes: [{ name: "backend", upstreams: [{ address: backend }], ...httpPool(chosen, env, layer, i) }] } : {}),
     };
   });
   return layer;
@@ -75,6 +75,14 @@ function mysqlRouting(env: Env, layer: Layer, i: number): boolean {
   if (!env.PROXY_RESOLVER) return false;
   layer.origins.set(JSON.stringify(["listeners", i, "protocol"]), "PROXY_RESOLVER");
   return true;
+}
+
+/** HTTP_BACKEND_POOL_SIZE: the idle upstream connections kept (the route's pool.maxIdle). */
+function httpPool(mode: string, env: Env, layer: Layer, i: number): Record<string, unknown> {
+  const size = env.HTTP_BACKEND_POOL_SIZE;
+  if (mode !== "http" || !size) return {};
+  layer.origins.set(JSON.stringify(["listeners", i, "routes", 0, "pool", "maxIdle"]), "HTTP_BACKEND_POOL_SIZE");
+  return { pool: { maxIdle: /^\d+$/.test(size) ? Number(size) : size } };
 }
 
 const TRUE = new Set(["1", "true", "yes", "on"]);

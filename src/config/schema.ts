@@ -10,6 +10,7 @@ import { formatIp, isLoopbackHost, parseCidr, parseIp, type Cidr } from "../net/
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
+import { HTTP_LISTENER_KEYS, HTTP_MATCH_KEYS, HTTP_ROUTE_KEYS, httpActionCount, readHttpListener, readHttpMatch, readHttpRoute, readRespondHeaders } from "./http-schema.ts";
 import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
 import {
@@ -20,18 +21,17 @@ import {
 const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
 const LISTENER_KEYS = [
   "name", "listen", "protocol", "reusePort", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
-  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp",
+  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp", ...HTTP_LISTENER_KEYS,
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
-  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls", "xclient",
+  "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls", "xclient", ...HTTP_ROUTE_KEYS,
 ];
-const MATCH_KEYS = ["sni", "host", "path", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr"];
+const MATCH_KEYS = ["sni", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr", ...HTTP_MATCH_KEYS];
 /** Match keys whose facts only an smtp listener learns. */
 const SMTP_MATCH_KEYS = ["ehlo", "rcptDomain"];
 const UNBUILT_ROUTE_KEYS = ["ipAffinity", "suspendTimeoutMs"];
-const UNBUILT_MATCH_KEYS = ["host", "path"];
-const BUILT_PROTOCOLS = ["tcp", ...TLS_PROTOCOLS];
+const BUILT_PROTOCOLS = ["tcp", "http", ...TLS_PROTOCOLS];
 const DAY_MS = 86_400_000;
 
 export const DEFAULTS = {
@@ -175,7 +175,13 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     routes,
     smtp: readSmtpListener(r, o, path, protocol),
     gate: readGateConfig(r, protection, [...path, "protection"]),
+    ...optional("http", readHttpListener(r, o, path, protocol)),
   };
+}
+
+/** `{ key: value }`, or nothing when value is undefined (optional keys stay absent). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /** A listener's `protection` object, key-checked once; each stage reads its own keys from it. */
@@ -209,27 +215,30 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
       r.fail([...path, "upstreams", i], `least-cpu needs every upstream to be { "unix": PATH, "pid": N, "tid": N } (the thread whose CPU use is sampled)`);
     }
   });
-  const respond = o.respond === undefined ? null : readRespond(r, o.respond, [...path, "respond"]);
+  const respond = o.respond === undefined ? null : readRespond(r, o.respond, [...path, "respond"], protocol);
+  const http = readHttpRoute(r, o, path, protocol);
   const wroteUpstreams = Array.isArray(o.upstreams) && o.upstreams.length > 0; // bad entries are reported on their own
-  if (!wroteUpstreams && !respond) r.fail(path, "a route needs upstreams (or respond)");
-  if (upstreams.length > 0 && respond) r.fail([...path, "respond"], "a route has either upstreams or respond, not both");
+  const actions = (wroteUpstreams ? 1 : 0) + (respond ? 1 : 0) + httpActionCount(http);
+  if (actions === 0) r.fail(path, protocol === "http" ? "a route needs upstreams (or respond, redirect or drop)" : "a route needs upstreams (or respond)");
+  else if (upstreams.length > 0 && respond) r.fail([...path, "respond"], "a route has either upstreams or respond, not both");
+  else if (actions > 1) r.fail(path, "a route has one of upstreams, respond, redirect or drop, not several");
 
   return {
     name: r.string(o, "name", path, `route${index}`),
-    match: o.match === undefined ? null : readMatch(r, o.match, [...path, "match"]),
+    match: o.match === undefined ? null : readMatch(r, o.match, [...path, "match"], protocol),
     upstreams,
     balance,
     respond,
     rateLimit: readRouteRate(r, o, path),
     ...readTlsRoute(r, o, path, protocol),
     ...readSmtpRoute(r, o, path, protocol),
+    ...optional("http", http),
   };
 }
 
-function readMatch(r: ConfigReader, value: unknown, path: JsonPath): RouteMatch | null {
+function readMatch(r: ConfigReader, value: unknown, path: JsonPath, protocol: ListenerConfig["protocol"]): RouteMatch | null {
   const o = r.object(value, path, MATCH_KEYS);
   if (!o) return null;
-  for (const key of UNBUILT_MATCH_KEYS) if (key in o) notBuilt(r, [...path, key], `match.${key}`);
   const clientCidr: Cidr[] = [];
   const list = o.clientCidr === undefined ? [] : typeof o.clientCidr === "string" ? [o.clientCidr] : r.array(o.clientCidr, [...path, "clientCidr"]);
   list?.forEach((c, i) => {
@@ -241,7 +250,7 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath): RouteMatch 
   // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
   if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
-  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path) };
+  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path), ...readHttpMatch(r, o, path, protocol) };
 }
 
 function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {
@@ -264,13 +273,15 @@ function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): Upstream
   return { kind: "unix", path: p, pid, tid, text: `unix:${p}` };
 }
 
-function readRespond(r: ConfigReader, value: unknown, path: JsonPath): RespondConfig | null {
-  const o = r.object(value, path, ["status", "contentType", "body"]);
+function readRespond(r: ConfigReader, value: unknown, path: JsonPath, protocol: ListenerConfig["protocol"]): RespondConfig | null {
+  const o = r.object(value, path, ["status", "contentType", "body", ...(protocol === "http" ? ["headers"] : [])]);
   if (!o) return null;
+  const headers = protocol === "http" ? readRespondHeaders(r, o.headers, [...path, "headers"]) : [];
   return {
     status: r.integer(o, "status", path, 200, 100, 599),
     contentType: r.string(o, "contentType", path, "text/plain; charset=utf-8"),
     body: r.string(o, "body", path, ""),
+    ...(headers.length > 0 ? { headers } : {}),
   };
 }
 

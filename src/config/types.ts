@@ -30,6 +30,35 @@ export interface RespondConfig {
   readonly status: number;
   readonly contentType: string;
   readonly body: string;
+  /** HTTP listeners: more response fields (`respond.headers`), written after content-type. */
+  readonly headers?: readonly (readonly [string, string])[];
+}
+
+/** A listener's `http` object (protocol "http"). */
+export interface HttpListenerConfig {
+  /** Most bytes of a request head (431 past it). */
+  readonly maxHeaderBytes: number;
+  /** Most field lines in a request head (431 past it). */
+  readonly maxHeaders: number;
+  /** A request head must arrive whole within this, from its first byte (408 and close). */
+  readonly headerTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this, between requests. */
+  readonly keepAliveTimeoutMs: number;
+  /** X-Forwarded-For: "append" to a trusted peer's list, "replace" it, or "off" (nothing added). */
+  readonly forwarded: "append" | "replace" | "off";
+  /** Peers whose incoming X-Forwarded-* fields are kept; from others they are replaced. */
+  readonly trustedProxies: readonly Cidr[];
+}
+
+/** The HTTP keys of a route (protocol "http"). */
+export interface HttpRouteConfig {
+  /** The idle upstream connections kept per upstream of the route. */
+  readonly pool: { readonly maxIdle: number; readonly idleTimeoutMs: number };
+  /** From the request's head sent to the response's head received (504 past it). */
+  readonly timeoutMs: number;
+  readonly redirect: { readonly status: number; readonly location: string } | null;
+  /** Close the connection without answering. */
+  readonly drop: boolean;
 }
 
 export interface RouteMatch {
@@ -45,6 +74,10 @@ export interface RouteMatch {
   /** SMTP: EHLO/HELO domains and the first recipient's domain, lower case: "b.example" or "*.b.example" (one label); empty = any. */
   readonly ehlo: readonly string[];
   readonly rcptDomain: readonly string[];
+  /** HTTP, per request: host patterns, path patterns, methods (src/route/host-pattern.ts); absent or empty = any. */
+  readonly host?: readonly string[];
+  readonly path?: readonly string[];
+  readonly method?: readonly string[];
 }
 
 /** A listener's `smtp` object (protocol "smtp"; src/config/smtp-schema.ts fills the defaults). */
@@ -109,6 +142,8 @@ export interface RouteConfig {
   readonly upstreamTls: UpstreamTlsConfig | null;
   /** SMTP: tell the backend the client's address with Postfix XCLIENT before replaying the dialogue. */
   readonly xclient: boolean;
+  /** Protocol "http" only. */
+  readonly http?: HttpRouteConfig;
 }
 
 export interface ListenerConfig {
@@ -138,6 +173,8 @@ export interface ListenerConfig {
   readonly smtp: SmtpListenerConfig | null;
   /** The gate's part of `protection` (src/protect/config.ts). */
   readonly gate: GateConfig;
+  /** Protocol "http" only. */
+  readonly http?: HttpListenerConfig;
 }
 
 export interface Config {

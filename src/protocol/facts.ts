@@ -54,7 +54,7 @@ export type FactName = keyof ConnFacts;
  * itself): a route lists accepted values; a list fact (alpn) matches when any offered value is
  * accepted, any other when its value is. Each is a key of RouteMatch with the same name.
  */
-export const MATCHED_FACTS = ["alpn", "database", "user", "ehlo", "rcptDomain"] as const satisfies readonly FactName[];
+export const MATCHED_FACTS = ["alpn", "database", "user", "ehlo", "rcptDomain", "host", "path", "method"] as const satisfies readonly FactName[];
 
 /** Matched facts whose accepted values are domain patterns ("b.example", "*.b.example"): src/route/table.ts. */
 export const DOMAIN_MATCHED_FACTS: ReadonlySet<FactName> = new Set<FactName>(["ehlo", "rcptDomain"]);

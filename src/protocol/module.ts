@@ -5,6 +5,7 @@
  * steps and never calls the next stage itself, so a module imports nothing of the pipeline.
  *
  *   accept ─► gate ─► greeting? ─► sniff* ─► route ─► routed ─► [tls] ─► dial ─► upstreamHandshake? ─► relay ─► finish
+ *                                         └─► serve (the module owns the connection: HTTP) ─► finish
  *
  * Members are listed in the order the pipeline uses them. Optional members have the default said in
  * their comment; a module that leaves them all out is a plain TCP relay (src/tcp/module.ts).
@@ -74,6 +75,24 @@ export interface UpstreamHandshake {
   clientData?(conn: Conn, chunk: Uint8Array): HandshakeStep;
 }
 
+/**
+ * A module that owns its connections after the sniff (ProtocolModule.serve). The pipeline keeps the
+ * gate, the sniff, idleTimeoutMs (on conn.lastActive, which the module stamps) and the final count
+ * and close (src/proxy/finish.ts, which the module ends the connection through).
+ */
+export interface ServedConnections {
+  /** The sniff answered `route`: the client is paused, conn.intake holds what was collected. */
+  start(conn: Conn): void;
+  /** A client chunk, once started. */
+  data(conn: Conn, chunk: Uint8Array): void;
+  /** The client socket can take more. */
+  drain(conn: Conn): void;
+  /** The client's FIN. */
+  end(conn: Conn): void;
+  /** The client socket closed (also for a connection refused before `start`): release what the module holds; the pipeline finishes the connection after. */
+  close(conn: Conn): void;
+}
+
 export interface ProtocolModule {
   /** The `protocol` value of the listeners this module serves. */
   readonly name: Protocol;
@@ -116,6 +135,14 @@ export interface ProtocolModule {
    * need-more; again after terminate-tls, over the plaintext. Required unless speaksFirst is "unknown".
    */
   sniff?(conn: Conn, collected: ByteQueue, full: boolean): SniffStep;
+
+  /**
+   * Protocols that route per message, not per connection (HTTP: each request is routed, answered or
+   * forwarded over the module's own upstream pool). Present: when sniff answers `route` the pipeline
+   * calls `serve.start` instead of the route stage, and the client socket's events go to the module
+   * from then on; the later stages do not run. Default: none (route once).
+   */
+  readonly serve?: ServedConnections;
 
   /**
    * A route was chosen (`route`), or the resolver module answered with an endpoint (null: there is no

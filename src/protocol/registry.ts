@@ -10,8 +10,9 @@ import { TLS } from "../tls/module.ts";
 import { POSTGRES } from "../postgres/module.ts";
 import { SMTP } from "../smtp/module.ts";
 import { MYSQL } from "../mysql/module.ts";
+import { HTTP } from "../http/module.ts";
 
-const MODULES: ReadonlyMap<Protocol, ProtocolModule> = new Map<Protocol, ProtocolModule>([TCP, TLS, POSTGRES, SMTP, MYSQL].map((m) => [m.name, m]));
+const MODULES: ReadonlyMap<Protocol, ProtocolModule> = new Map<Protocol, ProtocolModule>([TCP, TLS, POSTGRES, SMTP, MYSQL, HTTP].map((m) => [m.name, m]));
 
 /** The module of `protocol`; throws for a protocol not built (the schema refuses those first). */
 export function protocolModule(protocol: Protocol): ProtocolModule {

@@ -33,7 +33,7 @@ import { refuseConnection } from "./refusal.ts";
 import { Intake } from "./intake.ts";
 import { BLOCK_CLOSE_REASON, type BlockReason } from "../protect/gate.ts";
 import { ConnFacts, NO_FACTS } from "../protocol/facts.ts";
-import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type SniffStep } from "../protocol/module.ts";
+import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type ServedConnections, type SniffStep } from "../protocol/module.ts";
 import { collectRead, collectsByPeeking, sniffCollected } from "./sniff-stage.ts";
 import { NOTICE, peekAgain, readInstead, startPeeking, stopWaiting, waitForMore, whenMoreArrives } from "./hello-peek.ts";
 import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../tls/terminate.ts";
@@ -131,6 +131,7 @@ function sniffed(conn: Conn, step: SniffStep): void {
       return;
     case "route":
       endSniffing(conn);
+      if (conn.listener.module.serve) return serve(conn);
       return route(conn);
     case "terminate-tls":
       endSniffing(conn);
@@ -146,6 +147,15 @@ function sniffed(conn: Conn, step: SniffStep): void {
 function endSniffing(conn: Conn): void {
   conn.flags &= ~SNIFFING;
   conn.client.pause();
+}
+
+/**
+ * serve: the module routes per message itself (HTTP) and gets the client's events from here on
+ * ({@link servedHandlers}); handshakeTimeoutMs no longer applies, idleTimeoutMs does.
+ */
+function serve(conn: Conn): void {
+  conn.flags &= ~HANDSHAKING;
+  conn.listener.module.serve!.start(conn);
 }
 
 // ─── route ───────────────────────────────────────────────────────────────────────────────────────
@@ -390,18 +400,56 @@ interface ClientHandlerSet {
 
 const READING_FIRST: ClientHandlerSet = { accepted: SNIFF_HANDLERS, tls: { ...SNIFF_HANDLERS, open() {}, handshake: tlsHandshake } };
 
-/** Per module that inspects the client after routing (ProtocolModule.relayClientData): its handlers, made once. */
-const INSPECTING_OF = new Map<ProtocolModule, ClientHandlerSet>();
+/**
+ * Per module that inspects the client after routing (ProtocolModule.relayClientData) or serves its
+ * connections itself (ProtocolModule.serve): its handlers, made once.
+ */
+const HANDLERS_OF = new Map<ProtocolModule, ClientHandlerSet>();
 
 function readingFirstHandlers(module: ProtocolModule): ClientHandlerSet {
   const inspect = module.relayClientData;
-  if (!inspect) return READING_FIRST;
-  let set = INSPECTING_OF.get(module);
+  const served = module.serve;
+  if (!inspect && !served) return READING_FIRST;
+  let set = HANDLERS_OF.get(module);
   if (!set) {
-    const accepted: ClientHandlers = { ...SNIFF_HANDLERS, data: readingFirstData(function inspected(s, chunk) { inspect.call(module, s.data, chunk); }) };
-    INSPECTING_OF.set(module, (set = { accepted, tls: { ...accepted, open() {}, handshake: tlsHandshake } }));
+    const accepted: ClientHandlers = served
+      ? servedHandlers(served)
+      : { ...SNIFF_HANDLERS, data: readingFirstData(function inspected(s, chunk) { inspect!.call(module, s.data, chunk); }) };
+    HANDLERS_OF.set(module, (set = { accepted, tls: { ...accepted, open() {}, handshake: tlsHandshake } }));
   }
   return set;
+}
+
+/**
+ * Client handlers of listeners whose module serves its connections (ProtocolModule.serve): the sniff
+ * stage's while SNIFFING, the module's once it started. Made once per module, so other listeners'
+ * handlers (and their per-read path) are unchanged.
+ */
+function servedHandlers(served: ServedConnections): ClientHandlers {
+  return {
+    ...SNIFF_HANDLERS,
+    data(s, chunk) {
+      const conn = s.data;
+      if (s !== conn.client || conn.flags & NOT_OURS) return;
+      if (conn.flags & SNIFFING) return sniffRead(conn, chunk);
+      served.data(conn, chunk);
+    },
+    drain(s) {
+      const conn = s.data;
+      if (s === conn.client && !(conn.flags & (SNIFFING | NOT_OURS))) served.drain(conn);
+    },
+    end(s) {
+      const conn = s.data;
+      if (s !== conn.client || conn.flags & NOT_OURS) return;
+      if (conn.flags & SNIFFING) return abort(conn, conn.intake!.first.size > 0 ? "incomplete_handshake" : "client_closed");
+      served.end(conn);
+    },
+    close(s, error) {
+      if (s !== s.data.client) return;
+      served.close(s.data);
+      clientClose(s, error);
+    },
+  };
 }
 
 /** The client handlers of `listener`'s accepted sockets, without `open` (src/listen/listeners.ts adds it). */

@@ -9,9 +9,13 @@
  *   case-insensitively and without a trailing dot (the sniffer and the schema normalise both sides).
  * - Within one of those tiers, routes are tried in the order written.
  * - `alpn` matches when the client offered any of the listed protocols; `database`/`user` compare
- *   exactly (PostgreSQL names are case-sensitive once quoted).
+ *   exactly (PostgreSQL names are case-sensitive once quoted); so does `method` (HTTP methods are
+ *   case-sensitive, RFC 9110 §9.1).
  * - `ehlo`/`rcptDomain` (SMTP) are domain patterns: exact, or `*.suffix` for exactly one more label
  *   (as sni's wildcard), compared in lower case (the SMTP module lowers the facts, the schema the patterns).
+ * - `host` and `path` (HTTP) are patterns (src/route/host-pattern.ts); the host fact is normalised by
+ *   the protocol (lower case, no port, no trailing dot), the path is matched without its query.
+ *   HTTP asks the table once per request, not once per connection.
  * - A route without `match` is the default, used when no other route matches, wherever it stands.
  * Pure: facts (src/protocol/facts.ts) in, route out.
  * @module
@@ -19,15 +23,14 @@
 import { CidrSet, parseIp, type IpAddress } from "../net/ip.ts";
 import type { RouteConfig } from "../config/types.ts";
 import { DOMAIN_MATCHED_FACTS, MATCHED_FACTS, type ConnFacts } from "../protocol/facts.ts";
+import { compileHostPatterns, compilePathPatterns, pathOnly, type ValueTest } from "./host-pattern.ts";
 
 type MatchedFact = (typeof MATCHED_FACTS)[number];
 
 /** One condition of a route: the fact it tests and the values it accepts. */
 interface Condition {
   readonly fact: MatchedFact;
-  readonly accepted: ReadonlySet<string>;
-  /** Domain facts: the suffixes of `*.suffix` patterns, with their dot (".b.example"); null for other facts. */
-  readonly wildcards: ReadonlySet<string> | null;
+  readonly accepts: ValueTest;
 }
 
 interface Matcher<R> {
@@ -56,7 +59,7 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
       const matcher: Matcher<R> = {
         route,
         clients: m.clientCidr.length ? new CidrSet(m.clientCidr) : null,
-        conditions: MATCHED_FACTS.filter((fact) => m[fact].length > 0).map((fact) => condition(fact, m[fact])),
+        conditions: MATCHED_FACTS.filter((fact) => (m[fact]?.length ?? 0) > 0).map((fact) => condition(fact, m[fact]!)),
       };
       if (m.sni.length === 0 || m.sni.includes("")) {
         this.#anyName.push(matcher);
@@ -93,11 +96,23 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
   }
 }
 
+/**
+ * How a route's list for `fact` becomes a test: host and path patterns (HTTP), domain patterns (SMTP),
+ * else the exact values.
+ */
 function condition(fact: MatchedFact, values: readonly string[]): Condition {
-  if (!DOMAIN_MATCHED_FACTS.has(fact)) return { fact, accepted: new Set(values), wildcards: null };
-  const exact = values.filter((v) => !v.startsWith("*."));
-  const wild = values.filter((v) => v.startsWith("*.")).map((v) => v.slice(1));
-  return { fact, accepted: new Set(exact), wildcards: new Set(wild) };
+  if (fact === "host") return { fact, accepts: compileHostPatterns(values) };
+  if (fact === "path") {
+    const pathMatches = compilePathPatterns(values);
+    return { fact, accepts: (path) => pathMatches(pathOnly(path)) };
+  }
+  if (DOMAIN_MATCHED_FACTS.has(fact)) {
+    const exact = new Set(values.filter((v) => !v.startsWith("*.")));
+    const wild = new Set(values.filter((v) => v.startsWith("*.")).map((v) => v.slice(1)));
+    return { fact, accepts: wild.size === 0 ? (v) => exact.has(v) : (v) => exact.has(v) || wildcardHolds(wild, v) };
+  }
+  const accepted = new Set(values);
+  return { fact, accepts: (v) => accepted.has(v) };
 }
 
 /** Scratch for match(), which is synchronous: no allocation per connection. */
@@ -122,9 +137,9 @@ function allHold(conditions: readonly Condition[], facts: Readonly<ConnFacts>): 
 /** A list fact holds when any of its values is accepted; a single one when it is. */
 function holds(c: Condition, facts: Readonly<ConnFacts>): boolean {
   const v = facts[c.fact];
-  if (typeof v === "string") return c.accepted.has(v) || (c.wildcards !== null && wildcardHolds(c.wildcards, v));
+  if (typeof v === "string") return c.accepts(v);
   if (v === null) return false;
-  for (const one of v) if (c.accepted.has(one)) return true;
+  for (const one of v) if (c.accepts(one)) return true;
   return false;
 }
 

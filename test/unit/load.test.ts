@@ -8,7 +8,7 @@ import type { Config } from "../../src/config/types.ts";
 
 const NOT_BUILT = "is not built yet in this version (see the status table in README.md)";
 const LISTENER_KEYS = "name, listen, protocol, reusePort, defaultCert, certDir, mtls, maxConnections, idleTimeoutMs, handshakeTimeoutMs, "
-  + "connectTimeoutMs, resolveTimeoutMs, skipValidation, protection, routes, smtp";
+  + "connectTimeoutMs, resolveTimeoutMs, skipValidation, protection, routes, smtp, http";
 
 const dir = mkdtempSync(join(tmpdir(), "switchyard-load-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -206,13 +206,13 @@ describe("broken files: FILE:LINE:COL: message", () => {
       '  "listeners": [',
       "    {",
       '      "listen": "127.0.0.1:7000",',
-      '      "protocol": "http",',
+      '      "protocol": "mysql",',
       '      "routes": [{ "upstreams": ["127.0.0.1:7001"] }]',
       "    }",
       "  ]",
       "}",
     );
-    expect(errorLines(path)).toEqual([`${path}:5:7: protocol "http" ${NOT_BUILT}`]);
+    expect(errorLines(path)).toEqual([`${path}:5:7: protocol "mysql" ${NOT_BUILT}`]);
   });
 
   test("several issues, one line each, in order", () => {

@@ -1,0 +1,658 @@
+/**
+ * One HTTP/1.1 client connection once the http module owns it (ProtocolModule.serve): the request
+ * loop. Per request: parse the head (parse-head.ts, resumable), route it with the listener's table
+ * (src/route/table.ts, on host/path/method), then answer it here (respond, redirect, 404, refusals),
+ * drop the connection, or forward it: the head re-serialised without hop-by-hop fields and with
+ * X-Forwarded-*, the body streamed as it arrives (Content-Length counted, chunked framed by
+ * ChunkedFramer, never buffered whole), the response head parsed and re-serialised, its body
+ * streamed per responseBody (none for HEAD/1xx/204/304; until close ends the client connection
+ * too), the upstream connection given back to its pool, the next request read.
+ *
+ * Flow control: each direction writes straight to its socket and queues only what the socket did not
+ * take; while anything waits, the source is paused, and resumed on drain. Requests are answered in
+ * order, one at a time: bytes of pipelined requests wait in inbuf, and past maxHeaderBytes of them
+ * the client is paused, so nothing is read ahead without bound. Pause and resume are called only on
+ * a change (each is an epoll call), not per request.
+ *
+ * Timeouts are swept (src/http/timeouts.ts), never a timer per request: headerTimeoutMs from a
+ * head's first byte (408), keepAliveTimeoutMs between requests, the route's timeoutMs from the
+ * request sent to the response head (504), connectTimeoutMs for a dial (504).
+ * @module
+ */
+import type { Conn } from "../proxy/conn.ts";
+import type { RouteRuntime } from "../proxy/runtime.ts";
+import type { HttpListenerConfig } from "../config/types.ts";
+import { abort } from "../proxy/finish.ts";
+import { ByteQueue } from "../net/byte-queue.ts";
+import { CidrSet, parseIp } from "../net/ip.ts";
+import { RequestHead, ResponseHead } from "./head.ts";
+import { parseRequestHead, parseResponseHead } from "./parse-head.ts";
+import { requestBody, responseBody, type RequestBody, type ResponseBody } from "./body.ts";
+import { ChunkedFramer } from "./chunked.ts";
+import { serializeHead, type HeadEdits } from "./serialize.ts";
+import { forwardedEdits } from "./forwarded.ts";
+import { errorResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
+import { poolOf, type LinkOwner, type UpstreamLink, type UpstreamPool } from "./upstream-pool.ts";
+import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
+import { normaliseHost } from "../route/host-pattern.ts";
+import { logExchange } from "./exchange-log.ts";
+import { watch, unwatch } from "./timeouts.ts";
+import { MAX_READ_BYTES } from "../sniff/collect.ts";
+
+/** Where the connection is in its request loop. */
+export const enum Phase {
+  /** Between requests, or reading a head (inbuf non-empty). */
+  HEAD,
+  /** A request is being forwarded or answered. */
+  EXCHANGE,
+  /** The last answer is being written; the connection ends after it. */
+  CLOSING,
+}
+
+/** Where the response of the current exchange is. */
+const enum Response {
+  /** Not asked for yet (connecting), or waiting for the head. */
+  HEAD,
+  BODY,
+  DONE,
+}
+
+/** RFC 9110 §9.2.2: a request the proxy may send again when the connection died under it. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
+/** Bound of the bytes waiting for the client: the upstream is paused long before. */
+const CLIENT_OUT_LIMIT = 2 * 1024 * 1024;
+
+/** An absolute upper bound for a response head from an upstream (they are not the client's to size). */
+const RESPONSE_LIMITS = { maxHeaderBytes: 65_536, maxHeaders: 256 };
+
+export class HttpSession implements LinkOwner {
+  phase = Phase.HEAD;
+  /** Client bytes not handed on yet: the head being read, body bytes, a pipelined request. */
+  readonly inbuf: ByteQueue;
+  /** Upstream bytes not handed on yet (a response head, an unfinished chunk line). */
+  readonly upbuf = new ByteQueue(RESPONSE_LIMITS.maxHeaderBytes + MAX_READ_BYTES, "response_head_too_large");
+  /** Bytes the client socket has not taken yet. */
+  readonly clientOut = new ByteQueue(CLIENT_OUT_LIMIT, "client_write_overflow");
+  readonly head: RequestHead;
+  /** The response head of the exchange in flight, from a shared free list: an idle connection holds none. */
+  response: ResponseHead | null = null;
+  resume = 0;
+  responseResume = 0;
+  /** When the current head's first byte came; when the connection went idle. */
+  headSince = 0;
+  idleSince = performance.now();
+  readonly trustedPeer: boolean;
+  /** The pipeline paused the client before handing it over (src/proxy/pipeline.ts endSniffing). */
+  clientPaused = true;
+
+  // ── the current exchange ──
+  route: RouteRuntime | null = null;
+  upstreamIndex = -1;
+  pool: UpstreamPool | null = null;
+  link: UpstreamLink | null = null;
+  /** The head as sent upstream (kept to send again if a pooled connection died while idle). */
+  sentHead: Uint8Array | null = null;
+  requestStart = 0;
+  sentAt = 0;
+  method = "";
+  requestKind: RequestBody = "none";
+  requestLeft = 0;
+  requestDone = true;
+  readonly requestFramer = new ChunkedFramer();
+  responseState = Response.HEAD;
+  responseKind: ResponseBody = "none";
+  responseLeft = 0;
+  readonly responseFramer = new ChunkedFramer();
+  /** Bytes of this exchange's response already given to the client (after that, no error answer can be sent). */
+  responseBytes = 0;
+  /** The upstream connection may carry another request after this one. */
+  upstreamReusable = false;
+  /** The client connection ends after this exchange. */
+  closeAfter = false;
+  status = 0;
+  upstreamMs: number | null = null;
+  reused = false;
+  retried = false;
+  /** Why the exchange ended, for its access-log record. */
+  outcome = "done";
+  /** conn.bytesIn/bytesOut when the previous exchange ended: this one's bytes are the difference. */
+  bytesInBefore = 0;
+  bytesOutBefore = 0;
+
+  constructor(readonly conn: Conn, readonly config: HttpListenerConfig, head: RequestHead) {
+    this.head = head;
+    this.inbuf = new ByteQueue(config.maxHeaderBytes + MAX_READ_BYTES, "request_buffer_overflow");
+    const ip = parseIp(conn.clientIp);
+    this.trustedPeer = ip !== null && config.trustedProxies.length > 0 && trustedSet(config).contains(ip);
+  }
+
+  // ─── client side ───────────────────────────────────────────────────────────────────────────────
+
+  /** Take over from the sniff stage, whose head (already parsed over `first`) is the first request. */
+  start(first: Uint8Array): void {
+    this.conn.bytesIn += first.length; // read by the sniff stage, which counts nothing itself
+    this.inbuf.push(first);
+    this.headSince = this.conn.startedAt;
+    watch(this);
+    this.headParsed();
+  }
+
+  clientData(chunk: Uint8Array): void {
+    const conn = this.conn;
+    conn.lastActive = performance.now();
+    conn.bytesIn += chunk.length;
+    if (this.phase === Phase.CLOSING) return; // nothing more is read from a connection that ends
+    if (this.phase === Phase.HEAD && this.inbuf.size === 0) this.headSince = conn.lastActive;
+    if (!this.inbuf.push(chunk)) return this.refuse(413, "request_buffer_overflow");
+    if (this.phase === Phase.HEAD) return this.readHead();
+    if (!this.requestDone) return this.pumpRequestBody();
+    // A pipelined request waits for this one's answer; past one head's worth, the client is not read on.
+    if (this.inbuf.size > this.config.maxHeaderBytes) this.pauseClient();
+  }
+
+  /** Parse what inbuf holds as the next request head. */
+  readHead(): void {
+    if (this.inbuf.size === 0) return;
+    const r = parseRequestHead(this.inbuf.bytes(), 0, this.head, this.resume);
+    if (r.kind === "need-more") {
+      this.resume = r.resume;
+      this.resumeClient();
+      return;
+    }
+    this.resume = 0;
+    if (r.kind === "error") return this.refuse(r.status, r.reason);
+    this.headParsed();
+  }
+
+  /** A whole request head is in `this.head`, over inbuf's bytes from 0. */
+  headParsed(): void {
+    const conn = this.conn, head = this.head, facts = conn.facts!;
+    this.phase = Phase.EXCHANGE;
+    this.requestStart = performance.now();
+    this.method = head.method;
+    facts.method = head.method;
+    facts.host = normaliseHost(head.host());
+    facts.path = head.path();
+    this.resetExchange();
+    this.requestKind = requestBody(head);
+    this.requestDone = this.requestKind === "none";
+    this.requestLeft = this.requestKind === "length" ? head.contentLength : 0;
+    if (this.requestKind === "chunked") this.requestFramer.reset();
+    this.closeAfter = !head.keepAlive;
+    // The upgrade is the next HTTP issue's: say so rather than pass or hang.
+    if (head.isUpgrade) return this.refuse(501, "upgrade_not_built");
+    if (head.method === "CONNECT") return this.refuse(501, "connect_not_supported");
+    const route = conn.listener.table.match(conn.clientIp, facts);
+    this.route = route;
+    if (!route) return this.answer(404, errorResponse(404, "no_route", this.answerCloses(), this.method === "HEAD"), "no_route");
+    if (route.gate.admit() === "routeRateLimited") return this.answer(429, errorResponse(429, "route_rate_limited", this.answerCloses(), this.method === "HEAD"), "route_rate_limited");
+    const http = route.config.http;
+    if (http?.drop) {
+      this.outcome = "dropped";
+      this.status = 0;
+      this.finishExchange();
+      return abort(conn, "dropped");
+    }
+    const headRequest = head.method === "HEAD";
+    if (route.config.respond) {
+      const r = route.config.respond;
+      return this.answer(r.status, respondResponse(r, this.templateValues(), this.answerCloses(), headRequest), "responded");
+    }
+    if (http?.redirect) {
+      return this.answer(http.redirect.status, redirectResponse(http.redirect.status, http.redirect.location, this.templateValues(), this.answerCloses(), headRequest), "redirected");
+    }
+    this.forward(route);
+  }
+
+  /** An answer of ours ends the connection when the request has a body we would have to skip, or the client asked. */
+  answerCloses(): boolean {
+    if (!this.requestDone) this.closeAfter = true;
+    return this.closeAfter;
+  }
+
+  templateValues(): TemplateValues {
+    return { host: this.conn.facts!.host ?? "", path: this.conn.facts!.path ?? "", client: this.conn.clientIp };
+  }
+
+  /**
+   * Answer the current request ourselves: the head (and any body bytes already here) is consumed;
+   * the connection goes on unless `closeAfter` (set by answerCloses, or for refusals).
+   */
+  answer(status: number, bytes: Uint8Array, outcome: string): void {
+    if (!this.requestDone) this.closeAfter = true;
+    this.inbuf.consume(Math.min(this.head.consumed, this.inbuf.size));
+    this.status = status;
+    this.outcome = outcome;
+    this.writeClient(bytes);
+    this.responseState = Response.DONE;
+    this.requestDone = true;
+    this.exchangeDone();
+  }
+
+  /** A refusal (bad request, limits, timeouts, upstream failures): answer if nothing was sent yet, and close. */
+  refuse(status: number, reason: string): void {
+    this.closeAfter = true;
+    if (this.phase !== Phase.EXCHANGE) {
+      // A head refused before it was whole: the record still says what was refused, and when.
+      this.resetExchange();
+      this.method = "";
+      this.requestStart = performance.now();
+    }
+    if (this.responseBytes > 0) {
+      // Part of a response went out: the client can only learn of the failure by the connection's end.
+      this.outcome = reason;
+      this.finishExchange();
+      return abort(this.conn, reason);
+    }
+    this.phase = Phase.EXCHANGE;
+    this.status = status;
+    this.outcome = reason;
+    this.inbuf.clear();
+    this.writeClient(errorResponse(status, reason, true, this.method === "HEAD"));
+    this.responseState = Response.DONE;
+    this.requestDone = true;
+    this.exchangeDone();
+  }
+
+  clientDrain(): void {
+    if (!this.flushClient()) return;
+    if (this.phase === Phase.CLOSING) return this.endClient();
+    if (this.responseState === Response.BODY && this.link) resumeLink(this.link);
+  }
+
+  /** The client's FIN: a request cut short ends the exchange; between requests, the connection. */
+  clientEnd(): void {
+    if (this.phase === Phase.HEAD) return abort(this.conn, this.inbuf.size > 0 ? "incomplete_request" : "client_closed");
+    if (!this.requestDone) {
+      this.outcome = "client_closed_in_request";
+      this.finishExchange();
+      return abort(this.conn, "client_closed_in_request");
+    }
+    // Half-closed after a whole request: answer it, then close.
+    this.closeAfter = true;
+  }
+
+  /** The client socket closed (after our end, an abort, or the peer's reset). */
+  clientClosed(): void {
+    unwatch(this);
+    if (this.phase === Phase.EXCHANGE && this.link) {
+      this.outcome = this.outcome === "done" ? "client_closed" : this.outcome;
+      this.finishExchange();
+    }
+    abort(this.conn, this.phase === Phase.CLOSING ? "done" : "client_closed");
+  }
+
+  /** Pause and resume only on a change: each is a system call (epoll) in Bun. */
+  pauseClient(): void {
+    if (this.clientPaused) return;
+    this.clientPaused = true;
+    this.conn.client.pause();
+  }
+
+  resumeClient(): void {
+    if (!this.clientPaused) return;
+    this.clientPaused = false;
+    this.conn.client.resume();
+  }
+
+  writeClient(bytes: Uint8Array): boolean {
+    const client = this.conn.client;
+    this.conn.bytesOut += bytes.length;
+    this.responseBytes += bytes.length;
+    if (this.clientOut.size > 0) {
+      if (!this.clientOut.push(bytes)) abort(this.conn, this.clientOut.limitReason);
+      return false;
+    }
+    const n = client.write(bytes);
+    if (n < bytes.length) {
+      this.clientOut.push(n > 0 ? bytes.subarray(n) : bytes);
+      return false;
+    }
+    return true;
+  }
+
+  flushClient(): boolean {
+    const client = this.conn.client;
+    for (let chunk = this.clientOut.peek(); chunk !== null; chunk = this.clientOut.peek()) {
+      const n = client.write(chunk);
+      if (n > 0) this.clientOut.consume(n);
+      if (n < chunk.length) return false;
+    }
+    return true;
+  }
+
+  endClient(): void {
+    if (this.clientOut.size > 0) return; // clientDrain ends it once flushed
+    this.conn.because("done");
+    this.conn.client.end();
+  }
+
+  // ─── forwarding ────────────────────────────────────────────────────────────────────────────────
+
+  forward(route: RouteRuntime): void {
+    const conn = this.conn, head = this.head;
+    const i = route.balancer.pick();
+    this.upstreamIndex = i;
+    conn.upstreamText = route.config.upstreams[i]!.text;
+    const edits: HeadEdits = { set: forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http") ?? undefined };
+    const bytes = serializeHead(head, edits);
+    // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
+    this.sentHead = bytes.buffer === head.bytes.buffer ? bytes.slice() : bytes;
+    this.inbuf.consume(head.consumed);
+    this.pool = poolOf(route, i);
+    const link = this.pool.take(this);
+    if (link) {
+      this.reused = true;
+      return this.send(link);
+    }
+    this.dial(route, i);
+  }
+
+  dial(route: RouteRuntime, i: number): void {
+    const known = route.targets[i];
+    if (known) {
+      if (known.ok) return this.connect(known.target);
+      return this.refuse(502, known.reason);
+    }
+    const policy = { fromOperator: true, skipValidation: this.conn.listener.config.skipValidation };
+    const session = this;
+    resolveEndpoint(route.config.upstreams[i]!.text, policy).then(function endpointResolved(r) {
+      if (session.phase !== Phase.EXCHANGE || session.route !== route) return;
+      if (r.ok) session.connect(r.target);
+      else session.refuse(502, r.reason);
+    });
+  }
+
+  connect(target: DialTarget): void {
+    this.reused = false;
+    this.send(this.pool!.dial(target, this));
+  }
+
+  /** Send the head (queued while the link connects), then whatever of the body is here. */
+  send(link: UpstreamLink): void {
+    this.link = link;
+    this.conn.upstreamAddr = link.addr;
+    this.sentAt = performance.now();
+    link.write(this.sentHead!);
+    if (!this.requestDone) this.pumpRequestBody();
+  }
+
+  upstreamOpen(link: UpstreamLink): void {
+    if (link !== this.link) return;
+    this.sentAt = performance.now(); // the route's timeout counts from the request reaching the socket
+    if (link.flush() && !this.requestDone) this.pumpRequestBody();
+  }
+
+  /** Hand the body bytes in inbuf to the upstream, as far as they are framed. */
+  pumpRequestBody(): void {
+    const link = this.link;
+    if (!link) return; // still resolving: the bytes wait in inbuf
+    while (!this.requestDone && this.inbuf.size > 0) {
+      const bytes = this.inbuf.bytes();
+      let n: number;
+      if (this.requestKind === "length") {
+        n = Math.min(this.requestLeft, bytes.length);
+        this.requestLeft -= n;
+        if (this.requestLeft === 0) this.requestDone = true;
+      } else {
+        const r = this.requestFramer.feed(bytes, 0, bytes.length);
+        if (r.kind === "error") return this.refuse(400, r.reason);
+        n = r.consumed;
+        if (r.kind === "done") this.requestDone = true;
+        else if (n === 0) break; // an unfinished chunk line: wait for the rest
+      }
+      const all = link.write(n === bytes.length ? bytes : bytes.subarray(0, n));
+      this.inbuf.consume(n);
+      if (!all) {
+        this.pauseClient();
+        return;
+      }
+    }
+    // Once the body is done the client stays readable: a pipelined request waits in inbuf (clientData
+    // bounds it). Pausing and resuming per request would cost two system calls each time.
+    if (this.requestDone) {
+      if (this.responseState === Response.DONE) this.exchangeDone();
+    } else {
+      this.resumeClient();
+    }
+  }
+
+  upstreamDrain(link: UpstreamLink): void {
+    if (link !== this.link) return;
+    if (link.flush() && !this.requestDone) {
+      this.pumpRequestBody();
+    }
+  }
+
+  upstreamData(link: UpstreamLink, chunk: Uint8Array): void {
+    if (link !== this.link) return;
+    this.conn.lastActive = performance.now();
+    if (!this.upbuf.push(chunk)) return this.upstreamFailed("response_head_too_large");
+    this.pumpResponse();
+  }
+
+  /** Parse response heads and hand the body on, as far as the bytes in upbuf go. */
+  pumpResponse(): void {
+    const link = this.link!;
+    while (this.upbuf.size > 0 && this.link === link) {
+      if (this.responseState === Response.HEAD) {
+        const r = parseResponseHead(this.upbuf.bytes(), 0, (this.response ??= takeResponseHead()), this.responseResume);
+        if (r.kind === "need-more") {
+          this.responseResume = r.resume;
+          return;
+        }
+        this.responseResume = 0;
+        if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
+        this.responseHead();
+        continue;
+      }
+      if (this.responseState === Response.DONE) {
+        // Bytes after the response's end: the upstream is out of step; the link is not reused.
+        this.upstreamReusable = false;
+        this.upbuf.clear();
+        return;
+      }
+      const bytes = this.upbuf.bytes();
+      let n: number;
+      let ended = false;
+      if (this.responseKind === "length") {
+        n = Math.min(this.responseLeft, bytes.length);
+        this.responseLeft -= n;
+        ended = this.responseLeft === 0;
+      } else if (this.responseKind === "chunked") {
+        const r = this.responseFramer.feed(bytes, 0, bytes.length);
+        if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
+        n = r.consumed;
+        ended = r.kind === "done";
+        if (!ended && n === 0) return;
+      } else {
+        n = bytes.length; // until close
+      }
+      const all = this.writeClient(n === bytes.length ? bytes : bytes.subarray(0, n));
+      this.upbuf.consume(n);
+      if (!all) pauseLink(link);
+      if (ended) this.responseEnded();
+    }
+  }
+
+  /** A whole response head is in `this.response`. */
+  responseHead(): void {
+    const res = this.response!;
+    if (res.status >= 100 && res.status < 200) {
+      // 101 answers an upgrade, which is never forwarded (refused with 501 first): out of step.
+      if (res.status === 101) return this.upstreamFailed("unexpected_101");
+      // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2), except to an HTTP/1.0 client, which
+      // must not be sent one; the final response follows.
+      const interim = this.head.minorVersion === 0 ? null : serializeHead(res);
+      const copy = interim && interim.buffer === res.bytes.buffer ? interim.slice() : interim;
+      this.upbuf.consume(res.consumed);
+      if (copy) this.writeClient(copy);
+      return;
+    }
+    this.status = res.status;
+    this.upstreamMs = performance.now() - this.sentAt;
+    this.responseKind = responseBody(res, this.method);
+    this.upstreamReusable = res.keepAlive && this.responseKind !== "close";
+    if (this.responseKind === "close" || !this.requestDone) this.closeAfter = true;
+    const edits: HeadEdits = this.closeAfter
+      ? CLOSE_EDITS
+      : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS;
+    const out = serializeHead(res, edits);
+    const copy = out.buffer === res.bytes.buffer ? out.slice() : out;
+    this.upbuf.consume(res.consumed);
+    this.writeClient(copy);
+    this.responseState = Response.BODY;
+    this.responseLeft = this.responseKind === "length" ? res.contentLength : 0;
+    if (this.responseKind === "chunked") this.responseFramer.reset();
+    if (this.responseKind === "none") this.responseEnded();
+  }
+
+  responseEnded(): void {
+    this.responseState = Response.DONE;
+    if (this.upbuf.size > 0) this.upstreamReusable = false;
+    // A response that ends before its request's body: the upstream has not read it all, the link is done.
+    if (!this.requestDone) {
+      this.upstreamReusable = false;
+      this.closeAfter = true;
+      this.requestDone = true;
+    }
+    this.exchangeDone();
+  }
+
+  upstreamGone(link: UpstreamLink, connectFailed: boolean): void {
+    if (link !== this.link) return;
+    const pool = this.pool!;
+    this.link = null;
+    pool.discard(link);
+    if (this.responseState === Response.BODY && this.responseKind === "close") {
+      this.upstreamReusable = false;
+      return this.responseEnded();
+    }
+    if (this.responseState === Response.DONE) return;
+    // A pooled connection the upstream closed while it was idle (it had not seen this request):
+    // send again once, on a new connection, if that cannot repeat an effect (idempotent, no body).
+    const nothingBack = this.responseBytes === 0 && this.upbuf.size === 0 && this.responseState === Response.HEAD;
+    if (this.reused && nothingBack && !this.retried && this.requestKind === "none" && IDEMPOTENT.has(this.method)) {
+      this.retried = true;
+      return this.dial(this.route!, this.upstreamIndex);
+    }
+    this.upstreamFailed(connectFailed ? "connect_failed" : this.responseState === Response.HEAD ? "upstream_closed" : "upstream_closed_mid_response");
+  }
+
+  /** The upstream failed this exchange: 502 if nothing went to the client yet, else close. */
+  upstreamFailed(reason: string, status = 502): void {
+    const link = this.link;
+    if (link) {
+      this.link = null;
+      this.pool!.discard(link);
+    }
+    this.upstreamReusable = false;
+    this.refuse(status, reason);
+  }
+
+  /** The sweeper: the route's timeoutMs (waiting for the response head) or connectTimeoutMs (dialling). */
+  checkUpstreamTimeout(now: number): void {
+    const link = this.link;
+    if (this.phase !== Phase.EXCHANGE || this.responseState !== Response.HEAD || !link) return;
+    if (link.dialingSince > 0) {
+      if (now - link.dialingSince > this.conn.listener.config.connectTimeoutMs) this.upstreamFailed("connect_timeout", 504);
+      return;
+    }
+    const timeout = this.route?.config.http?.timeoutMs ?? 30_000;
+    if (now - this.sentAt > timeout) this.upstreamFailed("upstream_timeout", 504);
+  }
+
+  // ─── the end of an exchange ────────────────────────────────────────────────────────────────────
+
+  /** Both directions are done (or the answer is ours): give the link back, log, go on or close. */
+  exchangeDone(): void {
+    if (!this.requestDone || this.responseState !== Response.DONE || this.phase !== Phase.EXCHANGE) return;
+    this.finishExchange();
+    if (this.closeAfter) {
+      this.phase = Phase.CLOSING;
+      this.pauseClient();
+      return this.endClient();
+    }
+    this.phase = Phase.HEAD;
+    this.idleSince = performance.now();
+    this.headSince = this.idleSince;
+    this.resumeClient();
+    if (this.inbuf.size > 0) this.readHead();
+  }
+
+  /** Release what the exchange holds and write its access-log record (once). */
+  finishExchange(): void {
+    const link = this.link;
+    if (link) {
+      this.link = null;
+      if (this.upstreamReusable && this.responseState === Response.DONE && this.requestDone) {
+        resumeLink(link); // paused if the client fell behind on the last bytes
+        this.pool!.put(link);
+      } else {
+        this.pool!.discard(link);
+      }
+    }
+    if (this.response) {
+      FREE_RESPONSE_HEADS.push(this.response);
+      this.response = null;
+    }
+    if (this.upstreamIndex >= 0) this.route?.balancer.release(this.upstreamIndex);
+    this.upstreamIndex = -1;
+    if (this.requestStart > 0) logExchange(this);
+    this.requestStart = 0;
+    this.bytesInBefore = this.conn.bytesIn;
+    this.bytesOutBefore = this.conn.bytesOut;
+  }
+
+  resetExchange(): void {
+    this.route = null;
+    this.pool = null;
+    this.sentHead = null;
+    this.responseState = Response.HEAD;
+    this.responseKind = "none";
+    this.responseBytes = 0;
+    this.upstreamReusable = false;
+    this.status = 0;
+    this.upstreamMs = null;
+    this.reused = false;
+    this.retried = false;
+    this.outcome = "done";
+    this.upbuf.clear();
+    this.responseResume = 0;
+    this.conn.upstreamText = null;
+    this.conn.upstreamAddr = null;
+  }
+}
+
+/** Response heads not in use (each holds its field offsets: a few KiB), shared by every session. */
+const FREE_RESPONSE_HEADS: ResponseHead[] = [];
+
+function takeResponseHead(): ResponseHead {
+  return FREE_RESPONSE_HEADS.pop() ?? new ResponseHead(RESPONSE_LIMITS);
+}
+
+/** trustedProxies as a set, made once per listener configuration. */
+const TRUSTED = new WeakMap<HttpListenerConfig, CidrSet>();
+
+function trustedSet(config: HttpListenerConfig): CidrSet {
+  let set = TRUSTED.get(config);
+  if (!set) TRUSTED.set(config, (set = new CidrSet(config.trustedProxies)));
+  return set;
+}
+
+function pauseLink(link: UpstreamLink): void {
+  if (link.paused || !link.socket) return;
+  link.paused = true;
+  link.socket.pause();
+}
+
+function resumeLink(link: UpstreamLink): void {
+  if (!link.paused || !link.socket) return;
+  link.paused = false;
+  link.socket.resume();
+}
+
+const CLOSE_EDITS: HeadEdits = { add: [["Connection", "close"]] };
+const KEEP_ALIVE_EDITS: HeadEdits = { add: [["Connection", "keep-alive"]] };
+const NO_EDITS: HeadEdits = {};
