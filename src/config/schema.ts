@@ -12,7 +12,7 @@ import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
 import { HTTP_LISTENER_KEYS, HTTP_MATCH_KEYS, HTTP_ROUTE_KEYS, httpActionCount, readHttpListener, readHttpMatch, readHttpRoute, readRespondHeaders } from "./http-schema.ts";
 import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
-import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute, TLS_PROTOCOLS } from "./tls-schema.ts";
+import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
   type Config, type ListenerConfig, type RespondConfig, type RouteConfig, type RouteMatch, type UpstreamConfig,
@@ -31,7 +31,6 @@ const MATCH_KEYS = ["sni", "database", "user", "ehlo", "rcptDomain", "alpn", "cl
 /** Match keys whose facts only an smtp listener learns. */
 const SMTP_MATCH_KEYS = ["ehlo", "rcptDomain"];
 const UNBUILT_ROUTE_KEYS = ["ipAffinity", "suspendTimeoutMs"];
-const BUILT_PROTOCOLS = ["tcp", "http", ...TLS_PROTOCOLS];
 const DAY_MS = 86_400_000;
 
 export const DEFAULTS = {
@@ -116,7 +115,6 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
   if (!o) return undefined;
   const name = r.string(o, "name", path, `listener${index}`);
   const protocol = r.oneOf(o, "protocol", path, PROTOCOLS, "tcp");
-  if (!BUILT_PROTOCOLS.includes(protocol)) notBuilt(r, [...path, "protocol"], `protocol "${protocol}"`);
   const protection = readProtection(r, o.protection, [...path, "protection"]);
 
   const listenValue = typeof o.listen === "string" ? [o.listen] : o.listen;

@@ -206,13 +206,13 @@ describe("broken files: FILE:LINE:COL: message", () => {
       '  "listeners": [',
       "    {",
       '      "listen": "127.0.0.1:7000",',
-      '      "protocol": "mysql",',
-      '      "routes": [{ "upstreams": ["127.0.0.1:7001"] }]',
+      '      "routes": [{ "upstreams": ["127.0.0.1:7001"],',
+      '                   "suspended": true }]',
       "    }",
       "  ]",
       "}",
     );
-    expect(errorLines(path)).toEqual([`${path}:5:7: protocol "mysql" ${NOT_BUILT}`]);
+    expect(errorLines(path)).toEqual([`${path}:6:20: suspended routes ${NOT_BUILT}`]);
   });
 
   test("several issues, one line each, in order", () => {

@@ -442,7 +442,6 @@ describe("required parts", () => {
 
 describe("not built yet", () => {
   test.each<[string, Json, string]>([
-    ["protocol mysql", minimal({ protocol: "mysql" }), `listeners[0].protocol: protocol "mysql" ${NOT_BUILT}`],
     ["proxyProtocol", minimal({}, { proxyProtocol: "v2" }), `listeners[0].routes[0].proxyProtocol: PROXY protocol ${NOT_BUILT}`],
     ["suspended", minimal({}, { suspended: true }), `listeners[0].routes[0].suspended: suspended routes ${NOT_BUILT}`],
     ["ipAffinity", minimal({}, { ipAffinity: { ttlMs: 1 } }), `listeners[0].routes[0].ipAffinity: ipAffinity ${NOT_BUILT}`],
