@@ -98,9 +98,9 @@ export function readHttpMatch(r: ConfigReader, o: Obj, path: JsonPath, protocol:
     return {};
   }
   return {
-    host: list(r, o, "host", path, hostPatternProblem),
-    path: list(r, o, "path", path, pathPatternProblem),
-    method: list(r, o, "method", path, (s) => METHOD.test(s) ? null : `not a method: "${s}"`),
+    host: r.stringList(o, "host", path, hostPatternProblem),
+    path: r.stringList(o, "path", path, pathPatternProblem),
+    method: r.stringList(o, "method", path, (s) => METHOD.test(s) ? null : `not a method: "${s}"`),
   };
 }
 
@@ -117,17 +117,3 @@ export function readRespondHeaders(r: ConfigReader, value: unknown, path: JsonPa
   return out;
 }
 
-function list(r: ConfigReader, o: Obj, key: string, path: JsonPath, problem: (s: string) => string | null): string[] {
-  const v = o[key];
-  if (v === undefined) return [];
-  const items = typeof v === "string" ? [v] : r.array(v, [...path, key]);
-  const out: string[] = [];
-  items?.forEach((item, i) => {
-    const at = typeof v === "string" ? [...path, key] : [...path, key, i];
-    if (typeof item !== "string") return void r.fail(at, `${key} entries are strings, got ${JSON.stringify(item)}`);
-    const why = problem(item);
-    if (why) r.fail(at, why);
-    else out.push(item);
-  });
-  return out;
-}

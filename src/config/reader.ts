@@ -37,6 +37,25 @@ export class ConfigReader {
     return value;
   }
 
+  /**
+   * A string or a list of strings (a match field): each checked by `problem` (null: fine, else the
+   * message); the good ones returned, each bad one reported at its own position.
+   */
+  stringList(obj: Obj, key: string, path: JsonPath, problem: (s: string) => string | null): string[] {
+    const v = obj[key];
+    if (v === undefined) return [];
+    const items = typeof v === "string" ? [v] : this.array(v, [...path, key]);
+    const out: string[] = [];
+    items?.forEach((item, i) => {
+      const at = typeof v === "string" ? [...path, key] : [...path, key, i];
+      if (typeof item !== "string") return void this.fail(at, `${key} entries are strings, got ${JSON.stringify(item)}`);
+      const why = problem(item);
+      if (why) this.fail(at, why);
+      else out.push(item);
+    });
+    return out;
+  }
+
   string(obj: Obj, key: string, path: JsonPath, fallback: string): string;
   string(obj: Obj, key: string, path: JsonPath, fallback?: undefined): string | undefined;
   string(obj: Obj, key: string, path: JsonPath, fallback?: string): string | undefined {

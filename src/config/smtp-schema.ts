@@ -61,18 +61,13 @@ export function readSmtpMatch(r: ConfigReader, o: Obj, path: JsonPath): { ehlo: 
 }
 
 function readDomains(r: ConfigReader, o: Obj, key: string, path: JsonPath): string[] {
-  const v = o[key];
-  if (v === undefined) return [];
-  const list = typeof v === "string" ? [v] : r.array(v, [...path, key]);
-  const out: string[] = [];
-  list?.forEach((item, i) => {
-    const at = typeof v === "string" ? [...path, key] : [...path, key, i];
-    if (typeof item !== "string") return void r.fail(at, `${key} entries are strings, got ${JSON.stringify(item)}`);
-    const lower = item.toLowerCase().replace(/\.$/, "");
-    const name = lower.startsWith("*.") ? lower.slice(2) : lower;
-    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(name)) return void r.fail(at, `not a domain or "*.domain" pattern: "${item}"`);
-    out.push(lower);
-  });
-  if (Array.isArray(v) && v.length === 0) r.fail([...path, key], `${key} is empty: it would match nothing (leave it out to match any)`);
+  const out = r.stringList(o, key, path, domainPatternProblem).map((d) => d.toLowerCase().replace(/\.$/, ""));
+  if (Array.isArray(o[key]) && (o[key] as unknown[]).length === 0) r.fail([...path, key], `${key} is empty: it would match nothing (leave it out to match any)`);
   return out;
+}
+
+function domainPatternProblem(item: string): string | null {
+  const lower = item.toLowerCase().replace(/\.$/, "");
+  const name = lower.startsWith("*.") ? lower.slice(2) : lower;
+  return /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(name) ? null : `not a domain or "*.domain" pattern: "${item}"`;
 }

@@ -32,8 +32,8 @@ export function readTlsListener(r: ConfigReader, o: Obj, path: JsonPath, protoco
 /** The TLS keys of `protection` (the gate's keys are read by src/protect/config.ts). */
 export function readTlsProtection(r: ConfigReader, o: Obj, path: JsonPath): TlsProtection {
   return {
-    ja3Blocklist: readList(r, o, "ja3Blocklist", path, (s) => JA3.test(s) ? null : "a JA3 fingerprint is 32 lower-case hex digits (the MD5)"),
-    ja4Blocklist: readList(r, o, "ja4Blocklist", path, (s) => JA4.test(s) ? null : 'a JA4 fingerprint looks like "t13d1516h2_8daaf6152771_e5627efa2ab1"'),
+    ja3Blocklist: r.stringList(o, "ja3Blocklist", path, (s) => JA3.test(s) ? null : "a JA3 fingerprint is 32 lower-case hex digits (the MD5)"),
+    ja4Blocklist: r.stringList(o, "ja4Blocklist", path, (s) => JA4.test(s) ? null : 'a JA4 fingerprint looks like "t13d1516h2_8daaf6152771_e5627efa2ab1"'),
     requireSni: r.boolean(o, "requireSni", path, false),
   };
 }
@@ -67,10 +67,10 @@ export function readTlsRoute(r: ConfigReader, o: Obj, path: JsonPath, protocol: 
 /** match.sni, alpn, database, user: a string or a list of strings. */
 export function readProtocolMatch(r: ConfigReader, o: Obj, path: JsonPath) {
   return {
-    sni: readList(r, o, "sni", path, sniProblem).map(normaliseName),
-    alpn: readList(r, o, "alpn", path, (s) => s.length > 0 && s.length < 256 ? null : "an ALPN protocol is 1 to 255 characters"),
-    database: readList(r, o, "database", path, (s) => s.length > 0 ? null : "empty database name"),
-    user: readList(r, o, "user", path, (s) => s.length > 0 ? null : "empty user name"),
+    sni: r.stringList(o, "sni", path, sniProblem).map(normaliseName),
+    alpn: r.stringList(o, "alpn", path, (s) => s.length > 0 && s.length < 256 ? null : "an ALPN protocol is 1 to 255 characters"),
+    database: r.stringList(o, "database", path, (s) => s.length > 0 ? null : "empty database name"),
+    user: r.stringList(o, "user", path, (s) => s.length > 0 ? null : "empty user name"),
   };
 }
 
@@ -88,20 +88,6 @@ function sniProblem(s: string): string | null {
   return null;
 }
 
-function readList(r: ConfigReader, o: Obj, key: string, path: JsonPath, problem: (s: string) => string | null): string[] {
-  const v = o[key];
-  if (v === undefined) return [];
-  const list = typeof v === "string" ? [v] : r.array(v, [...path, key]);
-  const out: string[] = [];
-  list?.forEach((item, i) => {
-    const at = typeof v === "string" ? [...path, key] : [...path, key, i];
-    if (typeof item !== "string") return void r.fail(at, `${key} entries are strings, got ${JSON.stringify(item)}`);
-    const why = problem(item);
-    if (why) r.fail(at, why);
-    else out.push(item);
-  });
-  return out;
-}
 
 function readCert(r: ConfigReader, value: unknown, path: JsonPath): CertPaths | null {
   const o = r.object(value, path, ["cert", "key"]);
