@@ -92,8 +92,11 @@ test("scripts/build.sh says what it is doing before the long Zig step, in two li
 }, 600_000);
 
 describe("features not built yet say so in one line and exit 1", () => {
+  const dir = tempDir("switchyard-not-built-");
+  const suspended = join(dir, "suspended.jsonc");
+  writeFileSync(suspended, `{ "listeners": [{ "listen": ["127.0.0.1:0"], "routes": [{ "upstreams": ["127.0.0.1:1"], "suspended": true }] }] }`);
   const cases: [string[], Record<string, string>, string][] = [
-    [["serve", "http"], {}, 'protocol "http" is not built yet'],
+    [["serve", "-c", suspended], {}, "suspended routes is not built yet"],
   ];
   for (const [args, env, message] of cases) {
     test(args.join(" ") + " " + JSON.stringify(env), async () => {

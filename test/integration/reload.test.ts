@@ -59,7 +59,7 @@ test("reload: new connections follow the new file, old ones carry on, a broken f
     expect(res.status).toBe(422);
     const body = (await res.json()) as { ok: boolean; errors: string[] };
     expect(body.ok).toBe(false);
-    expect(body.errors[0]).toBe(`${file}:3:77: unknown key "weight" in listeners[0].routes[0] (known: name, match, upstreams, balance, respond, ipAffinity, terminateTls, cert, upstreamTls, proxyProtocol, maxConnectionsPerSecond, burst, suspended, suspendTimeoutMs, mtls)`);
+    expect(body.errors[0]).toBe(`${file}:3:77: unknown key "weight" in listeners[0].routes[0] (known: name, match, upstreams, balance, respond, ipAffinity, terminateTls, cert, upstreamTls, proxyProtocol, maxConnectionsPerSecond, burst, suspended, suspendTimeoutMs, mtls, xclient, pool, timeoutMs, redirect, drop, headers, serve, plugins)`);
     expect(p.stderr()).toContain("POST /reload: reload refused, the running configuration stays");
     expect(await ask(port)).toBe("green");
 
