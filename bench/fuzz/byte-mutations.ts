@@ -87,3 +87,26 @@ export function oneBytePieces(input: Uint8Array): Uint8Array[] {
 }
 
 export const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/** What every fuzz run reports. */
+export interface FuzzReport {
+  readonly inputs: number;
+  readonly failures: number;
+  readonly seconds: number;
+  readonly examples: readonly string[];
+  /** Which outcomes were reached, by name (printed with FUZZ_VERBOSE or --outcomes). */
+  readonly seen?: unknown;
+}
+
+/**
+ * The command line of every fuzz script: `bun bench/fuzz/NAME.ts [INPUTS=1000000] [SEED=1] [--outcomes]`;
+ * prints `N inputs, F failures, T s` (and up to five failing inputs), exits 1 on any failure.
+ */
+export function fuzzMain(run: (inputs: number, seed: number) => FuzzReport): void {
+  const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+  const r = run(Number(args[0] ?? 1_000_000), Number(args[1] ?? 1));
+  for (const e of r.examples) console.error(e);
+  if ((process.env.FUZZ_VERBOSE || process.argv.includes("--outcomes")) && r.seen !== undefined) console.error(r.seen);
+  console.log(`${r.inputs} inputs, ${r.failures} failures, ${r.seconds.toFixed(1)} s`);
+  process.exit(r.failures === 0 ? 0 : 1);
+}

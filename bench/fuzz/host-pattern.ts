@@ -10,6 +10,7 @@
  *   node_modules/.bin/bun bench/fuzz/host-pattern.ts [inputs=1000000] [seed=1]
  * @module
  */
+import { fuzzMain } from "./byte-mutations.ts";
 import { compileHostPatterns, compilePathPatterns, normaliseHost, pathOnly } from "../../src/route/host-pattern.ts";
 
 class Random {
@@ -130,11 +131,4 @@ export function runHostPatternFuzz(inputs: number, seed = 1): HostFuzzReport {
   return report;
 }
 
-if (import.meta.main) {
-  const inputs = Number(process.argv[2] ?? 1_000_000);
-  const seed = Number(process.argv[3] ?? 1);
-  const r = runHostPatternFuzz(inputs, seed);
-  console.log(`${r.inputs} inputs, ${r.failures} failures, ${r.seconds.toFixed(1)} s`);
-  for (const e of r.examples) console.log(e);
-  if (r.failures > 0) process.exit(1);
-}
+if (import.meta.main) fuzzMain(runHostPatternFuzz);

@@ -27,7 +27,7 @@ import { toPackets } from "../../src/mysql/payload-writer.ts";
 import { MAX_AUTH_MESSAGE } from "../../src/mysql/state.ts";
 import { MYSQL_UPSTREAM_AUTH } from "../../src/mysql/upstream-auth.ts";
 import { fakeMysqlConn } from "../../test/helpers/mysql-conn.ts";
-import { hex, join, mutate, oneBytePieces, randomSplits, Rng } from "./byte-mutations.ts";
+import { hex, join, mutate, oneBytePieces, randomSplits, Rng, fuzzMain } from "./byte-mutations.ts";
 
 function fixture(name: string): Uint8Array {
   const text = readFileSync(joinPath(import.meta.dir, "../../test/fixtures", `${name}.hex`), "utf8").replace(/^#.*$/gm, "").replace(/\s+/g, "");
@@ -169,12 +169,4 @@ export function fuzzMysqlSession(inputs: number, seed = 1): FuzzReport {
   return { inputs, failures, seconds: (performance.now() - start) / 1000, examples, seen };
 }
 
-if (import.meta.main) {
-  const inputs = Number(process.argv[2] ?? 1_000_000);
-  const seed = Number(process.argv[3] ?? 1);
-  const r = fuzzMysqlSession(inputs, seed);
-  for (const e of r.examples) console.error(e);
-  if (process.env.FUZZ_VERBOSE) console.error(r.seen);
-  console.log(`${r.inputs} inputs, ${r.failures} failures, ${r.seconds.toFixed(1)} s`);
-  process.exit(r.failures === 0 ? 0 : 1);
-}
+if (import.meta.main) fuzzMain(fuzzMysqlSession);

@@ -26,7 +26,7 @@ import { frameMessage, MAX_PACKET_PAYLOAD, messagePayload, PACKET_HEADER_BYTES }
 import { PayloadReader } from "../../src/mysql/payload-reader.ts";
 import { PayloadWriter, toPackets } from "../../src/mysql/payload-writer.ts";
 import { parseEof, parseErr, parseOk } from "../../src/mysql/response-packets.ts";
-import { hex, join, mutate, oneBytePieces, randomSplits, Rng } from "./byte-mutations.ts";
+import { hex, join, mutate, oneBytePieces, randomSplits, Rng, fuzzMain } from "./byte-mutations.ts";
 
 /** Before routing the proxy accepts small messages only; small here so fuzzed headers hit it. */
 const MAX_MESSAGE = 4096;
@@ -231,12 +231,4 @@ export function fuzzMysql(inputs: number, seed = 1): FuzzReport {
   return { inputs, failures, seconds: (performance.now() - start) / 1000, examples, seen };
 }
 
-if (import.meta.main) {
-  const inputs = Number(process.argv[2] ?? 1_000_000);
-  const seed = Number(process.argv[3] ?? 1);
-  const r = fuzzMysql(inputs, seed);
-  for (const e of r.examples) console.error(e);
-  if (process.env.FUZZ_VERBOSE) console.error(r.seen);
-  console.log(`${r.inputs} inputs, ${r.failures} failures, ${r.seconds.toFixed(1)} s`);
-  process.exit(r.failures === 0 ? 0 : 1);
-}
+if (import.meta.main) fuzzMain(fuzzMysql);

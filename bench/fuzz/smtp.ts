@@ -21,7 +21,7 @@ import { join as joinPath } from "node:path";
 import { SmtpClientReader, type ClientEvent } from "../../src/smtp/client-reader.ts";
 import { parseReply } from "../../src/smtp/reply.ts";
 import { xtextDecode, xtextEncode } from "../../src/smtp/xclient.ts";
-import { hex, join, mutate, oneBytePieces, randomSplits, Rng } from "./byte-mutations.ts";
+import { hex, join, mutate, oneBytePieces, randomSplits, Rng, fuzzMain } from "./byte-mutations.ts";
 
 const LINE_LIMIT = 512;
 const MAX_MESSAGE = 120; // small, so that some fuzzed messages pass it
@@ -181,12 +181,4 @@ export function fuzzSmtp(inputs: number, seed = 1): FuzzReport {
   return { inputs, failures, seconds: (performance.now() - start) / 1000, examples, seen };
 }
 
-if (import.meta.main) {
-  const inputs = Number(process.argv[2] ?? 1_000_000);
-  const seed = Number(process.argv[3] ?? 1);
-  const r = fuzzSmtp(inputs, seed);
-  for (const e of r.examples) console.error(e);
-  if (process.env.FUZZ_VERBOSE) console.error(r.seen);
-  console.log(`${r.inputs} inputs, ${r.failures} failures, ${r.seconds.toFixed(1)} s`);
-  process.exit(r.failures === 0 ? 0 : 1);
-}
+if (import.meta.main) fuzzMain(fuzzSmtp);
