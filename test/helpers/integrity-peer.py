@@ -174,6 +174,51 @@ def pg_client_prelude(sock, args):
     return sock
 
 
+# MySQL's connection phase, the least a client and a server say before the relay (field layouts:
+# https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html).
+MY_CAPS = 0x1 | 0x8 | 0x200 | 0x8000 | 0x80000  # LONG_PASSWORD, CONNECT_WITH_DB, PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH
+NATIVE = b"mysql_native_password"
+
+
+def my_read(sock):
+    header = read_exact(sock, 4)
+    length = header[0] | header[1] << 8 | header[2] << 16
+    return header[3], read_exact(sock, length)
+
+
+def my_write(sock, seq, payload):
+    sock.sendall(struct.pack("<I", len(payload))[:3] + bytes([seq]) + payload)
+
+
+def my_client_prelude(sock, args):
+    """Read the greeting, answer as a client naming user and database, answer the auth switch, read OK."""
+    seq, greeting = my_read(sock)
+    if greeting[0] != 10:
+        raise RuntimeError(f"not a protocol 10 greeting: {greeting[:8].hex()}")
+    response = (struct.pack("<IIB", MY_CAPS, 1 << 24, 33) + bytes(23) + b"integrity\0" + bytes([20]) + bytes(20)
+                + args.database.encode() + b"\0" + NATIVE + b"\0")
+    my_write(sock, seq + 1, response)
+    while True:
+        seq, packet = my_read(sock)
+        if packet[0] == 0xFE:  # AuthSwitchRequest: any 20 bytes will do for this server
+            my_write(sock, seq + 1, bytes(range(20)))
+        elif packet[0] == 0x00:
+            return sock
+        else:
+            raise RuntimeError(f"unexpected packet in authentication: {packet[:16].hex()}")
+
+
+def my_server_prelude(conn):
+    """Greet as MariaDB would, read the client's response (whatever its auth), answer OK."""
+    scramble = bytes(range(1, 21))
+    greeting = (b"\x0a" + b"5.7.99-integrity\0" + struct.pack("<I", 7) + scramble[:8] + b"\0"
+                + struct.pack("<HBHH", MY_CAPS & 0xFFFF, 33, 2, MY_CAPS >> 16) + bytes([21]) + bytes(10)
+                + scramble[8:] + b"\0" + NATIVE + b"\0")
+    my_write(conn, 0, greeting)
+    seq, _response = my_read(conn)
+    my_write(conn, seq + 1, b"\x00\x00\x00\x02\x00\x00\x00")
+
+
 def client_tls(args):
     ctx = ssl.create_default_context(cafile=args.ca)
     return ctx
@@ -201,6 +246,8 @@ def main():
     p.add_argument("--servername", default="localhost")
     p.add_argument("--pg-client", action="store_true")
     p.add_argument("--pg-server", action="store_true")
+    p.add_argument("--my-client", action="store_true")
+    p.add_argument("--my-server", action="store_true")
     p.add_argument("--database", default="integrity")
     args = p.parse_args()
 
@@ -214,6 +261,8 @@ def main():
         if args.pg_server:
             (length,) = struct.unpack("!i", read_exact(conn, 4))
             read_exact(conn, length - 4)
+        if args.my_server:
+            my_server_prelude(conn)
         if args.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(args.cert, args.key)
@@ -223,6 +272,8 @@ def main():
         sock = socket.create_connection(("127.0.0.1", args.port))
         if args.pg_client:
             sock = pg_client_prelude(sock, args)
+        elif args.my_client:
+            sock = my_client_prelude(sock, args)
         elif args.tls:
             sock = client_tls(args).wrap_socket(sock, server_hostname=args.servername)
         exchange(sock, args)

@@ -60,9 +60,9 @@ export interface RelayPath {
   config(backendPort: number): unknown;
   env?: Record<string, string>;
   /** How the client speaks to the proxy. */
-  client: { tls?: PeerTls; postgres?: boolean };
+  client: { tls?: PeerTls; postgres?: boolean; mysql?: boolean };
   /** How the backend speaks: TLS with this certificate, after skipping a PostgreSQL startup message. */
-  backend: { tls?: { cert: string; key: string }; postgres?: boolean };
+  backend: { tls?: { cert: string; key: string }; postgres?: boolean; mysql?: boolean };
   /** The path cannot carry a half-close (a TLS client cannot shut its write side and read on). */
   noHalfClose?: boolean;
 }
@@ -99,6 +99,7 @@ export async function runExchange(path: RelayPath, x: Exchange, timeoutMs = 90_0
   if (half) backendArgs.push("--want-eof", "--answer-after-eof");
   if (path.backend.tls) backendArgs.push("--tls", "--cert", path.backend.tls.cert, "--key", path.backend.tls.key);
   if (path.backend.postgres) backendArgs.push("--pg-server");
+  if (path.backend.mysql) backendArgs.push("--my-server");
   const backend = Bun.spawn(backendArgs, { stdout: "pipe", stderr: "pipe" });
   let proxy: RunningProxy | null = null;
   let client: ReturnType<typeof Bun.spawn> | null = null;
@@ -119,6 +120,7 @@ export async function runExchange(path: RelayPath, x: Exchange, timeoutMs = 90_0
     if (half) clientArgs.push("--half-close", "--want-eof");
     if (path.client.tls) clientArgs.push("--tls", "--ca", path.client.tls.ca, "--servername", path.client.tls.servername);
     if (path.client.postgres) clientArgs.push("--pg-client");
+    if (path.client.mysql) clientArgs.push("--my-client");
     client = Bun.spawn(clientArgs, { stdout: "pipe", stderr: "pipe" });
     let clientResult: SideResult | null = null;
     await lines(client.stdout as ReadableStream<Uint8Array>, (l) => { clientResult = JSON.parse(l); });
@@ -176,6 +178,12 @@ export function relayPaths(pki: Pki): RelayPath[] {
         routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`] }] }] }) },
     { name: "postgres with TLS terminated, splice configured (stays in userspace)", client: { postgres: true, tls: edge }, backend: { postgres: true }, noHalfClose: true,
       config: (port) => ({ relay: "splice", listeners: [{ name: "pg", listen: "127.0.0.1:0", protocol: "postgres", defaultCert: proxyCert,
+        routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`] }] }] }) },
+    { name: "mysql after its relayed authentication, userspace relay", client: { mysql: true }, backend: { mysql: true },
+      config: (port) => ({ relay: "userspace", listeners: [{ name: "my", listen: "127.0.0.1:0", protocol: "mysql",
+        routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`] }] }] }) },
+    { name: "mysql after its relayed authentication, splice relay", client: { mysql: true }, backend: { mysql: true },
+      config: (port) => ({ relay: "splice", listeners: [{ name: "my", listen: "127.0.0.1:0", protocol: "mysql",
         routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`] }] }] }) },
   ];
 }
