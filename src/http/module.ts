@@ -78,6 +78,7 @@ export const HTTP: ProtocolModule = {
   },
 
   serve: {
+    logsEachMessage: true, // one record per request (src/http/exchange-log.ts)
     start(conn: Conn): void {
       const state = intakeOf(conn);
       const session = new HttpSession(conn, state.config, state.head);

@@ -91,6 +91,11 @@ export interface ServedConnections {
   end(conn: Conn): void;
   /** The client socket closed (also for a connection refused before `start`): release what the module holds; the pipeline finishes the connection after. */
   close(conn: Conn): void;
+  /**
+   * The module writes one access-log record per message (HTTP: per request, SPEC.md), so a started
+   * connection gets none of its own at its end (one refused before `start` still does). Default false.
+   */
+  readonly logsEachMessage?: boolean;
 }
 
 export interface ProtocolModule {

@@ -5,7 +5,7 @@
  */
 import { log } from "../log/logger.ts";
 import { OK_REASONS } from "../control/metrics.ts";
-import { Conn, FINISHED, UPSTREAM_OPEN } from "./conn.ts";
+import { Conn, FINISHED, LOGGED_BY_MODULE, UPSTREAM_OPEN } from "./conn.ts";
 import { resetOnClose } from "../native/sockets.ts";
 import { socketFd } from "../net/socket-fd.ts";
 import { release } from "../protect/gate.ts";
@@ -69,7 +69,8 @@ export function finish(conn: Conn): void {
 
   const durationMs = Math.round(performance.now() - conn.startedAt);
   const client = `${conn.clientIp}:${conn.clientPort}`;
-  state.accessLog?.write({
+  // A served connection whose module logs each message (HTTP: each request) gets no record of its own.
+  if (!(conn.flags & LOGGED_BY_MODULE)) state.accessLog?.write({
     ts: new Date().toISOString(), id: connLogId(conn.id), listener: conn.listener.config.name, route: conn.route?.config.name ?? null,
     client, upstream: conn.upstreamText, upstreamAddr: conn.upstreamAddr, protocol: conn.listener.config.protocol, ...logFields(conn.facts ?? NO_FACTS),
     relay: conn.upstream ? conn.relay : null, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut, durationMs, reason,

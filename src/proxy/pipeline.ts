@@ -25,7 +25,7 @@ import type { Socket, SocketHandler } from "bun";
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { resolveWithTimeout, ResolveTimeout } from "../route/resolver.ts";
 import { cacheKey, resolveContext } from "../route/resolve-context.ts";
-import { Conn, DIALING, FINISHED, HANDSHAKING, NOT_OURS, RESPONDING, SNIFFING, UPSTREAM_HANDSHAKE } from "./conn.ts";
+import { Conn, LOGGED_BY_MODULE, DIALING, FINISHED, HANDSHAKING, NOT_OURS, RESPONDING, SNIFFING, UPSTREAM_HANDSHAKE } from "./conn.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
 import type { Counters } from "../control/metrics.ts";
 import { abort } from "./finish.ts";
@@ -154,8 +154,9 @@ function endSniffing(conn: Conn): void {
  * ({@link servedHandlers}); handshakeTimeoutMs no longer applies, idleTimeoutMs does.
  */
 function serve(conn: Conn): void {
-  conn.flags &= ~HANDSHAKING;
-  conn.listener.module.serve!.start(conn);
+  const served = conn.listener.module.serve!;
+  conn.flags = (conn.flags | (served.logsEachMessage ? LOGGED_BY_MODULE : 0)) & ~HANDSHAKING;
+  served.start(conn);
 }
 
 // ─── route ───────────────────────────────────────────────────────────────────────────────────────

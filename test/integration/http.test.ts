@@ -164,6 +164,9 @@ describe("routing and keep-alive with curl and nginx", () => {
     // nginx saw the two requests to it on one upstream connection.
     const peers = alpha.requests().filter((l) => l.includes("/one") || l.includes("/two")).map((l) => l.split("peer=")[1]);
     expect(new Set(peers).size).toBe(1);
+    // One record per request and none for the connection itself once curl has closed it (SPEC.md).
+    await Bun.sleep(500);
+    expect(proxy.accessLog().slice(before).filter((x) => x.id === records[0]!.id).map((x) => x.status)).toEqual([200, 200, 200, 200]);
   });
 
   test("hop-by-hop fields are removed, X-Forwarded-* written, an untrusted client's X-Forwarded-For replaced", async () => {
