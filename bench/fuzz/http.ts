@@ -24,6 +24,7 @@ import { isHopByHop } from "../../src/http/hop-by-hop.ts";
 import { parseRequestHead, parseResponseHead } from "../../src/http/parse-head.ts";
 import { serializeHead } from "../../src/http/serialize.ts";
 import { fixture } from "../../test/helpers/fixtures.ts";
+import { fuzzMain } from "./byte-mutations.ts";
 import { type HeadSnapshot, enc, frameInPieces, snapshot } from "../../test/helpers/http.ts";
 
 const LIMITS = { maxHeaderBytes: 8192, maxHeaders: 64 };
@@ -258,14 +259,4 @@ function hasHopByHopBesidesFraming(head: RequestHead | ResponseHead, upgrade: bo
   return false;
 }
 
-if (import.meta.main) {
-  const inputs = Number(process.argv[2] ?? 1_000_000);
-  const seed = Number(process.argv[3] ?? 1);
-  const r = runFuzz(inputs, seed);
-  console.log(`${r.inputs} inputs, ${r.failures} failures, ${r.seconds.toFixed(1)} s`);
-  for (const e of r.examples) console.log(e);
-  if (process.argv.includes("--outcomes")) {
-    for (const [o, n] of Object.entries(r.outcomes).sort()) console.log(`  ${o.padEnd(52)} ${n}`);
-  }
-  if (r.failures > 0) process.exit(1);
-}
+if (import.meta.main) fuzzMain((inputs, seed) => { const r = runFuzz(inputs, seed); return { ...r, seen: r.outcomes }; });
