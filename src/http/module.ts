@@ -22,6 +22,7 @@ import { parseRequestHead } from "./parse-head.ts";
 import type { HeadError } from "./reasons.ts";
 import { errorResponse } from "./answers.ts";
 import { HttpSession } from "./session.ts";
+import { countExchange } from "./request-metrics.ts";
 import { normaliseHost } from "../route/host-pattern.ts";
 import { HTTP_DEFAULTS } from "../config/http-schema.ts";
 
@@ -106,6 +107,8 @@ export const HTTP: ProtocolModule = {
     const state = intakeOf(conn);
     if (state.session) return null;
     const status = state.error?.status ?? PIPELINE_REFUSALS[reason];
-    return status === undefined ? null : errorResponse(status, reason, true);
+    if (status === undefined) return null;
+    countExchange(conn.listener, null, status, null); // a request refused before the session: counted as answered
+    return errorResponse(status, reason, true);
   },
 };

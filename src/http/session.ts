@@ -36,6 +36,7 @@ import { poolOf, type LinkOwner, type UpstreamLink, type UpstreamPool } from "./
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { normaliseHost } from "../route/host-pattern.ts";
 import { logExchange } from "./exchange-log.ts";
+import { countExchange } from "./request-metrics.ts";
 import { watch, unwatch } from "./timeouts.ts";
 import { MAX_READ_BYTES } from "../sniff/collect.ts";
 
@@ -599,7 +600,10 @@ export class HttpSession implements LinkOwner {
     }
     if (this.upstreamIndex >= 0) this.route?.balancer.release(this.upstreamIndex);
     this.upstreamIndex = -1;
-    if (this.requestStart > 0) logExchange(this);
+    if (this.requestStart > 0) {
+      logExchange(this);
+      countExchange(this.conn.listener, this.route, this.status, this.upstreamMs);
+    }
     this.requestStart = 0;
     this.bytesInBefore = this.conn.bytesIn;
     this.bytesOutBefore = this.conn.bytesOut;

@@ -156,6 +156,7 @@ function endSniffing(conn: Conn): void {
 function serve(conn: Conn): void {
   const served = conn.listener.module.serve!;
   conn.flags = (conn.flags | (served.logsEachMessage ? LOGGED_BY_MODULE : 0)) & ~HANDSHAKING;
+  countUnder(conn, conn.listener.perRequest); // no longer "never got a route": each message gets its own
   served.start(conn);
 }
 

@@ -44,6 +44,11 @@ export class RouteRuntime {
 export const UNROUTED = "-";
 /** Route name used in metrics for connections placed by the resolver module. */
 export const RESOLVED = "(resolver)";
+/**
+ * Route name used in metrics for connections whose module routes each message itself (HTTP: each
+ * request has its route; switchyard_http_requests_total counts them by it).
+ */
+export const PER_REQUEST = "(per-request)";
 
 export class ListenerRuntime {
   readonly counters: Counters;
@@ -51,6 +56,8 @@ export class ListenerRuntime {
   readonly unrouted: Counters;
   /** Counters of connections whose endpoint the resolver module chose. */
   readonly resolved: Counters;
+  /** Counters of connections the module serves, routing each message (ProtocolModule.serve); `unrouted` for other protocols. */
+  readonly perRequest: Counters;
   readonly routes: RouteRuntime[];
   readonly table: RouteTable<RouteRuntime>;
   readonly gate: ListenerGate;
@@ -73,6 +80,7 @@ export class ListenerRuntime {
     this.counters = metrics.listener(config.name);
     this.unrouted = metrics.route(config.name, UNROUTED);
     this.resolved = metrics.route(config.name, RESOLVED);
+    this.perRequest = this.module.serve ? metrics.route(config.name, PER_REQUEST) : this.unrouted;
     this.routes = config.routes.map((r) => new RouteRuntime(r, this, metrics));
     this.table = new RouteTable(this.routes);
   }
