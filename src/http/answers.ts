@@ -10,8 +10,8 @@ import type { RespondConfig } from "../config/types.ts";
 
 const STATUS_TEXT: Record<number, string> = {
   100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 302: "Found",
-  303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 403: "Forbidden",
-  404: "Not Found", 408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests",
+  303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+  404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 410: "Gone", 413: "Content Too Large", 429: "Too Many Requests",
   431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
   503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
 };

@@ -9,8 +9,9 @@
  * - serve: the session takes the bytes collected and the parsed head, and the client socket.
  * - farewell: before the session, the refusal's status (400, 431, 501, 505…; 408 for a head slower
  *   than handshakeTimeoutMs).
- * Not built yet: upgrades (501), TLS in front (a tls listener chaining into this one), the resolver
- * module per request, route `headers`, `serve` (static files), plugins.
+ * The session asks the resolver module per request when there is one (src/http/resolve-request.ts).
+ * Not built yet: upgrades (501), TLS in front (a tls listener chaining into this one), route
+ * `headers`, `serve` (static files), plugins.
  * @module
  */
 import type { Conn } from "../proxy/conn.ts";
@@ -108,7 +109,7 @@ export const HTTP: ProtocolModule = {
     if (state.session) return null;
     const status = state.error?.status ?? PIPELINE_REFUSALS[reason];
     if (status === undefined) return null;
-    countExchange(conn.listener, null, status, null); // a request refused before the session: counted as answered
+    countExchange(conn.listener, null, false, status, null); // a request refused before the session: counted as answered
     return errorResponse(status, reason, true);
   },
 };

@@ -1,7 +1,7 @@
 /**
  * One HTTP/1.1 client connection once the http module owns it (ProtocolModule.serve): the request
- * loop. Per request: parse the head (parse-head.ts, resumable), route it with the listener's table
- * (src/route/table.ts, on host/path/method), then answer it here (respond, redirect, 404, refusals),
+ * loop. Per request: parse the head (parse-head.ts, resumable), route it with the resolver module if
+ * there is one (resolve-request.ts) or the listener's table (src/route/table.ts, on host/path/method), then answer it here (respond, redirect, 404, refusals),
  * drop the connection, or forward it: the head re-serialised without hop-by-hop fields and with
  * X-Forwarded-*, the body streamed as it arrives (Content-Length counted, chunked framed by
  * ChunkedFramer, never buffered whole), the response head parsed and re-serialised, its body
@@ -37,6 +37,7 @@ import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { normaliseHost } from "../route/host-pattern.ts";
 import { logExchange } from "./exchange-log.ts";
 import { countExchange } from "./request-metrics.ts";
+import { resolveRequest, resolvedPool } from "./resolve-request.ts";
 import { watch, unwatch } from "./timeouts.ts";
 import { MAX_READ_BYTES } from "../sniff/collect.ts";
 
@@ -115,6 +116,8 @@ export class HttpSession implements LinkOwner {
   upstreamMs: number | null = null;
   reused = false;
   retried = false;
+  /** The resolver module chose this exchange's endpoint (conn.upstreamText); `route` is null. */
+  resolved = false;
   /** Why the exchange ended, for its access-log record. */
   outcome = "done";
   /** conn.bytesIn/bytesOut when the previous exchange ended: this one's bytes are the difference. */
@@ -184,6 +187,13 @@ export class HttpSession implements LinkOwner {
     // The upgrade is the next HTTP issue's: say so rather than pass or hang.
     if (head.isUpgrade) return this.refuse(501, "upgrade_not_built");
     if (head.method === "CONNECT") return this.refuse(501, "connect_not_supported");
+    if (conn.listener.state.resolver) return resolveRequest(this); // per request: it sees host, path, method
+    this.routeByTable();
+  }
+
+  /** The listener's route table decides (no resolver, or it answered null). */
+  routeByTable(): void {
+    const conn = this.conn, head = this.head, facts = conn.facts!;
     const route = conn.listener.table.match(conn.clientIp, facts);
     this.route = route;
     if (!route) return this.answer(404, errorResponse(404, "no_route", this.answerCloses(), this.method === "HEAD"), "no_route");
@@ -332,34 +342,54 @@ export class HttpSession implements LinkOwner {
   // ─── forwarding ────────────────────────────────────────────────────────────────────────────────
 
   forward(route: RouteRuntime): void {
-    const conn = this.conn, head = this.head;
     const i = route.balancer.pick();
     this.upstreamIndex = i;
-    conn.upstreamText = route.config.upstreams[i]!.text;
+    this.conn.upstreamText = route.config.upstreams[i]!.text;
+    this.pool = poolOf(route, i);
+    this.sendRequest();
+  }
+
+  /** The resolver module chose `endpoint` for this request. */
+  forwardResolved(endpoint: string): void {
+    this.resolved = true;
+    this.conn.upstreamText = endpoint;
+    this.pool = resolvedPool(this.conn.listener, endpoint);
+    this.sendRequest();
+  }
+
+  /** The resolver refused the request: answered in HTTP terms, the reason in the body and the log. */
+  refuseResolved(status: number, reason: string, message: string): void {
+    this.answer(status, errorResponse(status, message ? `${reason}: ${message}` : reason, this.answerCloses(), this.method === "HEAD"), reason);
+  }
+
+  /** Serialise the head for this.pool's upstream and send it over a pooled connection or a new one. */
+  sendRequest(): void {
+    const conn = this.conn, head = this.head;
     const edits: HeadEdits = { set: forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http") ?? undefined };
     const bytes = serializeHead(head, edits);
     // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
     this.sentHead = bytes.buffer === head.bytes.buffer ? bytes.slice() : bytes;
     this.inbuf.consume(head.consumed);
-    this.pool = poolOf(route, i);
-    const link = this.pool.take(this);
+    const link = this.pool!.take(this);
     if (link) {
       this.reused = true;
       return this.send(link);
     }
-    this.dial(route, i);
+    this.dial();
   }
 
-  dial(route: RouteRuntime, i: number): void {
-    const known = route.targets[i];
+  /** Connect to the exchange's upstream: the route's (checked once, when literal) or the resolver's (SSRF-checked). */
+  dial(): void {
+    const route = this.route;
+    const known = route ? route.targets[this.upstreamIndex] : null;
     if (known) {
       if (known.ok) return this.connect(known.target);
       return this.refuse(502, known.reason);
     }
-    const policy = { fromOperator: true, skipValidation: this.conn.listener.config.skipValidation };
-    const session = this;
-    resolveEndpoint(route.config.upstreams[i]!.text, policy).then(function endpointResolved(r) {
-      if (session.phase !== Phase.EXCHANGE || session.route !== route) return;
+    const policy = { fromOperator: route !== null, skipValidation: this.conn.listener.config.skipValidation };
+    const session = this, asked = this.requestStart;
+    resolveEndpoint(this.conn.upstreamText!, policy).then(function endpointResolved(r) {
+      if (session.phase !== Phase.EXCHANGE || session.requestStart !== asked) return;
       if (r.ok) session.connect(r.target);
       else session.refuse(502, r.reason);
     });
@@ -388,7 +418,7 @@ export class HttpSession implements LinkOwner {
   /** Hand the body bytes in inbuf to the upstream, as far as they are framed. */
   pumpRequestBody(): void {
     const link = this.link;
-    if (!link) return; // still resolving: the bytes wait in inbuf
+    if (!link) return this.pauseClient(); // still resolving: the bytes wait in inbuf, the rest in the kernel
     while (!this.requestDone && this.inbuf.size > 0) {
       const bytes = this.inbuf.bytes();
       let n: number;
@@ -536,7 +566,7 @@ export class HttpSession implements LinkOwner {
     const nothingBack = this.responseBytes === 0 && this.upbuf.size === 0 && this.responseState === Response.HEAD;
     if (this.reused && nothingBack && !this.retried && this.requestKind === "none" && IDEMPOTENT.has(this.method)) {
       this.retried = true;
-      return this.dial(this.route!, this.upstreamIndex);
+      return this.dial();
     }
     this.upstreamFailed(connectFailed ? "connect_failed" : this.responseState === Response.HEAD ? "upstream_closed" : "upstream_closed_mid_response");
   }
@@ -602,7 +632,7 @@ export class HttpSession implements LinkOwner {
     this.upstreamIndex = -1;
     if (this.requestStart > 0) {
       logExchange(this);
-      countExchange(this.conn.listener, this.route, this.status, this.upstreamMs);
+      countExchange(this.conn.listener, this.route, this.resolved, this.status, this.upstreamMs);
     }
     this.requestStart = 0;
     this.bytesInBefore = this.conn.bytesIn;
@@ -621,6 +651,7 @@ export class HttpSession implements LinkOwner {
     this.upstreamMs = null;
     this.reused = false;
     this.retried = false;
+    this.resolved = false;
     this.outcome = "done";
     this.upbuf.clear();
     this.responseResume = 0;
