@@ -48,6 +48,18 @@ export interface HttpListenerConfig {
   readonly forwarded: "append" | "replace" | "off";
   /** Peers whose incoming X-Forwarded-* fields are kept; from others they are replaced. */
   readonly trustedProxies: readonly Cidr[];
+  /** `http.via`: the pseudonym written in a Via field on requests and responses (RFC 9110 §7.6.3); null: no Via. */
+  readonly via?: string | null;
+  /** `http.notFound`: the answer to a request no route takes (templates as respond's); null: 404 `no_route`. */
+  readonly notFound?: RespondConfig | null;
+}
+
+/** Field edits of one direction of a route (`headers.request`, `headers.response`). */
+export interface HeaderEdits {
+  /** Fields written, each replacing every received field of its name. */
+  readonly set: readonly (readonly [string, string])[];
+  /** Names (lower case) of received fields left out. */
+  readonly remove: readonly string[];
 }
 
 /** The HTTP keys of a route (protocol "http"). */
@@ -59,6 +71,8 @@ export interface HttpRouteConfig {
   readonly redirect: { readonly status: number; readonly location: string } | null;
   /** Close the connection without answering. */
   readonly drop: boolean;
+  /** `headers`: edits of the request sent upstream and of the response sent back; null: none. */
+  readonly headers?: { readonly request: HeaderEdits; readonly response: HeaderEdits } | null;
 }
 
 export interface RouteMatch {

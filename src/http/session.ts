@@ -31,7 +31,8 @@ import { requestBody, responseBody, type RequestBody, type ResponseBody } from "
 import { ChunkedFramer } from "./chunked.ts";
 import { serializeHead, type HeadEdits } from "./serialize.ts";
 import { forwardedEdits } from "./forwarded.ts";
-import { errorResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
+import { errorResponse, notFoundResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
+import { requestEdits, responseEdits } from "./header-edits.ts";
 import { poolOf, type LinkOwner, type UpstreamLink, type UpstreamPool } from "./upstream-pool.ts";
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { normaliseHost } from "../route/host-pattern.ts";
@@ -196,7 +197,7 @@ export class HttpSession implements LinkOwner {
     const conn = this.conn, head = this.head, facts = conn.facts!;
     const route = conn.listener.table.match(conn.clientIp, facts);
     this.route = route;
-    if (!route) return this.answer(404, errorResponse(404, "no_route", this.answerCloses(), this.method === "HEAD"), "no_route");
+    if (!route) return this.answer(this.config.notFound?.status ?? 404, notFoundResponse(this.config, this.templateValues(), this.answerCloses(), this.method === "HEAD"), "no_route");
     if (route.gate.admit() === "routeRateLimited") return this.answer(429, errorResponse(429, "route_rate_limited", this.answerCloses(), this.method === "HEAD"), "route_rate_limited");
     const http = route.config.http;
     if (http?.drop) {
@@ -365,7 +366,7 @@ export class HttpSession implements LinkOwner {
   /** Serialise the head for this.pool's upstream and send it over a pooled connection or a new one. */
   sendRequest(): void {
     const conn = this.conn, head = this.head;
-    const edits: HeadEdits = { set: forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http") ?? undefined };
+    const edits = requestEdits(this.route, this.config, head.minorVersion, forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http"));
     const bytes = serializeHead(head, edits);
     // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
     this.sentHead = bytes.buffer === head.bytes.buffer ? bytes.slice() : bytes;
@@ -526,9 +527,9 @@ export class HttpSession implements LinkOwner {
     this.responseKind = responseBody(res, this.method);
     this.upstreamReusable = res.keepAlive && this.responseKind !== "close";
     if (this.responseKind === "close" || !this.requestDone) this.closeAfter = true;
-    const edits: HeadEdits = this.closeAfter
+    const edits = responseEdits(this.closeAfter
       ? CLOSE_EDITS
-      : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS;
+      : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS, this.route, this.config, res.minorVersion);
     const out = serializeHead(res, edits);
     const copy = out.buffer === res.bytes.buffer ? out.slice() : out;
     this.upbuf.consume(res.consumed);
