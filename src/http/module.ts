@@ -35,6 +35,8 @@ class HttpIntake {
   error: HeadError | null = null;
   /** Set once the module owns the connection. */
   session: HttpSession | null = null;
+  /** Retired before the session started (the first head was still being read). */
+  retiring = false;
 
   constructor(readonly config: HttpListenerConfig) {
     this.head = new RequestHead({ maxHeaderBytes: config.maxHeaderBytes, maxHeaders: config.maxHeaders });
@@ -85,6 +87,7 @@ export const HTTP: ProtocolModule = {
       const state = intakeOf(conn);
       const session = new HttpSession(conn, state.config, state.head);
       state.session = session;
+      session.retiring = state.retiring;
       const first = conn.intake!.first;
       const bytes = first.bytes();
       first.clear();
@@ -101,6 +104,11 @@ export const HTTP: ProtocolModule = {
     },
     close(conn: Conn): void {
       intakeOf(conn).session?.clientClosed();
+    },
+    retire(conn: Conn): void {
+      const state = intakeOf(conn);
+      if (state.session) state.session.retire();
+      else state.retiring = true; // the first request is answered, then the connection ends
     },
   },
 

@@ -113,6 +113,8 @@ export class HttpSession implements LinkOwner {
   upstreamReusable = false;
   /** The client connection ends after this exchange. */
   closeAfter = false;
+  /** The configuration is retired (reload, drain): every exchange from now on is the connection's last. */
+  retiring = false;
   status = 0;
   upstreamMs: number | null = null;
   reused = false;
@@ -184,7 +186,7 @@ export class HttpSession implements LinkOwner {
     this.requestDone = this.requestKind === "none";
     this.requestLeft = this.requestKind === "length" ? head.contentLength : 0;
     if (this.requestKind === "chunked") this.requestFramer.reset();
-    this.closeAfter = !head.keepAlive;
+    this.closeAfter = !head.keepAlive || this.retiring;
     // The upgrade is the next HTTP issue's: say so rather than pass or hang.
     if (head.isUpgrade) return this.refuse(501, "upgrade_not_built");
     if (head.method === "CONNECT") return this.refuse(501, "connect_not_supported");
@@ -293,6 +295,20 @@ export class HttpSession implements LinkOwner {
       this.finishExchange();
     }
     abort(this.conn, this.phase === Phase.CLOSING ? "done" : "client_closed");
+  }
+
+  /**
+   * The configuration is retired (reload, drain): between requests, close now; while a head is being
+   * read or a request answered, after that answer (Connection: close on it, unless its head went out
+   * already; the connection's end still tells the client).
+   */
+  retire(): void {
+    this.retiring = true;
+    if (this.phase === Phase.HEAD && this.inbuf.size === 0) {
+      unwatch(this);
+      return abort(this.conn, "drained_idle");
+    }
+    if (this.phase === Phase.EXCHANGE) this.closeAfter = true;
   }
 
   /** Pause and resume only on a change: each is a system call (epoll) in Bun. */

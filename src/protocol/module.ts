@@ -92,6 +92,15 @@ export interface ServedConnections {
   /** The client socket closed (also for a connection refused before `start`): release what the module holds; the pipeline finishes the connection after. */
   close(conn: Conn): void;
   /**
+   * The configuration the connection started under is retired (a reload applied another, or the
+   * service drains): end the connection at the next message boundary, at once if it is between
+   * messages (HTTP: an idle keep-alive connection closes now, a busy one after its current
+   * response, which says `Connection: close`). Called once per connection and change, also before
+   * `start` (the sniff may still be reading the first message). Default: the connection runs to
+   * its end as a relayed one does.
+   */
+  retire?(conn: Conn): void;
+  /**
    * The module writes one access-log record per message (HTTP: per request, SPEC.md), so a started
    * connection gets none of its own at its end (one refused before `start` still does). Default false.
    */

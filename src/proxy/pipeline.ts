@@ -160,6 +160,15 @@ function serve(conn: Conn): void {
   served.start(conn);
 }
 
+/**
+ * The configuration `conn` runs under was replaced (reload) or the service drains: a served
+ * connection ends at its next message boundary (ServedConnections.retire); others run to their end.
+ */
+export function retire(conn: Conn): void {
+  if (conn.flags & FINISHED) return;
+  conn.listener.module.serve?.retire?.(conn);
+}
+
 // ─── route ───────────────────────────────────────────────────────────────────────────────────────
 
 /** route: the resolver module first (if any), then the listener's route table. */
