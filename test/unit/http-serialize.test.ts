@@ -136,8 +136,8 @@ describe("heads that are not clean are re-serialised", () => {
     );
   });
 
-  test("absolute-form: Host is written from the target's authority (RFC 9112 §3.2.2)", () => {
-    expect(forward(request(enc("GET http://real.example/x HTTP/1.1\r\nHost: spoofed\r\nAccept: */*\r\n\r\n")))).toBe(
+  test("absolute-form: Host is written from the target's authority (RFC 9112 §3.2.2; one that differs is refused)", () => {
+    expect(forward(request(enc("GET http://real.example/x HTTP/1.1\r\nHost: REAL.Example\r\nAccept: */*\r\n\r\n")))).toBe(
       "GET http://real.example/x HTTP/1.1\r\nHost: real.example\r\nAccept: */*\r\n\r\n",
     );
   });
