@@ -10,7 +10,8 @@
  * - farewell: before the session, the refusal's status (400, 431, 501, 505…; 408 for a head slower
  *   than handshakeTimeoutMs).
  * The session asks the resolver module per request when there is one (src/http/resolve-request.ts).
- * Not built yet: upgrades (501), TLS in front (a tls listener chaining into this one), `serve`
+ * Upgrades on proxy routes become a relay after the upstream's 101 (src/http/tunnel.ts).
+ * Not built yet: CONNECT (501), TLS in front (a tls listener chaining into this one), `serve`
  * (static files), plugins.
  * @module
  */

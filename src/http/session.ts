@@ -6,7 +6,8 @@
  * X-Forwarded-*, the body streamed as it arrives (Content-Length counted, chunked framed by
  * ChunkedFramer, never buffered whole), the response head parsed and re-serialised, its body
  * streamed per responseBody (none for HEAD/1xx/204/304; until close ends the client connection
- * too), the upstream connection given back to its pool, the next request read.
+ * too), the upstream connection given back to its pool, the next request read. An upgrade answered
+ * with 101 makes the connection a relay both ways from then on (phase TUNNEL, tunnel.ts).
  *
  * Flow control: each direction writes straight to its socket and queues only what the socket did not
  * take; while anything waits, the source is paused, and resumed on drain. Requests are answered in
@@ -33,6 +34,10 @@ import { serializeHead, type HeadEdits } from "./serialize.ts";
 import { forwardedEdits } from "./forwarded.ts";
 import { errorResponse, notFoundResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
 import { requestEdits, responseEdits } from "./header-edits.ts";
+import {
+  forwardsAsUpgrade, startTunnel, tunnelClientData, tunnelClientDrain, tunnelClientEnd, tunnelUpstreamData, tunnelUpstreamDrain,
+  tunnelUpstreamGone, withUpgrade,
+} from "./tunnel.ts";
 import { poolOf, type LinkOwner, type UpstreamLink, type UpstreamPool } from "./upstream-pool.ts";
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { normaliseHost } from "../route/host-pattern.ts";
@@ -50,6 +55,8 @@ export const enum Phase {
   EXCHANGE,
   /** The last answer is being written; the connection ends after it. */
   CLOSING,
+  /** After a 101 to an upgrade: a plain relay both ways (tunnel.ts). */
+  TUNNEL,
 }
 
 /** Where the response of the current exchange is. */
@@ -119,6 +126,10 @@ export class HttpSession implements LinkOwner {
   upstreamMs: number | null = null;
   reused = false;
   retried = false;
+  /** The request is forwarded as an upgrade (tunnel.ts); a 101 to it makes the connection a tunnel. */
+  upgrading = false;
+  /** In a tunnel, the client's FIN came (the tunnel ends once the upstream took what waits). */
+  tunnelClientEnded = false;
   /** The resolver module chose this exchange's endpoint (conn.upstreamText); `route` is null. */
   resolved = false;
   /** Why the exchange ended, for its access-log record. */
@@ -150,6 +161,7 @@ export class HttpSession implements LinkOwner {
     conn.lastActive = performance.now();
     conn.bytesIn += chunk.length;
     if (this.phase === Phase.CLOSING) return; // nothing more is read from a connection that ends
+    if (this.phase === Phase.TUNNEL) return tunnelClientData(this, chunk);
     if (this.phase === Phase.HEAD && this.inbuf.size === 0) this.headSince = conn.lastActive;
     if (!this.inbuf.push(chunk)) return this.refuse(413, "request_buffer_overflow");
     if (this.phase === Phase.HEAD) return this.readHead();
@@ -187,8 +199,9 @@ export class HttpSession implements LinkOwner {
     this.requestLeft = this.requestKind === "length" ? head.contentLength : 0;
     if (this.requestKind === "chunked") this.requestFramer.reset();
     this.closeAfter = !head.keepAlive || this.retiring;
-    // The upgrade is the next HTTP issue's: say so rather than pass or hang.
-    if (head.isUpgrade) return this.refuse(501, "upgrade_not_built");
+    // An upgrade is forwarded (tunnel.ts) when it is HTTP/1.1 and has no body; otherwise say so rather than pass or hang.
+    this.upgrading = forwardsAsUpgrade(this);
+    if (head.isUpgrade && !this.upgrading) return this.refuse(501, "upgrade_not_supported");
     if (head.method === "CONNECT") return this.refuse(501, "connect_not_supported");
     if (conn.listener.state.resolver) return resolveRequest(this); // per request: it sees host, path, method
     this.routeByTable();
@@ -270,6 +283,7 @@ export class HttpSession implements LinkOwner {
   }
 
   clientDrain(): void {
+    if (this.phase === Phase.TUNNEL) return tunnelClientDrain(this);
     if (!this.flushClient()) return;
     if (this.phase === Phase.CLOSING) return this.endClient();
     if (this.responseState === Response.BODY && this.link) resumeLink(this.link);
@@ -277,6 +291,7 @@ export class HttpSession implements LinkOwner {
 
   /** The client's FIN: a request cut short ends the exchange; between requests, the connection. */
   clientEnd(): void {
+    if (this.phase === Phase.TUNNEL) return tunnelClientEnd(this);
     if (this.phase === Phase.HEAD) return abort(this.conn, this.inbuf.size > 0 ? "incomplete_request" : "client_closed");
     if (!this.requestDone) {
       this.outcome = "client_closed_in_request";
@@ -290,8 +305,8 @@ export class HttpSession implements LinkOwner {
   /** The client socket closed (after our end, an abort, or the peer's reset). */
   clientClosed(): void {
     unwatch(this);
-    if (this.phase === Phase.EXCHANGE && this.link) {
-      this.outcome = this.outcome === "done" ? "client_closed" : this.outcome;
+    if ((this.phase === Phase.EXCHANGE || this.phase === Phase.TUNNEL) && this.link) {
+      if (this.phase === Phase.EXCHANGE) this.outcome = this.outcome === "done" ? "client_closed" : this.outcome;
       this.finishExchange();
     }
     abort(this.conn, this.phase === Phase.CLOSING ? "done" : "client_closed");
@@ -382,7 +397,8 @@ export class HttpSession implements LinkOwner {
   /** Serialise the head for this.pool's upstream and send it over a pooled connection or a new one. */
   sendRequest(): void {
     const conn = this.conn, head = this.head;
-    const edits = requestEdits(this.route, this.config, head.minorVersion, forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http"));
+    let edits = requestEdits(this.route, this.config, head.minorVersion, forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http"));
+    if (this.upgrading) edits = withUpgrade(edits);
     const bytes = serializeHead(head, edits);
     // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
     this.sentHead = bytes.buffer === head.bytes.buffer ? bytes.slice() : bytes;
@@ -468,6 +484,7 @@ export class HttpSession implements LinkOwner {
 
   upstreamDrain(link: UpstreamLink): void {
     if (link !== this.link) return;
+    if (this.phase === Phase.TUNNEL) return tunnelUpstreamDrain(this, link);
     if (link.flush() && !this.requestDone) {
       this.pumpRequestBody();
     }
@@ -476,6 +493,7 @@ export class HttpSession implements LinkOwner {
   upstreamData(link: UpstreamLink, chunk: Uint8Array): void {
     if (link !== this.link) return;
     this.conn.lastActive = performance.now();
+    if (this.phase === Phase.TUNNEL) return tunnelUpstreamData(this, link, chunk);
     if (!this.upbuf.push(chunk)) return this.upstreamFailed("response_head_too_large");
     this.pumpResponse();
   }
@@ -528,8 +546,11 @@ export class HttpSession implements LinkOwner {
   responseHead(): void {
     const res = this.response!;
     if (res.status >= 100 && res.status < 200) {
-      // 101 answers an upgrade, which is never forwarded (refused with 501 first): out of step.
-      if (res.status === 101) return this.upstreamFailed("unexpected_101");
+      // 101 answers an upgrade we forwarded (tunnel.ts); to anything else it is out of step.
+      if (res.status === 101) {
+        if (this.upgrading && startTunnel(this, this.link!)) return;
+        return this.upstreamFailed("unexpected_101");
+      }
       // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2), except to an HTTP/1.0 client, which
       // must not be sent one; the final response follows.
       const interim = this.head.minorVersion === 0 ? null : serializeHead(res);
@@ -541,7 +562,7 @@ export class HttpSession implements LinkOwner {
     this.status = res.status;
     this.upstreamMs = performance.now() - this.sentAt;
     this.responseKind = responseBody(res, this.method);
-    this.upstreamReusable = res.keepAlive && this.responseKind !== "close";
+    this.upstreamReusable = res.keepAlive && this.responseKind !== "close" && !this.upgrading;
     if (this.responseKind === "close" || !this.requestDone) this.closeAfter = true;
     const edits = responseEdits(this.closeAfter
       ? CLOSE_EDITS
@@ -573,6 +594,7 @@ export class HttpSession implements LinkOwner {
     const pool = this.pool!;
     this.link = null;
     pool.discard(link);
+    if (this.phase === Phase.TUNNEL) return tunnelUpstreamGone(this);
     if (this.responseState === Response.BODY && this.responseKind === "close") {
       this.upstreamReusable = false;
       return this.responseEnded();
@@ -654,6 +676,20 @@ export class HttpSession implements LinkOwner {
     this.requestStart = 0;
     this.bytesInBefore = this.conn.bytesIn;
     this.bytesOutBefore = this.conn.bytesOut;
+  }
+
+  /** A 101 switched the connection to a tunnel: no request timeout, no more heads (tunnel.ts). */
+  enterTunnel(): void {
+    this.phase = Phase.TUNNEL;
+    this.responseState = Response.BODY;
+    this.requestDone = true;
+    this.tunnelClientEnded = false;
+  }
+
+  /** The tunnel ended: what waits for the client is written, then the connection ends. */
+  leaveTunnel(): void {
+    this.phase = Phase.CLOSING;
+    this.pauseClient();
   }
 
   resetExchange(): void {
