@@ -6,12 +6,15 @@ side of the test is the proxy's own code:
   download PORT HOST DELAY_MS  GET /stream, decodes the chunked response while reading slowly (DELAY_MS
                                after every 256 KiB read, a receive buffer of 64 KiB); prints
                                "<bytes> <sha256>".
+  tunnel PORT SIZE DELAY_MS    GET /tunnel with Upgrade: bulk; after the 101, sends SIZE random bytes up (a
+                               thread) while reading SIZE bytes down slowly (DELAY_MS after every 256 KiB,
+                               64 KiB receive buffer); prints "<sent sha256> <received bytes> <received sha256>".
   hash-server DELAY_MS         a backend: prints its port, then answers each POST /hash (one a connection)
                                with "<bytes> <sha256> te=<Transfer-Encoding>" of the decoded chunked body,
                                reading slowly (DELAY_MS after every 256 KiB, 64 KiB receive buffer). Bun.serve
                                cannot be that backend: a chunked upload it reads slowly gets 400 from Bun
                                itself (Bun 1.4.5), without any proxy in between."""
-import hashlib, socket, sys, time
+import hashlib, os, socket, sys, time
 
 def connect(port):
     s = socket.create_connection(("127.0.0.1", int(port)))
@@ -75,6 +78,43 @@ def download(port, host, delay_ms):
         assert f.read(2) == b"\r\n"
     print(n, h.hexdigest())
 
+def tunnel(port, size, delay_ms):
+    import threading
+    s = connect(port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /tunnel HTTP/1.1\r\nHost: bulk.test\r\nConnection: Upgrade\r\nUpgrade: bulk\r\n\r\n")
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    sent = hashlib.sha256()
+
+    def send_up():
+        left = size
+        while left > 0:
+            block = os.urandom(min(left, 65536))
+            sent.update(block)
+            s.sendall(block)
+            left -= len(block)
+
+    t = threading.Thread(target=send_up)
+    t.start()
+    got = hashlib.sha256()
+    n = since_pause = 0
+    while n < size:
+        data = s.recv(65536)
+        if not data:
+            break
+        got.update(data)
+        n += len(data)
+        since_pause += len(data)
+        if since_pause >= 262144:
+            since_pause = 0
+            time.sleep(delay_ms / 1000)
+    t.join()
+    s.close()
+    print(sent.hexdigest(), n, got.hexdigest())
+
 def hash_server(delay_ms):
     import threading
     srv = socket.socket()
@@ -119,6 +159,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "upload":
         upload(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif mode == "tunnel":
+        tunnel(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "hash-server":
         hash_server(float(sys.argv[2]))
     else:
