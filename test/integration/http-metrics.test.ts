@@ -7,8 +7,9 @@
  * supervisor).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startProxy, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
+import { eventually, startProxy, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { startNginx, type Nginx } from "../helpers/nginx.ts";
 
 const PARSER = join(import.meta.dir, "../helpers/parse-metrics.py");
@@ -136,6 +137,20 @@ for (const workers of [1, 2]) {
       expect(conns("-")).toBe(1); // only the connection refused before its first request was read
       expect(value(m, "switchyard_connections_active", { listener: "web", route: "(per-request)" })).toBe(0);
       expect(value(m, "switchyard_bytes_in_total", { listener: "web", route: "(per-request)" })!).toBeGreaterThan(0);
+    });
+
+    if (workers === 2) test("a worker that stops hands on its counters, not its pool gauges (its connections are gone)", async () => {
+      const before = await scrape(admin);
+      const p = { listener: "web", route: "api", upstream: `127.0.0.1:${nginx.port}` };
+      const dialled = value(before, "switchyard_http_pool_dialled_total", p)!;
+      const children = readFileSync(`/proc/${proxy.pid}/task/${proxy.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+      for (const pid of children) process.kill(pid, "SIGTERM");
+      await eventually(() => (proxy.stderr().match(/worker exited/g) ?? []).length >= children.length, 20_000, "both workers exited");
+      const after = await scrape(admin);
+      expect(value(after, "switchyard_http_pool_dialled_total", p)).toBe(dialled);
+      expect(value(after, "switchyard_http_requests_total", { listener: "web", route: "api", class: "2xx" })).toBe(6);
+      expect(value(after, "switchyard_http_pool_idle", p)).toBe(0);
+      expect(value(after, "switchyard_http_pool_active", p)).toBe(0);
     });
   });
 }
