@@ -70,12 +70,23 @@ function oneLine(message: string): string {
 
 /** Pools of endpoints the resolver chose, per listener runtime and endpoint text (default pool settings). */
 const RESOLVED_POOLS = new WeakMap<ListenerRuntime, Map<string, UpstreamPool>>();
+/** Past this many endpoints, pools holding no connection are forgotten before a new one is made. */
+const MAX_RESOLVED_POOLS = 1024;
 
 export function resolvedPool(listener: ListenerRuntime, endpoint: string): UpstreamPool {
   let pools = RESOLVED_POOLS.get(listener);
   if (!pools) RESOLVED_POOLS.set(listener, (pools = new Map()));
   let pool = pools.get(endpoint);
   if (!pool) {
+    // A resolver may name endpoints without end (one per tenant): empty pools are not kept for all of them.
+    if (pools.size >= MAX_RESOLVED_POOLS) {
+      for (const [key, p] of pools) {
+        if (p.idle.length > 0 || p.active > 0) continue;
+        pools.delete(key);
+        ALL_POOLS.delete(p);
+        p.stats?.pools.delete(p);
+      }
+    }
     const stats = listener.state.metrics.http.pool(listener.config.name, RESOLVED_ROUTE, endpoint);
     pools.set(endpoint, (pool = new UpstreamPool(endpoint, HTTP_DEFAULTS.maxIdle, HTTP_DEFAULTS.poolIdleTimeoutMs, stats)));
     ALL_POOLS.add(pool);
