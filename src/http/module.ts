@@ -11,8 +11,7 @@
  *   than handshakeTimeoutMs).
  * The session asks the resolver module per request when there is one (src/http/resolve-request.ts).
  * Upgrades on proxy routes become a relay after the upstream's 101 (src/http/tunnel.ts).
- * Not built yet: CONNECT (501), TLS in front (a tls listener chaining into this one), `serve`
- * (static files), plugins.
+ * Not built yet: CONNECT (501), `serve` (static files), plugins.
  * @module
  */
 import type { Conn } from "../proxy/conn.ts";

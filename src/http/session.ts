@@ -397,7 +397,7 @@ export class HttpSession implements LinkOwner {
   /** Serialise the head for this.pool's upstream and send it over a pooled connection or a new one. */
   sendRequest(): void {
     const conn = this.conn, head = this.head;
-    let edits = requestEdits(this.route, this.config, head.minorVersion, forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http"));
+    let edits = requestEdits(this.route, this.config, head.minorVersion, forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, conn.facts!.tls === "terminate" ? "https" : "http"));
     if (this.upgrading) edits = withUpgrade(edits);
     const bytes = serializeHead(head, edits);
     // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
