@@ -3,24 +3,27 @@
  * the http listener. The 101 from the upstream turns the connection into a relay both ways (text,
  * an 8 MiB binary message, 200 messages in flight, the closing handshake); the access log has one
  * record with status 101. An upstream that declines (nginx answers 200) leaves an ordinary exchange
- * and the connection goes on; an upgrade with a body, an HTTP/1.0 one and CONNECT get 501.
+ * and the connection goes on; an upgrade with a body, an HTTP/1.0 one and CONNECT get 501. And wss://
+ * through a tls listener that ends TLS and chains into the http listener.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { eventually, startProxy, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { startNginx, type Nginx } from "../helpers/nginx.ts";
+import { makePki } from "../helpers/certs.ts";
 
 const PEER = join(import.meta.dir, "../helpers/ws-peer.py");
 const dec = new TextDecoder();
 let wsServer: Subprocess;
 let nginx: Nginx;
 let proxy: RunningProxy;
+let wsPort = 0;
 
 beforeAll(async () => {
   wsServer = Bun.spawn(["/usr/bin/python3", PEER, "server"], { stdout: "pipe", stderr: "inherit" });
   const reader = (wsServer.stdout as ReadableStream<Uint8Array>).getReader();
-  const wsPort = Number(dec.decode((await reader.read()).value).trim());
+  wsPort = Number(dec.decode((await reader.read()).value).trim());
   reader.releaseLock();
   nginx = await startNginx("plain");
   proxy = await startProxy(["serve", "-c", writeConfig({
@@ -28,7 +31,7 @@ beforeAll(async () => {
     listeners: [{ name: "web", listen: "127.0.0.1:0", protocol: "http",
       routes: [
         { name: "declines", match: { host: "nginx.test" }, upstreams: [`127.0.0.1:${nginx.port}`] },
-        { name: "ws", upstreams: [`127.0.0.1:${wsServer ? wsPort : 0}`] },
+        { name: "ws", upstreams: [`127.0.0.1:${wsPort}`] },
       ] }],
   })]);
 });
@@ -94,4 +97,27 @@ test("an upgrade with a body, an HTTP/1.0 upgrade and CONNECT get 501", async ()
   expect(await raw(`POST /ws HTTP/1.1\r\nHost: ws.test\r\n${UPGRADE}Content-Length: 2\r\n\r\nhi`)).toStartWith("HTTP/1.1 501 Not Implemented\r\n");
   expect(await raw(`GET /ws HTTP/1.0\r\nHost: ws.test\r\n${UPGRADE}\r\n`)).toContain("upgrade_not_supported");
   expect(await raw("CONNECT ws.test:443 HTTP/1.1\r\nHost: ws.test:443\r\n\r\n")).toContain("501 Not Implemented: connect_not_supported");
+});
+
+test("wss:// through a tls listener chained into the http listener: the tunnel runs inside the TLS", async () => {
+  const pki = makePki();
+  const tls = await startProxy(["serve", "-c", writeConfig({
+    log: { access: "stdout" },
+    listeners: [
+      { name: "edge", listen: "127.0.0.1:0", protocol: "tls", defaultCert: pki.issue("edge", ["ws.test"]),
+        routes: [{ name: "https", terminateTls: true, upstreams: [{ listener: "web" }] }] },
+      { name: "web", listen: [], protocol: "http", routes: [{ name: "ws", upstreams: [`127.0.0.1:${wsPort}`] }] },
+    ],
+  })]);
+  try {
+    const client = Bun.spawn(["/usr/bin/python3", PEER, "client", String(tls.port), pki.ca, "ws.test"], { stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => client.kill("SIGKILL"), 60_000);
+    const [out, err, code] = await Promise.all([new Response(client.stdout).text(), new Response(client.stderr).text(), client.exited]);
+    clearTimeout(timer);
+    expect(`${code} ${out.trim()} ${err.trim()}`.trim()).toBe("0 ok text binary-8MiB ordered-200 close-1000");
+    await eventually(() => tls.accessLog().some((r) => r.route === "ws"), 5000, "the tunnel's record");
+    expect(tls.accessLog().find((r) => r.route === "ws")).toMatchObject({ listener: "web", status: 101, sni: "ws.test", tls: "terminate" });
+  } finally {
+    await tls.stop();
+  }
 });
