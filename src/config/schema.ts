@@ -196,7 +196,10 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
   if (o.suspended === true) notBuilt(r, [...path, "suspended"], "suspended routes");
   else r.boolean(o, "suspended", path, false);
   const proxyProtocol = r.oneOf(o, "proxyProtocol", path, ["v1", "v2", "none"] as const, "none");
-  if (proxyProtocol !== "none") notBuilt(r, [...path, "proxyProtocol"], "PROXY protocol");
+  // The header goes out on the pipeline's upstream socket; http dials (and pools) its own upstreams,
+  // and upstream TLS starts its handshake before the socket's open, so neither has the header yet.
+  if (proxyProtocol !== "none" && protocol === "http") notBuilt(r, [...path, "proxyProtocol"], "proxyProtocol on http routes");
+  if (proxyProtocol !== "none" && o.upstreamTls !== undefined) notBuilt(r, [...path, "proxyProtocol"], "proxyProtocol with upstreamTls");
   const balance = r.oneOf(o, "balance", path, BALANCE_POLICIES, "round-robin");
   if (protocol !== "smtp" && typeof o.match === "object" && o.match !== null) {
     for (const k of SMTP_MATCH_KEYS) if (k in o.match) r.fail([...path, "match", k], `match.${k} needs protocol "smtp" (this listener is "${protocol}")`);
@@ -229,6 +232,7 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     respond,
     rateLimit: readRouteRate(r, o, path),
     ...readTlsRoute(r, o, path, protocol),
+    ...optional("proxyProtocol", proxyProtocol === "none" ? undefined : proxyProtocol),
     ...readSmtpRoute(r, o, path, protocol),
     ...optional("http", http),
   };

@@ -142,6 +142,8 @@ export interface RouteConfig {
   readonly upstreamTls: UpstreamTlsConfig | null;
   /** SMTP: tell the backend the client's address with Postfix XCLIENT before replaying the dialogue. */
   readonly xclient: boolean;
+  /** A PROXY protocol header (haproxy's proxy-protocol.txt) written to the upstream before any other byte; absent = "none". */
+  readonly proxyProtocol?: "v1" | "v2";
   /** Protocol "http" only. */
   readonly http?: HttpRouteConfig;
 }

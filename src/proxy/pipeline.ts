@@ -41,6 +41,7 @@ import { upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tl
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS, startRelay } from "../relay/userspace.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import type { RouteTls } from "../tls/route-tls.ts";
+import { writeProxyHeader } from "./proxy-header-stage.ts";
 
 // ─── accept ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -309,6 +310,9 @@ function connected(upstream: Socket<Conn>): void {
   if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
   conn.upstream = upstream;
   conn.routeCounters.observeConnect(performance.now() - conn.lastActive); // lastActive: set when the dial began
+  // Before any other byte: the backend's banner, a handshake, the client's ClientHello (route proxyProtocol).
+  const proxyHeader = conn.route?.config.proxyProtocol;
+  if (proxyHeader) writeProxyHeader(conn, upstream, proxyHeader);
   // TCP_NODELAY: Bun already sets it on every accepted and connected TCP socket (seen with strace),
   // so only keepalive is ours. Bun 1.4.5 sets SO_KEEPALIVE and leaves the timers to the kernel.
   if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);

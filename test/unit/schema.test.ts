@@ -440,9 +440,18 @@ describe("required parts", () => {
   });
 });
 
+describe("proxyProtocol", () => {
+  test("v1 and v2 are kept on the route, none leaves it out", () => {
+    expect(valid(minimal({}, { proxyProtocol: "v1" })).listeners[0]!.routes[0]!.proxyProtocol).toBe("v1");
+    expect(valid(minimal({ protocol: "smtp" }, { proxyProtocol: "v2" })).listeners[0]!.routes[0]!.proxyProtocol).toBe("v2");
+    expect("proxyProtocol" in valid(minimal({}, { proxyProtocol: "none" })).listeners[0]!.routes[0]!).toBe(false);
+  });
+});
+
 describe("not built yet", () => {
   test.each<[string, Json, string]>([
-    ["proxyProtocol", minimal({}, { proxyProtocol: "v2" }), `listeners[0].routes[0].proxyProtocol: PROXY protocol ${NOT_BUILT}`],
+    ["proxyProtocol on http", minimal({ protocol: "http" }, { proxyProtocol: "v1" }), `listeners[0].routes[0].proxyProtocol: proxyProtocol on http routes ${NOT_BUILT}`],
+    ["proxyProtocol with upstreamTls", minimal({ protocol: "tls", defaultCert: { cert: "/c.pem", key: "/k.pem" } }, { proxyProtocol: "v2", terminateTls: true, upstreamTls: {} }), `listeners[0].routes[0].proxyProtocol: proxyProtocol with upstreamTls ${NOT_BUILT}`],
     ["suspended", minimal({}, { suspended: true }), `listeners[0].routes[0].suspended: suspended routes ${NOT_BUILT}`],
     ["ipAffinity", minimal({}, { ipAffinity: { ttlMs: 1 } }), `listeners[0].routes[0].ipAffinity: ipAffinity ${NOT_BUILT}`],
   ])("%s", (_, value, expected) => {
