@@ -21,7 +21,8 @@ import {
 const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
 const LISTENER_KEYS = [
   "name", "listen", "protocol", "reusePort", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
-  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp", ...HTTP_LISTENER_KEYS,
+  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp",
+  "acceptProxyProtocol", ...HTTP_LISTENER_KEYS,
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
@@ -174,7 +175,25 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     smtp: readSmtpListener(r, o, path, protocol),
     gate: readGateConfig(r, protection, [...path, "protection"]),
     ...optional("http", readHttpListener(r, o, path, protocol)),
+    ...optional("acceptProxyProtocol", readAcceptProxyProtocol(r, o, path)),
   };
+}
+
+/** `"acceptProxyProtocol": { "from": ["CIDR", …] }`: whose PROXY headers are believed (no one else's are read). */
+function readAcceptProxyProtocol(r: ConfigReader, o: Obj, path: JsonPath): { from: Cidr[] } | undefined {
+  if (o.acceptProxyProtocol === undefined) return undefined;
+  const at = [...path, "acceptProxyProtocol"];
+  const a = r.object(o.acceptProxyProtocol, at, ["from"]);
+  if (!a) return undefined;
+  const from: Cidr[] = [];
+  if (a.from === undefined) r.fail(at, "acceptProxyProtocol needs from: the proxies whose headers are believed, e.g. [\"10.0.0.5/32\"]");
+  else r.array(a.from, [...at, "from"])?.forEach((c, i) => {
+    const cidr = typeof c === "string" ? parseCidr(c) : null;
+    if (!cidr) r.fail([...at, "from", i], `not an address range: ${JSON.stringify(c)} (expected e.g. "10.0.0.5/32")`);
+    else from.push(cidr);
+  });
+  if (Array.isArray(a.from) && a.from.length === 0) r.fail([...at, "from"], "from is empty: no peer would be read (leave acceptProxyProtocol out)");
+  return { from };
 }
 
 /** `{ key: value }`, or nothing when value is undefined (optional keys stay absent). */

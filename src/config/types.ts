@@ -177,6 +177,8 @@ export interface ListenerConfig {
   readonly gate: GateConfig;
   /** Protocol "http" only. */
   readonly http?: HttpListenerConfig;
+  /** Peers in `from` must open with a PROXY protocol header, whose source is the client from then on; absent = none read. */
+  readonly acceptProxyProtocol?: { readonly from: readonly Cidr[] };
 }
 
 export interface Config {
