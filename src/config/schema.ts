@@ -11,7 +11,7 @@ import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
 import { HTTP_LISTENER_KEYS, HTTP_MATCH_KEYS, HTTP_ROUTE_KEYS, httpActionCount, readHttpListener, readHttpMatch, readHttpRoute, readRespondHeaders } from "./http-schema.ts";
-import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
+import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS, SMTP_IDLE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
@@ -164,7 +164,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     protocol,
     reusePort: r.boolean(o, "reusePort", path, false),
     maxConnections: r.integer(o, "maxConnections", path, 0, 0, 10_000_000),
-    idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, DEFAULTS.idleTimeoutMs, 0, DAY_MS),
+    idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, protocol === "smtp" ? SMTP_IDLE_TIMEOUT_MS : DEFAULTS.idleTimeoutMs, 0, DAY_MS),
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),

@@ -92,6 +92,10 @@ export interface SmtpListenerConfig {
   readonly smtpUtf8: boolean;
   /** Commands answered before routing (EHLO, NOOP, RSET, refused ones…); past it the session closes with 421. */
   readonly maxCommandsBeforeRouting: number;
+  /** RFC 5321 §4.5.3.2.7: the client's silence while the proxy waits for its next command; 421 past it. */
+  readonly commandTimeoutMs: number;
+  /** The client's silence inside a message body (RFC 5321 §4.5.3.2.5's data-block bound, server side); 421 past it. */
+  readonly dataTimeoutMs: number;
 }
 
 /** A certificate chain and its private key, as file paths. */

@@ -98,6 +98,7 @@ function onReply(conn: Conn, s: SmtpSession, reply: SmtpReply, raw: Uint8Array):
       return null;
     case "rcpt":
       // The backend's answer, accepted or not, is the client's answer to its RCPT.
+      if (reply.code >= 200 && reply.code < 300) conn.facts!.rcpt!++;
       conn.bytesOut += raw.length;
       conn.client.write(raw);
       startInspecting(conn, s);

@@ -77,6 +77,7 @@ function backendReply(conn: Conn, s: SmtpSession, code: number, raw: Uint8Array)
   const owed = s.owed.shift();
   if (owed?.kind === "ehlo" && code === 250) down(conn, ehloReply(conn, s));
   else down(conn, raw);
+  if (owed?.kind === "rcpt" && code >= 200 && code < 300) conn.facts!.rcpt!++;
   if (owed?.kind === "data") {
     s.holding = false;
     if (code === 354) s.reader.startData();
@@ -121,7 +122,7 @@ function command(conn: Conn, s: SmtpSession, c: SmtpCommand, line: Uint8Array): 
   switch (c.kind) {
     case "rcpt":
       if (otherRoute(conn, c.domain)) return local(conn, s, R.OTHER_ROUTE_RCPT);
-      return forward(conn, s, line, "backend");
+      return forward(conn, s, line, "rcpt");
     case "data":
       forward(conn, s, line, "data");
       // RFC 2920 §3.1: DATA ends a pipelined group; what follows is the body only once 354 says so.
@@ -153,7 +154,7 @@ function otherRoute(conn: Conn, domain: string): boolean {
   return conn.listener.table.match(conn.clientIp, probe) !== mine;
 }
 
-function forward(conn: Conn, s: SmtpSession, line: Uint8Array, owed: "backend" | "ehlo" | "data"): void {
+function forward(conn: Conn, s: SmtpSession, line: Uint8Array, owed: "backend" | "ehlo" | "data" | "rcpt"): void {
   up(conn, line);
   s.owed.push({ kind: owed });
 }
