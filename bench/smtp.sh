@@ -169,6 +169,6 @@ awk -F'\t' -v systems="$systems" '
 
 if [ -n "$json_out" ]; then
   awk -F'\t' -v m=$msgs -v s=$sessions -v cmd="bash bench/smtp.sh $* " 'BEGIN { printf "{\n  \"command\": \"%s\",\n  \"load\": \"smtp-source -s %d -m %d -l 10240\",\n  \"runs\": [\n", cmd, s, m }
-    { printf "%s    {\"system\": \"%s\", \"round\": %d, \"messagesPerSecond\": %s, \"proxyCpuUsPerMessage\": %s, \"machineBusyUsPerMessage\": %s, \"sourceErrors\": %d}", NR > 1 ? ",\n" : "", $1, $2, $3, $4, $5, $6 }
+    { printf "%s    {\"system\": \"%s\", \"round\": %d, \"messagesPerSecond\": %s, \"proxyCpuUsPerMessage\": %s, \"machineBusyUsPerMessage\": %s, \"sourceErrors\": %d}", (NR > 1 ? ",\n" : ""), $1, $2, $3, $4, $5, $6 }
     END { printf "\n  ]\n}\n" }' "$runs" >"$json_out"
 fi
