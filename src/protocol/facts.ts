@@ -43,6 +43,8 @@ export class ConnFacts {
   rcptDomain: string | null = null;
   /** SMTP: recipients the backend accepted (2xx to RCPT), over the whole connection; null on other protocols. */
   rcpt: number | null = null;
+  /** The listener whose route ended TLS and chained the connection into this one (src/proxy/chain.ts); null = accepted here. */
+  chainedFrom: string | null = null;
 }
 
 /** The facts of connections whose protocol learns none (tcp). Never written to. */
@@ -100,7 +102,7 @@ export function logFields(facts: Readonly<ConnFacts>): LoggedFacts {
 }
 
 const LOGGED_WHEN_KNOWN = [
-  "clientCert", "database", "user", "host", "path", "method", "ehlo", "mailFrom", "rcptDomain", "rcpt",
+  "clientCert", "database", "user", "host", "path", "method", "ehlo", "mailFrom", "rcptDomain", "rcpt", "chainedFrom",
 ] as const satisfies readonly FactName[];
 
 /** The access log's fields from facts (src/log/access-log.ts AccessRecord has them). */
