@@ -11,7 +11,7 @@ import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
 import { HTTP_LISTENER_KEYS, HTTP_MATCH_KEYS, HTTP_ROUTE_KEYS, httpActionCount, readHttpListener, readHttpMatch, readHttpRoute, readRespondHeaders } from "./http-schema.ts";
-import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
+import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS, SMTP_IDLE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
@@ -21,7 +21,8 @@ import {
 const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
 const LISTENER_KEYS = [
   "name", "listen", "protocol", "reusePort", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
-  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp", ...HTTP_LISTENER_KEYS,
+  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp",
+  "acceptProxyProtocol", ...HTTP_LISTENER_KEYS,
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
@@ -192,7 +193,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     protocol,
     reusePort: r.boolean(o, "reusePort", path, false),
     maxConnections: r.integer(o, "maxConnections", path, 0, 0, 10_000_000),
-    idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, DEFAULTS.idleTimeoutMs, 0, DAY_MS),
+    idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, protocol === "smtp" ? SMTP_IDLE_TIMEOUT_MS : DEFAULTS.idleTimeoutMs, 0, DAY_MS),
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
@@ -203,7 +204,25 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     smtp: readSmtpListener(r, o, path, protocol),
     gate: readGateConfig(r, protection, [...path, "protection"]),
     ...optional("http", readHttpListener(r, o, path, protocol)),
+    ...optional("acceptProxyProtocol", readAcceptProxyProtocol(r, o, path)),
   };
+}
+
+/** `"acceptProxyProtocol": { "from": ["CIDR", …] }`: whose PROXY headers are believed (no one else's are read). */
+function readAcceptProxyProtocol(r: ConfigReader, o: Obj, path: JsonPath): { from: Cidr[] } | undefined {
+  if (o.acceptProxyProtocol === undefined) return undefined;
+  const at = [...path, "acceptProxyProtocol"];
+  const a = r.object(o.acceptProxyProtocol, at, ["from"]);
+  if (!a) return undefined;
+  const from: Cidr[] = [];
+  if (a.from === undefined) r.fail(at, "acceptProxyProtocol needs from: the proxies whose headers are believed, e.g. [\"10.0.0.5/32\"]");
+  else r.array(a.from, [...at, "from"])?.forEach((c, i) => {
+    const cidr = typeof c === "string" ? parseCidr(c) : null;
+    if (!cidr) r.fail([...at, "from", i], `not an address range: ${JSON.stringify(c)} (expected e.g. "10.0.0.5/32")`);
+    else from.push(cidr);
+  });
+  if (Array.isArray(a.from) && a.from.length === 0) r.fail([...at, "from"], "from is empty: no peer would be read (leave acceptProxyProtocol out)");
+  return { from };
 }
 
 /** `{ key: value }`, or nothing when value is undefined (optional keys stay absent). */
@@ -225,7 +244,10 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
   if (o.suspended === true) notBuilt(r, [...path, "suspended"], "suspended routes");
   else r.boolean(o, "suspended", path, false);
   const proxyProtocol = r.oneOf(o, "proxyProtocol", path, ["v1", "v2", "none"] as const, "none");
-  if (proxyProtocol !== "none") notBuilt(r, [...path, "proxyProtocol"], "PROXY protocol");
+  // The header goes out on the pipeline's upstream socket; http dials (and pools) its own upstreams,
+  // and upstream TLS starts its handshake before the socket's open, so neither has the header yet.
+  if (proxyProtocol !== "none" && protocol === "http") notBuilt(r, [...path, "proxyProtocol"], "proxyProtocol on http routes");
+  if (proxyProtocol !== "none" && o.upstreamTls !== undefined) notBuilt(r, [...path, "proxyProtocol"], "proxyProtocol with upstreamTls");
   const balance = r.oneOf(o, "balance", path, BALANCE_POLICIES, "round-robin");
   if (protocol !== "smtp" && typeof o.match === "object" && o.match !== null) {
     for (const k of SMTP_MATCH_KEYS) if (k in o.match) r.fail([...path, "match", k], `match.${k} needs protocol "smtp" (this listener is "${protocol}")`);
@@ -259,6 +281,7 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     respond,
     rateLimit: readRouteRate(r, o, path),
     ...readTlsRoute(r, o, path, protocol),
+    ...optional("proxyProtocol", proxyProtocol === "none" ? undefined : proxyProtocol),
     ...readSmtpRoute(r, o, path, protocol),
     ...optional("http", http),
     ...optional("chain", chain),

@@ -106,6 +106,10 @@ export interface SmtpListenerConfig {
   readonly smtpUtf8: boolean;
   /** Commands answered before routing (EHLO, NOOP, RSET, refused ones…); past it the session closes with 421. */
   readonly maxCommandsBeforeRouting: number;
+  /** RFC 5321 §4.5.3.2.7: the client's silence while the proxy waits for its next command; 421 past it. */
+  readonly commandTimeoutMs: number;
+  /** The client's silence inside a message body (RFC 5321 §4.5.3.2.5's data-block bound, server side); 421 past it. */
+  readonly dataTimeoutMs: number;
 }
 
 /** A certificate chain and its private key, as file paths. */
@@ -156,6 +160,8 @@ export interface RouteConfig {
   readonly upstreamTls: UpstreamTlsConfig | null;
   /** SMTP: tell the backend the client's address with Postfix XCLIENT before replaying the dialogue. */
   readonly xclient: boolean;
+  /** A PROXY protocol header (haproxy's proxy-protocol.txt) written to the upstream before any other byte; absent = "none". */
+  readonly proxyProtocol?: "v1" | "v2";
   /** Protocol "http" only. */
   readonly http?: HttpRouteConfig;
   /**
@@ -194,6 +200,8 @@ export interface ListenerConfig {
   readonly gate: GateConfig;
   /** Protocol "http" only. */
   readonly http?: HttpListenerConfig;
+  /** Peers in `from` must open with a PROXY protocol header, whose source is the client from then on; absent = none read. */
+  readonly acceptProxyProtocol?: { readonly from: readonly Cidr[] };
 }
 
 export interface Config {

@@ -44,6 +44,7 @@ import { upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tl
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS, startRelay } from "../relay/userspace.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import type { RouteTls } from "../tls/route-tls.ts";
+import { awaitProxyHeader, awaitingProxyHeader, endedBeforeProxyHeader, fromTrustedProxy, proxyHeaderData, writeProxyHeader } from "./proxy-header-stage.ts";
 
 // ─── accept ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -57,22 +58,51 @@ export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
   listener.counters.total++;
   conn.routeCounters.active++;
   conn.routeCounters.total++;
+  // A trusted proxy's PROXY header first (acceptProxyProtocol): {@link proxyHeaderRead} goes on from there.
+  if (listener.proxyHeaderFrom !== null && fromTrustedProxy(conn, listener.proxyHeaderFrom)) return awaitProxyHeader(conn);
+  admit(conn, null);
+}
+
+/**
+ * After accept, or after a trusted proxy's header (`early`: the client's bytes that came with it):
+ * the gate, then the listener's first stage.
+ */
+function admit(conn: Conn, early: Uint8Array | null): void {
   if (gate(conn) === "closed") return;
+  const listener = conn.listener;
   const module = listener.module;
   if (!listener.readsFirst) {
     // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
-    client.pause();
+    conn.client.pause();
+    if (early !== null) acceptEarly(conn, early);
     return route(conn);
   }
   conn.facts = new ConnFacts();
   conn.intake = new Intake(module.newState?.(conn) ?? null);
   conn.flags |= SNIFFING | HANDSHAKING;
   greet(conn, module);
-  if (collectsByPeeking(module)) {
+  // After a header the socket has been read, so the first bytes are collected by reading too.
+  if (early === null && collectsByPeeking(module)) {
     startPeeking(conn);
     sniffPeeked(conn, 0);
+  } else if (early !== null && early.length > 0) {
+    sniffRead(conn, early);
   }
   // Otherwise the client is readable: its bytes come to sniffRead (SNIFF_HANDLERS.data).
+}
+
+/** tcp after a header: the client's bytes read with it wait for the upstream, first in line. */
+function acceptEarly(conn: Conn, early: Uint8Array): void {
+  conn.flags &= ~HANDSHAKING;
+  conn.bytesIn += early.length;
+  if (early.length > 0) conn.upQueue().push(early.slice());
+}
+
+/** accept, trusted proxy: a chunk while its PROXY header is awaited (src/proxy/proxy-header-stage.ts). */
+function proxyHeaderRead(conn: Conn, chunk: Uint8Array): void {
+  const outcome = proxyHeaderData(conn, chunk);
+  if (outcome.kind === "read") return admit(conn, outcome.rest);
+  if (outcome.kind === "refuse") refuseConnection(conn, outcome.reason, outcome.detail);
 }
 
 /** gate: checks that need no bytes (src/protect/gate.ts). */
@@ -348,6 +378,9 @@ function connected(upstream: Socket<Conn>): void {
   if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
   conn.upstream = upstream;
   conn.routeCounters.observeConnect(performance.now() - conn.lastActive); // lastActive: set when the dial began
+  // Before any other byte: the backend's banner, a handshake, the client's ClientHello (route proxyProtocol).
+  const proxyHeader = conn.route?.config.proxyProtocol;
+  if (proxyHeader) writeProxyHeader(conn, upstream, proxyHeader);
   // TCP_NODELAY: Bun already sets it on every accepted and connected TCP socket (seen with strace),
   // so only keepalive is ours. Bun 1.4.5 sets SO_KEEPALIVE and leaves the timers to the kernel.
   if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);
@@ -494,7 +527,35 @@ function servedHandlers(served: ServedConnections): ClientHandlers {
 
 /** The client handlers of `listener`'s accepted sockets, without `open` (src/listen/listeners.ts adds it). */
 export function clientHandlers(listener: ListenerRuntime): ClientHandlers {
-  return listener.readsFirst ? readingFirstHandlers(listener.module).accepted : CLIENT_HANDLERS;
+  const base = listener.readsFirst ? readingFirstHandlers(listener.module).accepted : CLIENT_HANDLERS;
+  return listener.proxyHeaderFrom === null ? base : proxyHeaderHandlers(base);
+}
+
+/** Per set of client handlers: the same, reading a trusted proxy's PROXY header first; made once. */
+const PROXY_HEADER_HANDLERS_OF = new Map<ClientHandlers, ClientHandlers>();
+
+/**
+ * Handlers of listeners with acceptProxyProtocol only (others keep theirs, and their per-read path):
+ * while a header is awaited the bytes are the header stage's, and an end is a refusal.
+ */
+function proxyHeaderHandlers(base: ClientHandlers): ClientHandlers {
+  let set = PROXY_HEADER_HANDLERS_OF.get(base);
+  if (set) return set;
+  const data = base.data!;
+  const end = base.end!;
+  set = {
+    ...base,
+    data(s, chunk) {
+      if (awaitingProxyHeader(s.data)) return proxyHeaderRead(s.data, chunk);
+      data(s, chunk);
+    },
+    end(s) {
+      if (awaitingProxyHeader(s.data)) return refuseConnection(s.data, endedBeforeProxyHeader(s.data));
+      end(s);
+    },
+  };
+  PROXY_HEADER_HANDLERS_OF.set(base, set);
+  return set;
 }
 
 interface UpstreamHandlerSet {

@@ -17,6 +17,7 @@ import { ListenerGate, RouteGate } from "../protect/gate.ts";
 import { ListenerCerts } from "../tls/certs.ts";
 import { RouteTls } from "../tls/route-tls.ts";
 import { nextConnId } from "./conn-id.ts";
+import { CidrSet } from "../net/ip.ts";
 import { protocolModule } from "../protocol/registry.ts";
 import type { ProtocolModule } from "../protocol/module.ts";
 
@@ -71,6 +72,8 @@ export class ListenerRuntime {
   readonly certs: ListenerCerts | null;
   /** TLS ended before any route is known (postgres: SSLRequest or direct TLS); null when only routes terminate. */
   readonly preRouteTls: RouteTls | null;
+  /** acceptProxyProtocol.from: peers that open with a PROXY header; null when the listener reads none. */
+  readonly proxyHeaderFrom: CidrSet | null;
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
     this.gate = new ListenerGate(config);
@@ -79,6 +82,7 @@ export class ListenerRuntime {
     this.certs = this.module.certificates ? new ListenerCerts(config) : null;
     const early = this.module.tlsBeforeRouting;
     this.preRouteTls = early && this.certs ? new RouteTls(config, null, this.certs, early.alpn) : null;
+    this.proxyHeaderFrom = config.acceptProxyProtocol ? new CidrSet(config.acceptProxyProtocol.from) : null;
     this.counters = metrics.listener(config.name);
     this.unrouted = metrics.route(config.name, UNROUTED);
     this.resolved = metrics.route(config.name, RESOLVED);
