@@ -5,7 +5,8 @@
  * the server's own ERR; a user or database without a route, and a server that is down, get an ERR
  * from the proxy naming the reason; a user of ed25519 (a second AuthSwitchRequest, from the server)
  * authenticates; a 100 MB result and a LOAD DATA LOCAL upload pass whole; TCP_MYSQL_PORT with a
- * resolver routes by database.
+ * resolver routes by database. The first server also offers SSL: a route with upstreamTls reaches
+ * it over TLS (checked on the server with Ssl_cipher, for a user it only lets in over SSL).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -70,7 +71,10 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
   beforeAll(async () => {
     pki = makePki();
     const db = pki.issue("db", ["db.test"]);
-    [a, b] = await Promise.all([startMariaDb(freePort()), startMariaDb(freePort())]);
+    const dba = pki.issue("dba", ["dba.test"]);
+    [a, b] = await Promise.all([startMariaDb(freePort(), { ...dba, ca: pki.ca }), startMariaDb(freePort())]);
+    // Only over SSL: a login of this user through the proxy proves the proxy→server leg is TLS.
+    a.sql(`create user secure@'%' identified by 'tight' require ssl; grant all on alpha.* to secure@'%';`);
     for (const [server, name] of [[a, "alpha"], [b, "beta"]] as const) {
       server.sql(`create database ${name}; create user app@'%' identified by 'secret'; grant all on *.* to app@'%';
         create user nobody@'%' identified by 'secret'; create table ${name}.t (id int primary key, v text);`);
@@ -85,6 +89,9 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
           { name: "alpha", match: { database: "alpha", user: "app" }, upstreams: [`127.0.0.1:${a.port}`] },
           { name: "beta", match: { database: "beta", user: ["app", "edna"] }, upstreams: [`127.0.0.1:${b.port}`] },
           { name: "gone", match: { database: "gone" }, upstreams: [`127.0.0.1:${freePort()}`] }, // nothing listens there
+          { name: "alpha-tls", match: { database: "alpha", user: "secure" }, upstreams: [`127.0.0.1:${a.port}`], upstreamTls: { serverName: "dba.test", ca: pki.ca } },
+          // Server b offers no SSL: a route that asks for it is refused, not downgraded.
+          { name: "beta-tls", match: { database: "beta", user: "secure" }, upstreams: [`127.0.0.1:${b.port}`], upstreamTls: { serverName: "dba.test", ca: pki.ca } },
         ],
       }],
     })]);
@@ -133,6 +140,35 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
       expect(await mariadb("edna", "curve", "beta", "select current_user(), @@port", tls)).toEqual({ code: 0, out: `edna@%\t${b.port}` });
       expect((await mariadb("edna", "wrong", "beta", "select 1", tls)).out).toBe("ERROR 1045 (28000): Access denied for user 'edna'@'127.0.0.1' (using password: YES)");
     }
+  });
+
+  for (const tls of [false, true]) {
+    test(`upstreamTls, client ${tls ? "with --ssl" : "in plain text"}: the proxy→server leg is TLS (Ssl_cipher on the server), in the userspace relay`, async () => {
+      const r = await mariadb("secure", "tight", "alpha", "select @@port; show status like 'Ssl_cipher'", tls);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(new RegExp(`^${a.port}\nSsl_cipher\t[A-Z0-9_-]+$`));
+      expect(r.out).not.toMatch(/Ssl_cipher\t$/);
+      const status = await mariadb("secure", "tight", "alpha", "status", tls);
+      expect(status.out).toMatch(tls ? /SSL:\s+Cipher in use is TLS_/ : /SSL:\s+Not in use/); // the client's own leg, as it asked
+      // The reason may be a reset: MariaDB closes at COM_QUIT without waiting for the proxy's TLS close_notify.
+      const logged = (l: Record<string, unknown>) => l.route === "alpha-tls" && l.tls === (tls ? "terminate" : "none") && Number(l.bytesOut) > 0;
+      await eventually(() => proxy.accessLog().some(logged), 10_000, "access log");
+      expect(proxy.accessLog().find(logged)?.relay).toBe("userspace");
+    });
+  }
+
+  test("a route without upstreamTls to the same server: plaintext to it, even for a client on TLS (the operator's choice)", async () => {
+    const r = await mariadb("app", "secret", "alpha", "select concat('[', variable_value, ']') from information_schema.session_status where variable_name = 'Ssl_cipher'", true);
+    expect(r).toEqual({ code: 0, out: "[]" });
+    // The user the upstreamTls route is for is let in by the server only over SSL: without, directly, it is refused.
+    const direct = await run(["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", String(a.port), "-usecure", "-ptight", "--skip-ssl", "-e", "select 1"]);
+    expect(direct).toEqual({ code: 1, out: "ERROR 1045 (28000): Access denied for user 'secure'@'127.0.0.1' (using password: YES)" });
+  });
+
+  test("upstreamTls to a server that offers no SSL: an ERR naming the reason, never a plaintext login", async () => {
+    const r = await mariadb("secure", "tight", "beta", "select 1", true);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/^ERROR 1105 \(08S01\): switchyard: server 127\.0\.0\.1:\d+ for user "secure" and database "beta" cannot be reached over TLS as its route requires: it does not offer TLS \(upstream_tls_unavailable\)$/);
   });
 
   test("no database named: ERR 1045 from the proxy (no route for the user alone)", async () => {
