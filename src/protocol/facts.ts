@@ -41,6 +41,13 @@ export class ConnFacts {
   ehlo: string | null = null;
   mailFrom: string | null = null;
   rcptDomain: string | null = null;
+  /**
+   * MySQL: the connection attributes of the HandshakeResponse41 (program_name, _client_name, …);
+   * null when the client sent none. A map, so it is not in the string lists below: route
+   * `match.connectionAttributes` tests it (src/route/table.ts), the resolver gets it as
+   * ctx.connectionAttributes and in its cache key (src/route/resolve-context.ts); not logged.
+   */
+  connectionAttributes: ReadonlyMap<string, string> | null = null;
 }
 
 /** The facts of connections whose protocol learns none (tcp). Never written to. */

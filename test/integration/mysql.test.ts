@@ -52,12 +52,12 @@ function pyTls(tls: boolean): string {
 }
 
 /** PyMySQL through the proxy: prints the rows of `sql` as JSON, or the error's code and message. */
-function pymysql(user: string, password: string, database: string, sql: string, tls: boolean) {
+function pymysql(user: string, password: string, database: string, sql: string, tls: boolean, extra = "") {
   const script = `
 import json, sys, pymysql
 try:
     c = pymysql.connect(host="127.0.0.1", port=${port}, user=${JSON.stringify(user)}, password=${JSON.stringify(password)},
-                        database=${JSON.stringify(database)}, ${pyTls(tls)})
+                        database=${JSON.stringify(database)}, ${extra}${pyTls(tls)})
     cur = c.cursor()
     cur.execute(${JSON.stringify(sql)})
     print(json.dumps([list(r) for r in cur.fetchall()], separators=(",", ":")))
@@ -78,7 +78,7 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
     // Only over SSL: a login of this user through the proxy proves the proxy→server leg is TLS.
     a.sql(`create user secure@'%' identified by 'tight' require ssl; grant all on alpha.* to secure@'%';`);
     for (const [server, name] of [[a, "alpha"], [b, "beta"]] as const) {
-      server.sql(`create database ${name}; create user app@'%' identified by 'secret'; grant all on *.* to app@'%';
+      server.sql(`create database ${name}; create database attrs; create user app@'%' identified by 'secret'; grant all on *.* to app@'%';
         create user nobody@'%' identified by 'secret'; create table ${name}.t (id int primary key, v text);`);
       // A user of another plugin: the server answers the native-password response with its own AuthSwitchRequest.
       server.sql(`install soname 'auth_ed25519'; create user edna@'%' identified via ed25519 using password('curve'); grant all on ${name}.* to edna@'%';`);
@@ -91,6 +91,10 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
           { name: "alpha", match: { database: "alpha", user: "app" }, upstreams: [`127.0.0.1:${a.port}`] },
           { name: "beta", match: { database: "beta", user: ["app", "edna"] }, upstreams: [`127.0.0.1:${b.port}`] },
           { name: "gone", match: { database: "gone" }, upstreams: [`127.0.0.1:${freePort()}`] }, // nothing listens there
+          // Database "attrs" exists on both servers: the connection attributes choose.
+          { name: "attrs-cli", match: { database: "attrs", connectionAttributes: { program_name: "mysql" } }, upstreams: [`127.0.0.1:${a.port}`] },
+          { name: "attrs-report", match: { database: "attrs", connectionAttributes: { _client_name: "pymysql", program_name: "nightly-report" } }, upstreams: [`127.0.0.1:${a.port}`] },
+          { name: "attrs-pymysql", match: { database: "attrs", connectionAttributes: { _client_name: ["pymysql"] } }, upstreams: [`127.0.0.1:${b.port}`] },
           { name: "alpha-tls", match: { database: "alpha", user: "secure" }, upstreams: [`127.0.0.1:${a.port}`], upstreamTls: { serverName: "dba.test", ca: pki.ca } },
           // Server b offers no SSL: a route that asks for it is refused, not downgraded.
           { name: "beta-tls", match: { database: "beta", user: "secure" }, upstreams: [`127.0.0.1:${b.port}`], upstreamTls: { serverName: "dba.test", ca: pki.ca } },
@@ -173,6 +177,15 @@ describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", 
     expect(r.out).toMatch(/^ERROR 1105 \(08S01\): switchyard: server 127\.0\.0\.1:\d+ for user "secure" and database "beta" cannot be reached over TLS as its route requires: it does not offer TLS \(upstream_tls_unavailable\)$/);
   });
 
+  for (const tls of [false, true]) {
+    test(`routing by connection attributes ${tls ? "with TLS" : "in plain text"}: the mariadb CLI (program_name mysql), PyMySQL (_client_name pymysql) and PyMySQL with a program_name`, async () => {
+      expect(await mariadb("app", "secret", "attrs", "select @@port", tls)).toEqual({ code: 0, out: String(a.port) });
+      expect(await pymysql("app", "secret", "attrs", "select @@port", tls)).toEqual({ code: 0, out: JSON.stringify([[b.port]]) });
+      expect(await pymysql("app", "secret", "attrs", "select @@port", tls, 'program_name="nightly-report", ')).toEqual({ code: 0, out: JSON.stringify([[a.port]]) });
+      await eventually(() => ["attrs-cli", "attrs-pymysql", "attrs-report"].every((r) => proxy.accessLog().some((l) => l.route === r)), 10_000, "access log");
+    });
+  }
+
   test("no database named: ERR 1045 from the proxy (no route for the user alone)", async () => {
     const r = await mariadb("app", "secret", null, "select 1", false);
     expect(r).toEqual({ code: 1, out: 'ERROR 1045 (28000): switchyard: no route for user "app" (no database)' });
@@ -217,11 +230,12 @@ print(n, ok)
     }, 120_000);
   }
 
-  test("no file: TCP_MYSQL_PORT with PROXY_RESOLVER is a mysql listener, and the resolver routes on ctx.database and ctx.user", async () => {
+  test("no file: TCP_MYSQL_PORT with PROXY_RESOLVER is a mysql listener, and the resolver routes on ctx.database, ctx.user and ctx.connectionAttributes", async () => {
     const dir = tempDir("switchyard-mysql-");
     const resolver = join(dir, "resolver.ts");
     writeFileSync(resolver, `export default { resolve(ctx) {
       if (ctx.user !== "app") return { status: 403, message: "unknown user" };
+      if (ctx.connectionAttributes?.program_name === "to-beta") return { endpoint: "127.0.0.1:${b.port}" };
       return { endpoint: ctx.database === "beta" ? "127.0.0.1:${b.port}" : "127.0.0.1:${a.port}" };
     } };`);
     const mysqlPort = freePort();
@@ -234,6 +248,9 @@ print(n, ok)
         expect(await mariadb("app", "secret", "beta", "select database(), @@port", false)).toEqual({ code: 0, out: `beta\t${b.port}` });
         expect(await mariadb("app", "secret", "alpha", "select database(), @@port", false)).toEqual({ code: 0, out: `alpha\t${a.port}` });
         expect(await mariadb("nobody", "secret", "alpha", "select 1", false)).toEqual({ code: 1, out: "ERROR 1105 (HY000): switchyard: connection refused by the proxy (resolver_refused)" });
+        // ctx.connectionAttributes: PyMySQL's program_name sends this one to the other server (and is in the cache key).
+        expect(await pymysql("app", "secret", "attrs", "select @@port", false, 'program_name="to-beta", ')).toEqual({ code: 0, out: JSON.stringify([[b.port]]) });
+        expect(await pymysql("app", "secret", "attrs", "select @@port", false)).toEqual({ code: 0, out: JSON.stringify([[a.port]]) });
       } finally {
         port = saved;
       }
