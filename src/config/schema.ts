@@ -63,7 +63,7 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
 
   const listeners: ListenerConfig[] = [];
   const names = new Map<string, JsonPath>();
-  const addresses: SeenAddresses = { exact: new Map(), byPort: new Map() };
+  const addresses: SeenAddresses = { exact: new Map(), byPort: new Map(), unaddressed: new Map() };
   const list = top.listeners === undefined ? r.fail(["listeners"], "listeners is required") : r.array(top.listeners, ["listeners"]);
   if (list?.length === 0) r.fail(["listeners"], "listeners must name at least one listener");
   list?.forEach((item, i) => {
@@ -74,9 +74,37 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
     names.set(l.name, ["listeners", i]);
   });
 
+  checkChains(r, listeners, names, addresses.unaddressed);
   const drainTimeoutMs = r.integer(top, "drainTimeoutMs", [], DEFAULTS.drainTimeoutMs, 0, DAY_MS);
   if (r.issues.length > 0) return { config: null, issues: r.issues };
   return { config: { source, workers, relay, resolver, admin, log, routeCache, drainTimeoutMs, listeners }, issues: [] };
+}
+
+/**
+ * Listener chaining (src/proxy/chain.ts): a route that continues into another listener ends TLS on a
+ * tls listener (what continues is the plaintext), and names a listener that exists, is not itself
+ * and does not speak TLS again. A listener with `"listen": []` is reachable only that way, so some
+ * route must chain into it.
+ */
+function checkChains(r: ConfigReader, listeners: readonly ListenerConfig[], paths: ReadonlyMap<string, JsonPath>,
+  unaddressed: ReadonlyMap<string, JsonPath>): void {
+  const byName = new Map(listeners.map((l) => [l.name, l]));
+  const chainedInto = new Set<string>();
+  for (const l of listeners) l.routes.forEach((route, i) => {
+    if (route.chain === undefined) return;
+    const at = [...paths.get(l.name)!, "routes", i, "upstreams", 0, "listener"];
+    const target = byName.get(route.chain);
+    chainedInto.add(route.chain);
+    if (l.protocol !== "tls" || !route.terminateTls) r.fail(at, `a route continues into another listener only from a "tls" listener with "terminateTls": true (the plaintext is what continues)`);
+    else if (!target) r.fail(at, `no listener named "${route.chain}" (known: ${[...byName.keys()].join(", ")})`);
+    else if (target === l) r.fail(at, "a route cannot continue into its own listener");
+    else if (target.protocol === "tls") r.fail(at, `listener "${route.chain}" speaks tls: TLS was just ended, continue into a listener of the protocol inside it`);
+  });
+  for (const [name, at] of unaddressed) {
+    if (!chainedInto.has(name)) {
+      r.fail(at, `listen must hold at least one address (only a listener that a route continues into, { "listener": "${name}" }, may have none)`);
+    }
+  }
 }
 
 function readWorkers(r: ConfigReader, top: Obj): number | "auto" {
@@ -135,7 +163,8 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
       if (clash) r.fail(at, clash);
     }
   });
-  if (Array.isArray(listenValue) && listenValue.length === 0) r.fail([...path, "listen"], "listen must hold at least one address");
+  // Allowed only for a listener that a route chains into: checked once all are read (checkChains).
+  if (Array.isArray(listenValue) && listenValue.length === 0) addresses.unaddressed.set(name, [...path, "listen"]);
 
   const routes: RouteConfig[] = [];
   const routeNames = new Set<string>();
@@ -204,7 +233,8 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
   }
 
   const upstreams: UpstreamConfig[] = [];
-  if (o.upstreams !== undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
+  const chain = readChain(r, o.upstreams, [...path, "upstreams"]);
+  if (o.upstreams !== undefined && chain === undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
     const up = readUpstream(r, u, [...path, "upstreams", i]);
     if (up) upstreams.push(up);
   });
@@ -232,7 +262,20 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     ...readTlsRoute(r, o, path, protocol),
     ...readSmtpRoute(r, o, path, protocol),
     ...optional("http", http),
+    ...optional("chain", chain),
   };
+}
+
+/**
+ * `"upstreams": [{ "listener": NAME }]`: the route's plaintext continues into another listener. It is
+ * the route's only upstream (there is nothing to balance); the name is checked against the other
+ * listeners once all are read ({@link checkChains}). undefined when the upstreams are addresses.
+ */
+function readChain(r: ConfigReader, value: unknown, path: JsonPath): string | undefined {
+  if (!Array.isArray(value) || !value.some((u) => typeof u === "object" && u !== null && "listener" in u)) return undefined;
+  if (value.length !== 1) return r.fail(path, `an upstream { "listener": … } is the route's only upstream (the connection continues into that listener)`);
+  const o = r.object(value[0], [...path, 0], ["listener"]);
+  return o ? r.string(o, "listener", [...path, 0]) : undefined;
 }
 
 function readMatch(r: ConfigReader, value: unknown, path: JsonPath, protocol: ListenerConfig["protocol"]): RouteMatch | null {
@@ -307,6 +350,8 @@ function addressKey(a: SocketAddress): string | null {
 /** Listen addresses seen so far in the config: by identity, and by IP family and port. */
 interface SeenAddresses {
   readonly exact: Map<string, string>;
+  /** Listeners written with `"listen": []`, by name. */
+  readonly unaddressed: Map<string, JsonPath>;
   readonly byPort: Map<string, { readonly key: string; readonly listener: string; readonly wildcard: boolean }[]>;
 }
 

@@ -146,6 +146,11 @@ export interface RouteConfig {
   readonly xclient: boolean;
   /** Protocol "http" only. */
   readonly http?: HttpRouteConfig;
+  /**
+   * `"upstreams": [{ "listener": NAME }]`: the plaintext of this terminated TLS route continues into
+   * listener NAME in-process (src/proxy/chain.ts); absent for every other route.
+   */
+  readonly chain?: string;
 }
 
 export interface ListenerConfig {

@@ -97,7 +97,7 @@ export interface CounterNames {
 export const CONNECT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
 /** Reasons that mean the connection ended well; every other close reason counts as an error. */
-export const OK_REASONS = new Set(["done", "client_closed", "upstream_closed", "responded"]);
+export const OK_REASONS = new Set(["done", "client_closed", "upstream_closed", "responded", "chained"]);
 
 export class Metrics {
   readonly startedAt = Date.now();

@@ -335,7 +335,7 @@ export class HttpSession implements LinkOwner {
     const i = route.balancer.pick();
     this.upstreamIndex = i;
     conn.upstreamText = route.config.upstreams[i]!.text;
-    const edits: HeadEdits = { set: forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http") ?? undefined };
+    const edits: HeadEdits = { set: forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, conn.facts!.tls === "terminate" ? "https" : "http") ?? undefined };
     const bytes = serializeHead(head, edits);
     // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
     this.sentHead = bytes.buffer === head.bytes.buffer ? bytes.slice() : bytes;

@@ -48,6 +48,8 @@ export class ConnFacts {
    * ctx.connectionAttributes and in its cache key (src/route/resolve-context.ts); not logged.
    */
   connectionAttributes: ReadonlyMap<string, string> | null = null;
+  /** The listener whose route ended TLS and chained the connection into this one (src/proxy/chain.ts); null = accepted here. */
+  chainedFrom: string | null = null;
 }
 
 /** The facts of connections whose protocol learns none (tcp). Never written to. */
@@ -105,7 +107,7 @@ export function logFields(facts: Readonly<ConnFacts>): LoggedFacts {
 }
 
 const LOGGED_WHEN_KNOWN = [
-  "clientCert", "database", "user", "host", "path", "method", "ehlo", "mailFrom", "rcptDomain",
+  "clientCert", "database", "user", "host", "path", "method", "ehlo", "mailFrom", "rcptDomain", "chainedFrom",
 ] as const satisfies readonly FactName[];
 
 /** The access log's fields from facts (src/log/access-log.ts AccessRecord has them). */

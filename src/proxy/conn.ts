@@ -80,7 +80,8 @@ export class Conn {
 
   constructor(
     readonly id: number,
-    readonly listener: ListenerRuntime,
+    /** The listener serving it: the one it was accepted on, or the one a chaining route moved it into (src/proxy/chain.ts). */
+    public listener: ListenerRuntime,
     /** The client socket; after TLS termination, the TLS socket over the accepted one. */
     public client: Socket<Conn>,
   ) {

@@ -6,6 +6,7 @@
  * connect) arrive in the handlers at the end of this file, which hand them to the stage they belong to.
  *
  *   accept ─► gate ─► greet? ─► sniff* ─► route ─► routed ─► terminate? ─► dial ─► connected ─► upstream handshake? ─► relay ─► finish
+ *                                                              └─► chain: into another listener's greet/sniff/route
  *
  * - tcp (speaksFirst "unknown"): nothing is read; the route is chosen at accept and the client's
  *   bytes wait in the kernel until the upstream is connected.
@@ -13,7 +14,8 @@
  *   peeking) until their sniff answers; a `terminate-tls` answer ends TLS before routing and sniffs
  *   again over the plaintext (postgres).
  * - After routing, the module's `routed` says whether to dial or to end TLS first (tls routes with
- *   terminateTls), and the dial follows the handshake.
+ *   terminateTls), and the dial follows the handshake; or, for a route whose upstream is a listener,
+ *   the plaintext continues into that listener's module (src/proxy/chain.ts).
  * - The relay (src/relay/userspace.ts, or a kernel engine) starts once the upstream is connected and
  *   the module's upstream handshake, if any, is done.
  * Every failure closes this one connection with a reason (src/proxy/finish.ts abort), which ends up
@@ -27,6 +29,7 @@ import { resolveWithTimeout, ResolveTimeout } from "../route/resolver.ts";
 import { cacheKey, resolveContext } from "../route/resolve-context.ts";
 import { Conn, LOGGED_BY_MODULE, DIALING, FINISHED, HANDSHAKING, NOT_OURS, RESPONDING, SNIFFING, UPSTREAM_HANDSHAKE } from "./conn.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
+import { moveInto } from "./chain.ts";
 import type { Counters } from "../control/metrics.ts";
 import { abort } from "./finish.ts";
 import { refuseConnection } from "./refusal.ts";
@@ -254,8 +257,34 @@ function tlsHandshake(s: Socket<Conn>, ok: boolean, authorizationError: Error | 
   if (s !== conn.client || conn.flags & NOT_OURS) return;
   const refusal = handshakeOutcome(conn, s, ok, authorizationError);
   if (refusal) return sniffed(conn, refusal);
-  if (conn.route) return dial(conn, conn.route);
+  const chosen = conn.route;
+  if (chosen) return chosen.chainTarget ? chain(conn, chosen.chainTarget) : dial(conn, chosen);
   conn.flags |= SNIFFING;
+  conn.client.resume();
+}
+
+// ─── chain (into another listener) ───────────────────────────────────────────────────────────────
+
+/**
+ * chain: the plaintext continues into `target` as if it had accepted it: its module's handlers take
+ * the TLS socket (Bun's reload swaps them in place), then greet, sniff (always by reading: the
+ * plaintext exists only in the TLS library) and route as on `target`'s own connections.
+ */
+function chain(conn: Conn, target: ListenerRuntime): void {
+  moveInto(conn, target);
+  const module = target.module;
+  const raw = conn.intake!.raw;
+  conn.intake = new Intake(module.newState?.(conn) ?? null);
+  conn.intake.raw = raw;
+  conn.lastActive = performance.now(); // the target's handshakeTimeoutMs runs from here
+  (conn.client as unknown as { reload(o: { socket: object }): void }).reload({ socket: readingFirstHandlers(module).tls });
+  if (!target.readsFirst) {
+    conn.flags &= ~SNIFFING;
+    conn.client.pause();
+    return route(conn);
+  }
+  conn.flags |= SNIFFING | HANDSHAKING;
+  greet(conn, module);
   conn.client.resume();
 }
 

@@ -28,6 +28,8 @@ export class RouteRuntime {
   readonly gate: RouteGate;
   /** Certificates and settings when this route terminates TLS; null otherwise. */
   readonly tls: RouteTls | null;
+  /** The listener this route's plaintext continues into (route `chain`), set once all listeners exist; null otherwise. */
+  chainTarget: ListenerRuntime | null = null;
 
   constructor(readonly config: RouteConfig, readonly listener: ListenerRuntime, metrics: Metrics) {
     this.gate = new RouteGate(listener.config.name, config);
@@ -94,6 +96,8 @@ export class ProxyState {
     readonly moduleOf: (protocol: Protocol) => ProtocolModule = protocolModule,
   ) {
     this.listeners = config.listeners.map((l) => new ListenerRuntime(l, this, metrics));
+    const byName = new Map(this.listeners.map((l) => [l.config.name, l]));
+    for (const l of this.listeners) for (const r of l.routes) if (r.config.chain !== undefined) r.chainTarget = byName.get(r.config.chain) ?? null;
     this.cache = new RouteCache(config.routeCache.ttlMs, config.routeCache.maxEntries, (k) => BigInt(Bun.hash.wyhash(k)));
   }
 
