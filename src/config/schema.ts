@@ -10,6 +10,7 @@ import { formatIp, isLoopbackHost, parseCidr, parseIp, type Cidr } from "../net/
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
+import { MYSQL_MATCH_KEYS, readMysqlMatch } from "./mysql-schema.ts";
 import { HTTP_LISTENER_KEYS, HTTP_MATCH_KEYS, HTTP_ROUTE_KEYS, httpActionCount, readHttpListener, readHttpMatch, readHttpRoute, readRespondHeaders } from "./http-schema.ts";
 import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS, SMTP_IDLE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute } from "./tls-schema.ts";
@@ -28,7 +29,7 @@ const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
   "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls", "xclient", ...HTTP_ROUTE_KEYS,
 ];
-const MATCH_KEYS = ["sni", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr", ...HTTP_MATCH_KEYS];
+const MATCH_KEYS = ["sni", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr", ...HTTP_MATCH_KEYS, ...MYSQL_MATCH_KEYS];
 /** Match keys whose facts only an smtp listener learns. */
 const SMTP_MATCH_KEYS = ["ehlo", "rcptDomain"];
 const UNBUILT_ROUTE_KEYS = ["ipAffinity", "suspendTimeoutMs"];
@@ -314,7 +315,7 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath, protocol: Li
   // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
   if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
-  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path), ...readHttpMatch(r, o, path, protocol) };
+  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path), ...readHttpMatch(r, o, path, protocol), ...readMysqlMatch(r, o, path, protocol) };
 }
 
 function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {

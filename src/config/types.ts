@@ -92,6 +92,8 @@ export interface RouteMatch {
   readonly host?: readonly string[];
   readonly path?: readonly string[];
   readonly method?: readonly string[];
+  /** MySQL: attribute name → accepted values (exact); every named attribute must hold one of them. Absent = any. */
+  readonly connectionAttributes?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** A listener's `smtp` object (protocol "smtp"; src/config/smtp-schema.ts fills the defaults). */

@@ -43,6 +43,13 @@ export class ConnFacts {
   rcptDomain: string | null = null;
   /** SMTP: recipients the backend accepted (2xx to RCPT), over the whole connection; null on other protocols. */
   rcpt: number | null = null;
+  /**
+   * MySQL: the connection attributes of the HandshakeResponse41 (program_name, _client_name, …);
+   * null when the client sent none. A map, so it is not in the string lists below: route
+   * `match.connectionAttributes` tests it (src/route/table.ts), the resolver gets it as
+   * ctx.connectionAttributes and in its cache key (src/route/resolve-context.ts); not logged.
+   */
+  connectionAttributes: ReadonlyMap<string, string> | null = null;
   /** The listener whose route ended TLS and chained the connection into this one (src/proxy/chain.ts); null = accepted here. */
   chainedFrom: string | null = null;
 }

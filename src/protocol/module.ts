@@ -48,7 +48,13 @@ export type HandshakeStep =
   /** Done: the relay takes over; bytes still waiting for the client are in conn.downQueue(). */
   | { readonly kind: "relay" }
   /** The upstream answered wrong: the connection closes with this reason. */
-  | { readonly kind: "fail"; readonly reason: string; readonly detail?: string };
+  | { readonly kind: "fail"; readonly reason: string; readonly detail?: string }
+  /**
+   * The module asked the upstream for TLS in its protocol (MySQL's SSLRequest): the pipeline starts
+   * TLS over the connected socket with the route's upstreamTls and calls `tlsStarted` once it is up.
+   * Only for modules with `tlsStarted`.
+   */
+  | { readonly kind: "start-tls" };
 
 /** Steps without data, shared: answering one allocates nothing. */
 export const NEED_MORE: SniffStep & HandshakeStep = { kind: "need-more" };
@@ -57,6 +63,7 @@ export const TERMINATE_TLS: SniffStep & RoutedStep = { kind: "terminate-tls" };
 export const HANDLED: SniffStep = { kind: "handled" };
 export const DIAL: RoutedStep = { kind: "dial" };
 export const RELAY: HandshakeStep = { kind: "relay" };
+export const START_TLS: HandshakeStep = { kind: "start-tls" };
 
 export function refuse(reason: string, detail?: string): SniffStep {
   return detail === undefined ? { kind: "refuse", reason } : { kind: "refuse", reason, detail };
@@ -73,6 +80,15 @@ export interface UpstreamHandshake {
    * paused and its bytes wait (in the kernel, or in pendingUp) for the relay.
    */
   clientData?(conn: Conn, chunk: Uint8Array): HandshakeStep;
+  /**
+   * Upstream TLS begins inside this handshake (MySQL: after the server's greeting), not at connect:
+   * present, the dial is plain TCP even on routes with upstreamTls, and the module answers
+   * `start-tls` when it wants it. Called once the TLS handshake succeeded (and the certificate was
+   * verified, unless upstreamTls.verify is false); `conn.upstream` is the TLS socket from then on,
+   * and the connection stays in the userspace relay. A failed handshake closes the connection with
+   * `upstream_tls_failed`. Default: none (upstream TLS, if any, starts at connect).
+   */
+  tlsStarted?(conn: Conn): HandshakeStep;
 }
 
 /**

@@ -40,7 +40,7 @@ import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type Se
 import { collectRead, collectsByPeeking, sniffCollected } from "./sniff-stage.ts";
 import { NOTICE, peekAgain, readInstead, startPeeking, stopWaiting, waitForMore, whenMoreArrives } from "./hello-peek.ts";
 import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../tls/terminate.ts";
-import { upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tls/upstream.ts";
+import { routeUpstreamTls, upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tls/upstream.ts";
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS, startRelay } from "../relay/userspace.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import type { RouteTls } from "../tls/route-tls.ts";
@@ -356,8 +356,8 @@ function connectUpstream(conn: Conn, target: DialTarget): void {
   conn.lastActive = performance.now(); // the sweeper times the dial from here
   conn.upstreamAddr = formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
   // Failures arrive in the handlers' connectError; the promise's rejection is the same event.
-  const tls = target.kind === "inet" ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
   const handlers = upstreamHandlersFor(conn.listener.module);
+  const tls = target.kind === "inet" && handlers.startTls === null ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
   const socket = tls ? handlers.tls : handlers.plain;
   if (target.kind === "unix") Bun.connect<Conn>({ unix: target.path, socket, data: conn, allowHalfOpen: true }).catch(ignore);
   else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket, data: conn, allowHalfOpen: true, tls }).catch(ignore);
@@ -412,7 +412,34 @@ function upstreamHandshaken(conn: Conn, step: HandshakeStep): void {
       return startRelay(conn);
     case "fail":
       return abort(conn, step.reason, step.detail);
+    case "start-tls":
+      return startUpstreamTls(conn);
   }
+}
+
+/**
+ * The module asked the upstream for TLS in its protocol (UpstreamHandshake.tlsStarted): TLS over
+ * the connected socket with the route's upstreamTls. The TLS socket is `conn.upstream` from here;
+ * the one under it still reports its (encrypted) reads to the plain handlers, which ignore them.
+ */
+function startUpstreamTls(conn: Conn): void {
+  const handlers = upstreamHandlersFor(conn.listener.module).startTls;
+  const tls = routeUpstreamTls(conn, hostOf(conn.upstreamText ?? ""));
+  if (!handlers || !tls) return abort(conn, "upstream_tls_unconfigured", "the module asked for upstream TLS on a route without upstreamTls");
+  const raw = conn.upstream! as unknown as { upgradeTLS(o: object): [Socket<Conn>, Socket<Conn>] };
+  const [, secured] = raw.upgradeTLS({ tls, socket: handlers, data: conn });
+  conn.upstream = secured;
+  conn.markUserspaceOnly(); // the plaintext exists only inside the TLS library
+}
+
+/** The TLS handshake over an upgraded upstream ended: the module goes on, or the connection closes. */
+function upstreamTlsReady(s: Socket<Conn>, ok: boolean, authorizationError: Error | null): void {
+  const conn = s.data;
+  if (s !== conn.upstream || conn.flags & FINISHED) return;
+  // Bun's `ok` is "verified": with verify off an unverified peer goes on (a broken handshake closes the socket).
+  const verify = conn.route?.config.upstreamTls?.verify ?? true;
+  if (verify && (!ok || authorizationError)) return abort(conn, "upstream_tls_failed", authorizationError?.message ?? "handshake failed");
+  upstreamHandshaken(conn, conn.listener.module.upstreamHandshake!.tlsStarted!(conn));
 }
 
 // ─── socket handlers ─────────────────────────────────────────────────────────────────────────────
@@ -562,6 +589,8 @@ interface UpstreamHandlerSet {
   readonly plain: SocketHandler<Conn>;
   /** For upstream TLS (route upstreamTls): a failed handshake or verification is named as such. */
   readonly tls: SocketHandler<Conn>;
+  /** Modules whose handshake starts upstream TLS itself (tlsStarted): the TLS socket's handlers; else null. */
+  readonly startTls: SocketHandler<Conn> | null;
 }
 
 /** Per module: the relay's upstream handlers (or the module's), opening into {@link connected}; made once. */
@@ -577,7 +606,22 @@ function composeUpstreamHandlers(module: ProtocolModule): UpstreamHandlerSet {
   const base = module.upstreamHandlers ?? UPSTREAM_HANDLERS;
   const handshake = module.upstreamHandshake;
   const plain: SocketHandler<Conn> = handshake ? { ...base, open: connected, data: handshakeData(base, handshake.data), end: handshakeEnd(base) } : { ...base, open: connected };
-  return { plain, tls: { ...plain, handshake: upstreamTlsHandshake } };
+  if (!handshake?.tlsStarted) return { plain, tls: { ...plain, handshake: upstreamTlsHandshake }, startTls: null };
+  // The socket under an upgraded one keeps these handlers: its events are the TLS socket's to report.
+  const current = currentUpstreamOnly(plain);
+  return { plain: current, tls: { ...current, handshake: upstreamTlsHandshake }, startTls: { ...current, open() {}, handshake: upstreamTlsReady } };
+}
+
+/** `handlers` for the socket that is conn.upstream; events of any other (the raw socket under TLS) are dropped. */
+function currentUpstreamOnly(handlers: SocketHandler<Conn>): SocketHandler<Conn> {
+  const out: SocketHandler<Conn> = { ...handlers };
+  for (const name of ["data", "drain", "end", "error"] as const) {
+    const handler = handlers[name] as ((s: Socket<Conn>, ...rest: unknown[]) => void) | undefined;
+    if (handler) (out as Record<string, unknown>)[name] = function ifCurrent(s: Socket<Conn>, ...rest: unknown[]) {
+      if (s === s.data.upstream) handler(s, ...rest);
+    };
+  }
+  return out;
 }
 
 /** While the module's upstream handshake runs, the upstream's bytes are the module's. */
