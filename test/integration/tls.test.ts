@@ -123,6 +123,7 @@ async function startEdge(path: SniffPath): Promise<{ proxy: RunningProxy; apiCer
           { name: "pass", match: { sni: "pass.example.com" }, terminateTls: false, upstreams: [`127.0.0.1:${passPort}`] },
           { name: "reenc", match: { sni: "reenc.example.com" }, terminateTls: true, upstreamTls: { serverName: "pass.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
           { name: "reenc-bad", match: { sni: "reenc-bad.example.com" }, terminateTls: true, upstreamTls: { serverName: "other.example.com", ca: pki.ca }, upstreams: [`127.0.0.1:${reencPort}`] },
+          { name: "reenc-off", match: { sni: "reenc-off.example.com" }, terminateTls: true, upstreamTls: { serverName: "other.example.com", verify: false }, upstreams: [`127.0.0.1:${reencPort}`] },
           { name: "alpn", match: { sni: "alpn.example.com", alpn: ["h2"] }, terminateTls: true, upstreams: [`127.0.0.1:${echo.port}`] },
           { name: "wild", match: { sni: "*.example.com" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
           { name: "default", match: { sni: "" }, terminateTls: true, upstreams: [`127.0.0.1:${http.port}`] },
@@ -195,6 +196,13 @@ for (const path of SNIFF_PATHS) describe(`ClientHello ${path.name}`, () => {
       const r = await sClient(edge(), "reenc.example.com", "abc\n");
       expect(subjectLine(r.out)).toContain("*.example.com"); // the proxy's certificate, not the backend's
       expect(r.out).toContain("cba");
+    });
+
+    test("upstream TLS with verify false: a certificate for another name is accepted, and the connection is not logged as failed", async () => {
+      const r = await sClient(edge(), "reenc-off.example.com", "fed\n");
+      expect(r.out).toContain("def");
+      await eventually(() => records().some((l) => l.route === "reenc-off"), 10_000, "reenc-off record");
+      expect(records().find((l) => l.route === "reenc-off")!.reason).not.toBe("upstream_tls_failed");
     });
 
     test("alpn in the access log is what was negotiated, alpnOffered what the client offered", async () => {
