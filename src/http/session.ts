@@ -29,7 +29,7 @@ import { RequestHead, ResponseHead } from "./head.ts";
 import { parseRequestHead, parseResponseHead } from "./parse-head.ts";
 import { requestBody, responseBody, type RequestBody, type ResponseBody } from "./body.ts";
 import { ChunkedFramer } from "./chunked.ts";
-import { serializeHead, type HeadEdits } from "./serialize.ts";
+import { serializeHead, serializeHeadInto, type HeadEdits } from "./serialize.ts";
 import { forwardedEdits } from "./forwarded.ts";
 import { errorResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
 import { poolOf, type LinkOwner, type UpstreamLink, type UpstreamPool } from "./upstream-pool.ts";
@@ -38,6 +38,7 @@ import { normaliseHost } from "../route/host-pattern.ts";
 import { logExchange } from "./exchange-log.ts";
 import { watch, unwatch } from "./timeouts.ts";
 import { MAX_READ_BYTES } from "../sniff/collect.ts";
+import { FINISHED } from "../proxy/conn.ts";
 
 /** Where the connection is in its request loop. */
 export const enum Phase {
@@ -276,6 +277,10 @@ export class HttpSession implements LinkOwner {
   /** The client socket closed (after our end, an abort, or the peer's reset). */
   clientClosed(): void {
     unwatch(this);
+    if (stagedBy === this) {
+      staged = 0;
+      stagedBy = null;
+    }
     if (this.phase === Phase.EXCHANGE && this.link) {
       this.outcome = this.outcome === "done" ? "client_closed" : this.outcome;
       this.finishExchange();
@@ -297,6 +302,7 @@ export class HttpSession implements LinkOwner {
   }
 
   writeClient(bytes: Uint8Array): boolean {
+    if (stagedBy === this) this.flushStage(); // what was staged goes first
     const client = this.conn.client;
     this.conn.bytesOut += bytes.length;
     this.responseBytes += bytes.length;
@@ -322,7 +328,63 @@ export class HttpSession implements LinkOwner {
     return true;
   }
 
+  /**
+   * Bytes of the response for the client, gathered in STAGE while an upstream event is handled, so that
+   * a head and the body bytes that came with it leave in one send (a send on loopback costs about as
+   * much as all the rest of a small request's work). upstreamData flushes after each event. Only bytes
+   * that can join staged ones are copied: a body read on its own is written as it is. False when the
+   * client socket is behind (the caller pauses the upstream).
+   */
+  stageClient(bytes: Uint8Array): boolean {
+    if (stagedBy !== this && stagedBy !== null) stagedBy.flushStage();
+    if (this.clientOut.size > 0 || bytes.length > STAGE.length - staged || (staged === 0 && bytes.length > STAGE_COPY_MAX)) {
+      return this.writeClient(bytes);
+    }
+    STAGE.set(bytes, staged);
+    staged += bytes.length;
+    stagedBy = this;
+    this.conn.bytesOut += bytes.length;
+    this.responseBytes += bytes.length;
+    return true;
+  }
+
+  /** A head written straight into STAGE (no copy of its own); false when the client socket is behind. */
+  stageHead(head: ResponseHead, edits: HeadEdits): boolean {
+    if (stagedBy !== this && stagedBy !== null) stagedBy.flushStage();
+    let end = serializeHeadInto(head, edits, STAGE, staged);
+    if (end < 0) {
+      this.flushStage();
+      end = serializeHeadInto(head, edits, STAGE, 0); // STAGE holds the largest response head allowed
+    }
+    const n = end - staged;
+    staged = end;
+    stagedBy = this;
+    this.conn.bytesOut += n;
+    this.responseBytes += n;
+    return this.clientOut.size === 0;
+  }
+
+  /** Write what is staged; false when the socket did not take it all (the rest waits in clientOut). */
+  flushStage(): boolean {
+    if (stagedBy !== this) return this.clientOut.size === 0;
+    const n = staged;
+    staged = 0;
+    stagedBy = null;
+    if (n === 0 || (this.conn.flags & FINISHED) !== 0) return true;
+    if (this.clientOut.size > 0) {
+      this.clientOut.push(STAGE.slice(0, n));
+      return false;
+    }
+    const w = this.conn.client.write(STAGE.subarray(0, n));
+    if (w < n) {
+      if (!this.clientOut.push(STAGE.slice(w > 0 ? w : 0, n))) abort(this.conn, this.clientOut.limitReason);
+      return false;
+    }
+    return true;
+  }
+
   endClient(): void {
+    if (stagedBy === this) this.flushStage();
     if (this.clientOut.size > 0) return; // clientDrain ends it once flushed
     this.conn.because("done");
     this.conn.client.end();
@@ -430,6 +492,7 @@ export class HttpSession implements LinkOwner {
     this.conn.lastActive = performance.now();
     if (!this.upbuf.push(chunk)) return this.upstreamFailed("response_head_too_large");
     this.pumpResponse();
+    if (stagedBy === this && !this.flushStage() && this.link === link) pauseLink(link);
   }
 
   /** Parse response heads and hand the body on, as far as the bytes in upbuf go. */
@@ -469,7 +532,7 @@ export class HttpSession implements LinkOwner {
       } else {
         n = bytes.length; // until close
       }
-      const all = this.writeClient(n === bytes.length ? bytes : bytes.subarray(0, n));
+      const all = this.stageClient(n === bytes.length ? bytes : bytes.subarray(0, n));
       this.upbuf.consume(n);
       if (!all) pauseLink(link);
       if (ended) this.responseEnded();
@@ -484,10 +547,8 @@ export class HttpSession implements LinkOwner {
       if (res.status === 101) return this.upstreamFailed("unexpected_101");
       // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2), except to an HTTP/1.0 client, which
       // must not be sent one; the final response follows.
-      const interim = this.head.minorVersion === 0 ? null : serializeHead(res);
-      const copy = interim && interim.buffer === res.bytes.buffer ? interim.slice() : interim;
+      if (this.head.minorVersion !== 0) this.stageHead(res, NO_EDITS);
       this.upbuf.consume(res.consumed);
-      if (copy) this.writeClient(copy);
       return;
     }
     this.status = res.status;
@@ -498,10 +559,9 @@ export class HttpSession implements LinkOwner {
     const edits: HeadEdits = this.closeAfter
       ? CLOSE_EDITS
       : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS;
-    const out = serializeHead(res, edits);
-    const copy = out.buffer === res.bytes.buffer ? out.slice() : out;
+    // Staged (not sent): the body bytes that came with the head join it in one write.
+    if (!this.stageHead(res, edits) && this.link) pauseLink(this.link);
     this.upbuf.consume(res.consumed);
-    this.writeClient(copy);
     this.responseState = Response.BODY;
     this.responseLeft = this.responseKind === "length" ? res.contentLength : 0;
     if (this.responseKind === "chunked") this.responseFramer.reset();
@@ -624,6 +684,17 @@ export class HttpSession implements LinkOwner {
     this.conn.upstreamAddr = null;
   }
 }
+
+/**
+ * Client-bound bytes of the upstream event being handled (see stageClient): one buffer for the
+ * process, as events are handled one at a time; big enough for the largest response head allowed
+ * (RESPONSE_LIMITS) plus edits. A body chunk is copied in only to join what is staged, and only up to
+ * STAGE_COPY_MAX when nothing is.
+ */
+const STAGE = new Uint8Array(RESPONSE_LIMITS.maxHeaderBytes + 32 * 1024);
+const STAGE_COPY_MAX = 0;
+let staged = 0;
+let stagedBy: HttpSession | null = null;
 
 /** Response heads not in use (each holds its field offsets: a few KiB), shared by every session. */
 const FREE_RESPONSE_HEADS: ResponseHead[] = [];

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { RequestHead, ResponseHead } from "../../src/http/head.ts";
 import { hasHopByHop } from "../../src/http/hop-by-hop.ts";
 import { parseRequestHead, parseResponseHead } from "../../src/http/parse-head.ts";
-import { type HeadEdits, isEditableField, serializeHead } from "../../src/http/serialize.ts";
+import { type HeadEdits, isEditableField, serializeHead, serializeHeadInto } from "../../src/http/serialize.ts";
 import { fixture } from "../helpers/fixtures.ts";
 import { LIMITS, enc } from "../helpers/http.ts";
 
@@ -152,5 +152,38 @@ describe("heads that are not clean are re-serialised", () => {
     expect(forward(response(enc("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n")))).toBe(
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n",
     );
+  });
+});
+
+describe("serializeHeadInto (a caller's buffer, body bytes may follow)", () => {
+  const edits: HeadEdits[] = [{}, { set: [["X-Forwarded-For", "10.0.0.1"]] }, { add: [["Connection", "close"]] }, { remove: ["user-agent"] }];
+  const heads = () => [
+    request(fixture("http-req-curl-get")), request(fixture("http-req-curl-post-cl")),
+    request(enc("GET http://a.example/x HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")),
+    request(enc("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n")),
+    response(fixture("http-res-nginx-chunked-trailer")),
+    response(enc("HTTP/1.1 200 OK\r\nServer : x\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok")),
+  ];
+  test("writes at an offset exactly what serializeHead returns, and says where it ends", () => {
+    for (const e of edits) {
+      for (const head of heads()) {
+        const want = text(serializeHead(head, e));
+        for (const at of [0, 7]) {
+          const out = new Uint8Array(at + 4096).fill(0x7e);
+          const end = serializeHeadInto(head, e, out, at);
+          expect(end).toBe(at + want.length);
+          expect(text(out.subarray(at, end))).toBe(want);
+          expect(out.subarray(0, at).every((b) => b === 0x7e)).toBe(true); // nothing before `at` touched
+        }
+      }
+    }
+  });
+  test("-1 and nothing written when the buffer has no room", () => {
+    for (const head of heads()) {
+      const want = serializeHead(head, edits[1]).length;
+      const out = new Uint8Array(want - 1 + 3).fill(0x7e);
+      expect(serializeHeadInto(head, edits[1]!, out, 3)).toBe(-1);
+      expect(out.every((b) => b === 0x7e)).toBe(true);
+    }
   });
 });
