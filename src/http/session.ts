@@ -92,8 +92,16 @@ export class HttpSession implements LinkOwner {
   upstreamIndex = -1;
   pool: UpstreamPool | null = null;
   link: UpstreamLink | null = null;
-  /** The head as sent upstream (kept to send again if a pooled connection died while idle). */
-  sentHead: Uint8Array | null = null;
+  /**
+   * The last request's Host (as received) and path, and the host as routes compare it: keep-alive
+   * clients repeat them, so a request whose bytes are the same reuses the strings (no decoding).
+   */
+  rawHost = "";
+  routeHost = "";
+  path = "";
+  /** X-Forwarded-* for an untrusted peer: they depend only on its address and rawHost (forwardedFor). */
+  forwardedFor: HeadEdits | null = null;
+  forwardedHost = "";
   requestStart = 0;
   sentAt = 0;
   method = "";
@@ -173,8 +181,13 @@ export class HttpSession implements LinkOwner {
     this.requestStart = performance.now();
     this.method = head.method;
     facts.method = head.method;
-    facts.host = normaliseHost(head.host());
-    facts.path = head.path();
+    if (!head.hostIs(this.rawHost)) {
+      this.rawHost = head.host();
+      this.routeHost = normaliseHost(this.rawHost);
+    }
+    if (!head.pathIs(this.path)) this.path = head.path();
+    facts.host = this.routeHost;
+    facts.path = this.path;
     this.resetExchange();
     this.requestKind = requestBody(head);
     this.requestDone = this.requestKind === "none";
@@ -397,10 +410,8 @@ export class HttpSession implements LinkOwner {
     const i = route.balancer.pick();
     this.upstreamIndex = i;
     conn.upstreamText = route.config.upstreams[i]!.text;
-    const edits: HeadEdits = { set: forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, "http") ?? undefined };
-    const bytes = serializeHead(head, edits);
-    // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
-    this.sentHead = bytes.buffer === head.bytes.buffer ? bytes.slice() : bytes;
+    // The head's bytes stay valid after this (nothing writes into them, and the head is not parsed
+    // again before the exchange ends): send() serializes from them, again for a retry.
     this.inbuf.consume(head.consumed);
     this.pool = poolOf(route, i);
     const link = this.pool.take(this);
@@ -431,13 +442,44 @@ export class HttpSession implements LinkOwner {
     this.send(this.pool!.dial(target, this));
   }
 
-  /** Send the head (queued while the link connects), then whatever of the body is here. */
+  /**
+   * Send the head (queued while the link connects), with as much of a Content-Length body as is here
+   * in the same write (serialized into REQUEST_STAGE: no allocation), then the rest of the body.
+   */
   send(link: UpstreamLink): void {
     this.link = link;
     this.conn.upstreamAddr = link.addr;
     this.sentAt = performance.now();
-    link.write(this.sentHead!);
+    const edits = this.forwardedEdits();
+    let end = serializeHeadInto(this.head, edits, REQUEST_STAGE, 0);
+    if (end < 0) {
+      link.write(serializeHead(this.head, edits)); // a head longer than REQUEST_STAGE (a huge X-Forwarded-For): its own array
+    } else {
+      if (this.requestKind === "length" && this.inbuf.size > 0) {
+        const bytes = this.inbuf.bytes();
+        const n = Math.min(this.requestLeft, bytes.length, REQUEST_STAGE.length - end);
+        REQUEST_STAGE.set(n === bytes.length ? bytes : bytes.subarray(0, n), end);
+        end += n;
+        this.inbuf.consume(n);
+        this.requestLeft -= n;
+        if (this.requestLeft === 0) this.requestDone = true;
+      }
+      link.write(REQUEST_STAGE.subarray(0, end), true); // a short write pauses the client in pumpRequestBody
+    }
     if (!this.requestDone) this.pumpRequestBody();
+  }
+
+  /** The X-Forwarded-* edits of the current request (made again only when they can differ). */
+  forwardedEdits(): HeadEdits {
+    const mode = this.config.forwarded;
+    if (mode === "off") return NO_EDITS;
+    const conn = this.conn;
+    if (this.trustedPeer) return { set: forwardedEdits(this.head, mode, conn.clientIp, true, "http")! };
+    if (this.forwardedFor === null || this.forwardedHost !== this.rawHost) {
+      this.forwardedFor = { set: forwardedEdits(this.head, mode, conn.clientIp, false, "http")! };
+      this.forwardedHost = this.rawHost;
+    }
+    return this.forwardedFor;
   }
 
   upstreamOpen(link: UpstreamLink): void {
@@ -668,7 +710,6 @@ export class HttpSession implements LinkOwner {
   resetExchange(): void {
     this.route = null;
     this.pool = null;
-    this.sentHead = null;
     this.responseState = Response.HEAD;
     this.responseKind = "none";
     this.responseBytes = 0;
@@ -693,6 +734,12 @@ export class HttpSession implements LinkOwner {
  */
 const STAGE = new Uint8Array(RESPONSE_LIMITS.maxHeaderBytes + 32 * 1024);
 const STAGE_COPY_MAX = 0;
+
+/**
+ * A request head on its way upstream, with the body bytes that join it (see send). Heads longer
+ * than this (a maxHeaderBytes near its bound plus a long X-Forwarded-For) get an array of their own.
+ */
+const REQUEST_STAGE = new Uint8Array(64 * 1024);
 let staged = 0;
 let stagedBy: HttpSession | null = null;
 
