@@ -17,6 +17,7 @@ import { CR, FIELD_VALUE, LF, TOKEN, equalsIgnoringCase } from "./chars.ts";
 import { FieldId } from "./field-name.ts";
 import { FieldAction, type HttpHead, RequestHead } from "./head.ts";
 import { isHopByHop } from "./hop-by-hop.ts";
+import { copyRange } from "./copy-range.ts";
 
 export type FieldEdit = readonly [name: string, value: string];
 
@@ -62,8 +63,7 @@ export function serializeHeadInto(head: HttpHead, edits: HeadEdits, out: Uint8Ar
   if (size < 0) {
     const n = head.end - head.start;
     if (at + n > out.length) return -1;
-    out.set(head.start === 0 && head.end === head.bytes.length ? head.bytes : head.bytes.subarray(head.start, head.end), at);
-    return at + n;
+    return copyRange(out, at, head.bytes, head.start, head.end);
   }
   if (at + (compacts ? Math.max(size, head.end - head.start) : size) > out.length) return -1;
   return writePlanned(out, at, head, edits);
@@ -135,7 +135,7 @@ function writePlanned(out: Uint8Array, at: number, head: HttpHead, edits: HeadEd
  */
 function compactInto(out: Uint8Array, to: number, head: HttpHead): number {
   const bytes = head.bytes, f = head.fields, base = head.start, count = head.count;
-  out.set(base === 0 && head.end === bytes.length ? bytes : bytes.subarray(base, head.end), to);
+  copyRange(out, to, bytes, base, head.end);
   const shift = to - base; // out[i + shift] holds bytes[i]
   let at = head.startLineEnd + shift;
   let runStart = -1;
@@ -157,7 +157,7 @@ function compactInto(out: Uint8Array, to: number, head: HttpHead): number {
 /** Some lines rewritten from their offsets (FieldAction), and Host when `host` is given. Returns where the appended fields go. */
 function rewriteInto(out: Uint8Array, to: number, head: HttpHead, host: string | null): number {
   const bytes = head.bytes, f = head.fields, count = head.count;
-  out.set(bytes.subarray(head.start, head.startLineEnd), to);
+  copyRange(out, to, bytes, head.start, head.startLineEnd);
   let at = to + head.startLineEnd - head.start;
   if (host !== null) at = writeField(out, at, "Host", host);
   let runStart = -1; // the first line of a run of KEEP lines, copied in one go
@@ -169,8 +169,7 @@ function rewriteInto(out: Uint8Array, to: number, head: HttpHead, host: string |
     }
     if (runStart >= 0) {
       const runEnd = lineStartOrEnd(head, i);
-      out.set(bytes.subarray(runStart, runEnd), at);
-      at += runEnd - runStart;
+      at = copyRange(out, at, bytes, runStart, runEnd);
       runStart = -1;
     }
     if (action === FieldAction.NORMALIZE) {
@@ -273,6 +272,5 @@ function writeAscii(out: Uint8Array, at: number, s: string): number {
 }
 
 function copy(out: Uint8Array, at: number, bytes: Uint8Array, s: number, e: number): number {
-  out.set(bytes.subarray(s, e), at);
-  return at + e - s;
+  return copyRange(out, at, bytes, s, e);
 }

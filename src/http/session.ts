@@ -39,6 +39,7 @@ import { logExchange } from "./exchange-log.ts";
 import { watch, unwatch } from "./timeouts.ts";
 import { MAX_READ_BYTES } from "../sniff/collect.ts";
 import { FINISHED } from "../proxy/conn.ts";
+import { copyRange } from "./copy-range.ts";
 
 /** Where the connection is in its request loop. */
 export const enum Phase {
@@ -348,16 +349,17 @@ export class HttpSession implements LinkOwner {
    * that can join staged ones are copied: a body read on its own is written as it is. False when the
    * client socket is behind (the caller pauses the upstream).
    */
-  stageClient(bytes: Uint8Array): boolean {
+  stageClient(bytes: Uint8Array, s: number, e: number): boolean {
     if (stagedBy !== this && stagedBy !== null) stagedBy.flushStage();
-    if (this.clientOut.size > 0 || bytes.length > STAGE.length - staged || (staged === 0 && bytes.length > STAGE_COPY_MAX)) {
-      return this.writeClient(bytes);
+    const n = e - s;
+    if (n === 0) return this.clientOut.size === 0;
+    if (this.clientOut.size > 0 || n > STAGE.length - staged || staged === 0) {
+      return this.writeClient(s === 0 && e === bytes.length ? bytes : bytes.subarray(s, e));
     }
-    STAGE.set(bytes, staged);
-    staged += bytes.length;
+    staged = copyRange(STAGE, staged, bytes, s, e);
     stagedBy = this;
-    this.conn.bytesOut += bytes.length;
-    this.responseBytes += bytes.length;
+    this.conn.bytesOut += n;
+    this.responseBytes += n;
     return true;
   }
 
@@ -388,7 +390,7 @@ export class HttpSession implements LinkOwner {
       this.clientOut.push(STAGE.slice(0, n));
       return false;
     }
-    const w = this.conn.client.write(STAGE.subarray(0, n));
+    const w = this.conn.client.write(STAGE, 0, n);
     if (w < n) {
       if (!this.clientOut.push(STAGE.slice(w > 0 ? w : 0, n))) abort(this.conn, this.clientOut.limitReason);
       return false;
@@ -537,61 +539,90 @@ export class HttpSession implements LinkOwner {
     if (stagedBy === this && !this.flushStage() && this.link === link) pauseLink(link);
   }
 
-  /** Parse response heads and hand the body on, as far as the bytes in upbuf go. */
+  /**
+   * Parse response heads and hand the body on, as far as the bytes in upbuf go. Works over one view of
+   * upbuf with an offset, consumed once before anything that can end the exchange (and at the end), so
+   * a head and its body out of one chunk cost no sub-view (see copy-range.ts).
+   */
   pumpResponse(): void {
     const link = this.link!;
-    while (this.upbuf.size > 0 && this.link === link) {
+    const upbuf = this.upbuf;
+    let bytes = upbuf.bytes();
+    let at = 0;
+    while (at < bytes.length && this.link === link) {
       if (this.responseState === Response.HEAD) {
-        const r = parseResponseHead(this.upbuf.bytes(), 0, (this.response ??= takeResponseHead()), this.responseResume);
+        if (at > 0) {
+          // A head after an interim response: parsed from 0, where a need-more can resume it.
+          upbuf.consume(at);
+          bytes = upbuf.bytes();
+          at = 0;
+        }
+        const r = parseResponseHead(bytes, 0, (this.response ??= takeResponseHead()), this.responseResume);
         if (r.kind === "need-more") {
           this.responseResume = r.resume;
           return;
         }
         this.responseResume = 0;
         if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
-        this.responseHead();
+        at = r.consumed;
+        if (!this.responseHead()) {
+          upbuf.consume(at);
+          this.responseEnded();
+          bytes = upbuf.bytes();
+          at = 0;
+        }
         continue;
       }
       if (this.responseState === Response.DONE) {
         // Bytes after the response's end: the upstream is out of step; the link is not reused.
         this.upstreamReusable = false;
-        this.upbuf.clear();
+        upbuf.clear();
         return;
       }
-      const bytes = this.upbuf.bytes();
       let n: number;
       let ended = false;
       if (this.responseKind === "length") {
-        n = Math.min(this.responseLeft, bytes.length);
+        n = Math.min(this.responseLeft, bytes.length - at);
         this.responseLeft -= n;
         ended = this.responseLeft === 0;
       } else if (this.responseKind === "chunked") {
-        const r = this.responseFramer.feed(bytes, 0, bytes.length);
+        const r = this.responseFramer.feed(bytes, at, bytes.length);
         if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
         n = r.consumed;
         ended = r.kind === "done";
-        if (!ended && n === 0) return;
+        if (!ended && n === 0) break; // an unfinished chunk line: wait for the rest
       } else {
-        n = bytes.length; // until close
+        n = bytes.length - at; // until close
       }
-      const all = this.stageClient(n === bytes.length ? bytes : bytes.subarray(0, n));
-      this.upbuf.consume(n);
+      const all = this.stageClient(bytes, at, at + n);
+      at += n;
       if (!all) pauseLink(link);
-      if (ended) this.responseEnded();
+      if (ended) {
+        upbuf.consume(at);
+        this.responseEnded();
+        bytes = upbuf.bytes();
+        at = 0;
+      }
     }
+    if (at > 0 && this.link === link) upbuf.consume(at);
   }
 
-  /** A whole response head is in `this.response`. */
-  responseHead(): void {
+  /**
+   * A whole response head is in `this.response` (the caller consumes its bytes): staged for the
+   * client. False when the response ends with its head (no body): the caller ends it.
+   */
+  responseHead(): boolean {
     const res = this.response!;
     if (res.status >= 100 && res.status < 200) {
       // 101 answers an upgrade, which is never forwarded (refused with 501 first): out of step.
-      if (res.status === 101) return this.upstreamFailed("unexpected_101");
+      if (res.status === 101) {
+        this.upstreamFailed("unexpected_101");
+        return true;
+      }
       // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2), except to an HTTP/1.0 client, which
       // must not be sent one; the final response follows.
       if (this.head.minorVersion !== 0) this.stageHead(res, NO_EDITS);
-      this.upbuf.consume(res.consumed);
-      return;
+      return true;
     }
     this.status = res.status;
     this.upstreamMs = performance.now() - this.sentAt;
@@ -603,11 +634,10 @@ export class HttpSession implements LinkOwner {
       : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS;
     // Staged (not sent): the body bytes that came with the head join it in one write.
     if (!this.stageHead(res, edits) && this.link) pauseLink(this.link);
-    this.upbuf.consume(res.consumed);
     this.responseState = Response.BODY;
     this.responseLeft = this.responseKind === "length" ? res.contentLength : 0;
     if (this.responseKind === "chunked") this.responseFramer.reset();
-    if (this.responseKind === "none") this.responseEnded();
+    return this.responseKind !== "none";
   }
 
   responseEnded(): void {
@@ -729,11 +759,9 @@ export class HttpSession implements LinkOwner {
 /**
  * Client-bound bytes of the upstream event being handled (see stageClient): one buffer for the
  * process, as events are handled one at a time; big enough for the largest response head allowed
- * (RESPONSE_LIMITS) plus edits. A body chunk is copied in only to join what is staged, and only up to
- * STAGE_COPY_MAX when nothing is.
+ * (RESPONSE_LIMITS) plus edits. A body chunk is copied in only to join what is staged.
  */
 const STAGE = new Uint8Array(RESPONSE_LIMITS.maxHeaderBytes + 32 * 1024);
-const STAGE_COPY_MAX = 0;
 
 /**
  * A request head on its way upstream, with the body bytes that join it (see send). Heads longer
