@@ -38,6 +38,7 @@ import { normaliseHost } from "../route/host-pattern.ts";
 import { logExchange } from "./exchange-log.ts";
 import { watch, unwatch } from "./timeouts.ts";
 import { MAX_READ_BYTES } from "../sniff/collect.ts";
+import { freeRequestHeads, giveRequestHead, takeRequestHead } from "./head-pool.ts";
 import { FINISHED } from "../proxy/conn.ts";
 import { copyRange } from "./copy-range.ts";
 
@@ -76,7 +77,10 @@ export class HttpSession implements LinkOwner {
   readonly upbuf = new ByteQueue(RESPONSE_LIMITS.maxHeaderBytes + MAX_READ_BYTES, "response_head_too_large");
   /** Bytes the client socket has not taken yet. */
   readonly clientOut = new ByteQueue(CLIENT_OUT_LIMIT, "client_write_overflow");
-  readonly head: RequestHead;
+  /** The request head being read or answered (from head-pool.ts; none while idle: see `head`). */
+  private currentHead: RequestHead | null;
+  /** The listener's free heads (head-pool.ts), looked up once. */
+  private readonly freeHeads: RequestHead[];
   /** The response head of the exchange in flight, from a shared free list: an idle connection holds none. */
   response: ResponseHead | null = null;
   resume = 0;
@@ -109,11 +113,12 @@ export class HttpSession implements LinkOwner {
   requestKind: RequestBody = "none";
   requestLeft = 0;
   requestDone = true;
-  readonly requestFramer = new ChunkedFramer();
+  /** Made for the first chunked body (most connections never see one): memory per idle connection. */
+  requestFramer: ChunkedFramer | null = null;
   responseState = Response.HEAD;
   responseKind: ResponseBody = "none";
   responseLeft = 0;
-  readonly responseFramer = new ChunkedFramer();
+  responseFramer: ChunkedFramer | null = null;
   /** Bytes of this exchange's response already given to the client (after that, no error answer can be sent). */
   responseBytes = 0;
   /** The upstream connection may carry another request after this one. */
@@ -131,10 +136,23 @@ export class HttpSession implements LinkOwner {
   bytesOutBefore = 0;
 
   constructor(readonly conn: Conn, readonly config: HttpListenerConfig, head: RequestHead) {
-    this.head = head;
+    this.currentHead = head;
+    this.freeHeads = freeRequestHeads(config);
     this.inbuf = new ByteQueue(config.maxHeaderBytes + MAX_READ_BYTES, "request_buffer_overflow");
     const ip = parseIp(conn.clientIp);
     this.trustedPeer = ip !== null && config.trustedProxies.length > 0 && trustedSet(config).contains(ip);
+  }
+
+  /** The current request's head; an idle connection holds none, the next request takes one. */
+  get head(): RequestHead {
+    return (this.currentHead ??= takeRequestHead(this.config, this.freeHeads));
+  }
+
+  /** Idle (no head being read, none answered): give the head back. */
+  releaseHead(): void {
+    if (this.currentHead === null) return;
+    giveRequestHead(this.freeHeads, this.currentHead);
+    this.currentHead = null;
   }
 
   // ─── client side ───────────────────────────────────────────────────────────────────────────────
@@ -193,7 +211,7 @@ export class HttpSession implements LinkOwner {
     this.requestKind = requestBody(head);
     this.requestDone = this.requestKind === "none";
     this.requestLeft = this.requestKind === "length" ? head.contentLength : 0;
-    if (this.requestKind === "chunked") this.requestFramer.reset();
+    if (this.requestKind === "chunked") (this.requestFramer ??= new ChunkedFramer()).reset();
     this.closeAfter = !head.keepAlive;
     // The upgrade is the next HTTP issue's: say so rather than pass or hang.
     if (head.isUpgrade) return this.refuse(501, "upgrade_not_built");
@@ -300,6 +318,7 @@ export class HttpSession implements LinkOwner {
       this.finishExchange();
     }
     abort(this.conn, this.phase === Phase.CLOSING ? "done" : "client_closed");
+    this.releaseHead();
   }
 
   /** Pause and resume only on a change: each is a system call (epoll) in Bun. */
@@ -502,7 +521,7 @@ export class HttpSession implements LinkOwner {
         this.requestLeft -= n;
         if (this.requestLeft === 0) this.requestDone = true;
       } else {
-        const r = this.requestFramer.feed(bytes, 0, bytes.length);
+        const r = this.requestFramer!.feed(bytes, 0, bytes.length);
         if (r.kind === "error") return this.refuse(400, r.reason);
         n = r.consumed;
         if (r.kind === "done") this.requestDone = true;
@@ -586,7 +605,7 @@ export class HttpSession implements LinkOwner {
         this.responseLeft -= n;
         ended = this.responseLeft === 0;
       } else if (this.responseKind === "chunked") {
-        const r = this.responseFramer.feed(bytes, at, bytes.length);
+        const r = this.responseFramer!.feed(bytes, at, bytes.length);
         if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
         n = r.consumed;
         ended = r.kind === "done";
@@ -636,7 +655,7 @@ export class HttpSession implements LinkOwner {
     if (!this.stageHead(res, edits) && this.link) pauseLink(this.link);
     this.responseState = Response.BODY;
     this.responseLeft = this.responseKind === "length" ? res.contentLength : 0;
-    if (this.responseKind === "chunked") this.responseFramer.reset();
+    if (this.responseKind === "chunked") (this.responseFramer ??= new ChunkedFramer()).reset();
     return this.responseKind !== "none";
   }
 
@@ -711,6 +730,7 @@ export class HttpSession implements LinkOwner {
     this.headSince = this.idleSince;
     this.resumeClient();
     if (this.inbuf.size > 0) this.readHead();
+    else this.releaseHead();
   }
 
   /** Release what the exchange holds and write its access-log record (once). */
