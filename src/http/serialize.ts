@@ -69,6 +69,42 @@ export function serializeHeadInto(head: HttpHead, edits: HeadEdits, out: Uint8Ar
   return writePlanned(out, at, head, edits);
 }
 
+/**
+ * The head rewritten inside its own bytes, moved up so that it still ends at `head.end` (right before
+ * the body that follows it in the same chunk, which can then leave with it in one write, no copy):
+ * possible when the edits only leave lines out (hop-by-hop fields, a response's repeated
+ * Content-Length), as for a response to an HTTP/1.1 client. Returns the head's new start, or -1 when
+ * the edits need more (then nothing was changed). Overwrites the dropped lines' bytes: only for bytes
+ * the caller owns and does not read again as they were.
+ */
+export function compactInPlace(head: HttpHead, edits: HeadEdits): number {
+  const size = planHead(head, edits);
+  if (size < 0) return head.start;
+  const set = edits.set, add = edits.add;
+  if (!compacts || (set !== undefined && set.length > 0) || (add !== undefined && add.length > 0) || (edits.upgrade === true && head.isUpgrade)) return -1;
+  // From the last run of kept lines to the first, each moved up (never down): a run's destination is
+  // past the end of every run before it, so nothing not yet moved is overwritten.
+  const bytes = head.bytes;
+  let to = head.end - 2; // the empty line stays where it is
+  let runEnd = -1;
+  for (let i = head.count - 1; i >= -1; i--) {
+    if (i >= 0 && plan[i] === FieldAction.KEEP) {
+      if (runEnd < 0) runEnd = lineStartOrEnd(head, i + 1);
+      continue;
+    }
+    if (runEnd >= 0) {
+      const runStart = lineStartOrEnd(head, i + 1);
+      to -= runEnd - runStart;
+      if (to !== runStart) bytes.copyWithin(to, runStart, runEnd);
+      runEnd = -1;
+    }
+  }
+  const line = head.startLineEnd - head.start;
+  to -= line;
+  if (to !== head.start) bytes.copyWithin(to, head.start, head.startLineEnd);
+  return to;
+}
+
 /** Whether the last planHead can compact (every line kept as received or left out): set by planHead. */
 let compacts = false;
 

@@ -29,7 +29,7 @@ import { RequestHead, ResponseHead } from "./head.ts";
 import { parseRequestHead, parseResponseHead } from "./parse-head.ts";
 import { requestBody, responseBody, type RequestBody, type ResponseBody } from "./body.ts";
 import { ChunkedFramer } from "./chunked.ts";
-import { serializeHead, serializeHeadInto, type HeadEdits } from "./serialize.ts";
+import { compactInPlace, serializeHead, serializeHeadInto, type HeadEdits } from "./serialize.ts";
 import { forwardedEdits } from "./forwarded.ts";
 import { errorResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
 import { poolOf, type LinkOwner, type UpstreamLink, type UpstreamPool } from "./upstream-pool.ts";
@@ -119,6 +119,8 @@ export class HttpSession implements LinkOwner {
   responseKind: ResponseBody = "none";
   responseLeft = 0;
   responseFramer: ChunkedFramer | null = null;
+  /** The edits of the response head (see responseHead). */
+  responseEdits: HeadEdits = NO_EDITS;
   /** Bytes of this exchange's response already given to the client (after that, no error answer can be sent). */
   responseBytes = 0;
   /** The upstream connection may carry another request after this one. */
@@ -398,6 +400,33 @@ export class HttpSession implements LinkOwner {
     return this.clientOut.size === 0;
   }
 
+  /**
+   * A response whose head needs no more than lines left out (an HTTP/1.1 client on a keep-alive
+   * connection: the usual case) and whose body is all in `bytes` after it: the head is compacted
+   * inside the received chunk up to its body, and head and body go out in one write straight from
+   * it, with no copy. Returns the index after the response, or -1 (nothing done) when that cannot be.
+   */
+  wholeResponseInPlace(bytes: Uint8Array, at: number): number {
+    const res = this.response!;
+    if (staged > 0 || this.clientOut.size > 0 || this.responseEdits !== NO_EDITS) return -1;
+    const kind = this.responseKind;
+    const body = kind === "length" ? this.responseLeft : kind === "none" ? 0 : -1;
+    if (body < 0 || bytes.length - at < body) return -1;
+    const start = compactInPlace(res, NO_EDITS);
+    if (start < 0) return -1;
+    const end = at + body;
+    this.responseLeft = 0;
+    const n = end - start;
+    this.conn.bytesOut += n;
+    this.responseBytes += n;
+    const w = this.conn.client.write(bytes, start, n);
+    if (w < n) {
+      if (!this.clientOut.push(bytes.slice(w > 0 ? start + w : start, end))) abort(this.conn, this.clientOut.limitReason);
+      if (this.link) pauseLink(this.link);
+    }
+    return end;
+  }
+
   /** Write what is staged; false when the socket did not take it all (the rest waits in clientOut). */
   flushStage(): boolean {
     if (stagedBy !== this) return this.clientOut.size === 0;
@@ -584,7 +613,20 @@ export class HttpSession implements LinkOwner {
         this.responseResume = 0;
         if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
         at = r.consumed;
-        if (!this.responseHead()) {
+        const bodyFollows = this.responseHead();
+        if ((this.responseState as Response) === Response.BODY) {
+          const end = this.wholeResponseInPlace(bytes, at);
+          if (end >= 0) {
+            upbuf.consume(end);
+            this.responseEnded();
+            bytes = upbuf.bytes();
+            at = 0;
+            continue;
+          }
+          // Staged (not sent): the body bytes that came with the head join it in one write.
+          if (!this.stageHead(this.response!, this.responseEdits) && this.link) pauseLink(this.link);
+        }
+        if (!bodyFollows) {
           upbuf.consume(at);
           this.responseEnded();
           bytes = upbuf.bytes();
@@ -627,8 +669,9 @@ export class HttpSession implements LinkOwner {
   }
 
   /**
-   * A whole response head is in `this.response` (the caller consumes its bytes): staged for the
-   * client. False when the response ends with its head (no body): the caller ends it.
+   * A whole response head is in `this.response` (the caller consumes its bytes and, for a final
+   * response, writes it with `responseEdits`; an interim one is staged here). False when the response
+   * ends with its head (no body): the caller ends it.
    */
   responseHead(): boolean {
     const res = this.response!;
@@ -651,8 +694,7 @@ export class HttpSession implements LinkOwner {
     const edits: HeadEdits = this.closeAfter
       ? CLOSE_EDITS
       : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS;
-    // Staged (not sent): the body bytes that came with the head join it in one write.
-    if (!this.stageHead(res, edits) && this.link) pauseLink(this.link);
+    this.responseEdits = edits; // pumpResponse writes the head
     this.responseState = Response.BODY;
     this.responseLeft = this.responseKind === "length" ? res.contentLength : 0;
     if (this.responseKind === "chunked") (this.responseFramer ??= new ChunkedFramer()).reset();

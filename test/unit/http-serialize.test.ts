@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { RequestHead, ResponseHead } from "../../src/http/head.ts";
 import { hasHopByHop } from "../../src/http/hop-by-hop.ts";
 import { parseRequestHead, parseResponseHead } from "../../src/http/parse-head.ts";
-import { type HeadEdits, isEditableField, serializeHead, serializeHeadInto } from "../../src/http/serialize.ts";
+import { type HeadEdits, compactInPlace, isEditableField, serializeHead, serializeHeadInto } from "../../src/http/serialize.ts";
 import { fixture } from "../helpers/fixtures.ts";
 import { LIMITS, enc } from "../helpers/http.ts";
 
@@ -184,6 +184,38 @@ describe("serializeHeadInto (a caller's buffer, body bytes may follow)", () => {
       const out = new Uint8Array(want - 1 + 3).fill(0x7e);
       expect(serializeHeadInto(head, edits[1]!, out, 3)).toBe(-1);
       expect(out.every((b) => b === 0x7e)).toBe(true);
+    }
+  });
+});
+
+describe("compactInPlace (a head moved up to its body inside its own bytes)", () => {
+  test("ends where it ended, holds exactly what serializeHead writes, the body after it untouched", () => {
+    const cases = [
+      "HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: x-hop\r\nX-Hop: 1\r\nX-B: 2\r\n\r\nhello",
+      "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", // nothing to drop: unchanged
+    ];
+    for (const c of cases) {
+      const bytes = enc(c);
+      const head = response(bytes);
+      const want = text(serializeHead(head));
+      const body = text(bytes.subarray(head.end));
+      const start = compactInPlace(head, {});
+      expect(start).toBeGreaterThanOrEqual(0);
+      expect(text(bytes.subarray(start, head.end))).toBe(want);
+      expect(text(bytes.subarray(head.end))).toBe(body);
+    }
+  });
+  test("-1, bytes unchanged, when the edits add fields or a line must be rewritten", () => {
+    for (const [c, e] of [
+      ["HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", { add: [["Connection", "close"]] }],
+      ["HTTP/1.1 200 OK\r\nServer : x\r\nContent-Length: 0\r\n\r\n", {}],
+    ] as [string, HeadEdits][]) {
+      const bytes = enc(c);
+      expect(compactInPlace(response(bytes), e)).toBe(-1);
+      expect(text(bytes)).toBe(c);
     }
   });
 });
