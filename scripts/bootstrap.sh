@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build needs into the project, never system-wide, and only what is missing:
-# Bun (npm devDependency, exact version) and Zig (PyPI package `ziglang`, exact version) under tools/.
+# Bun and the tests' npm drivers (devDependencies, exact versions) and Zig (PyPI package `ziglang`, exact version) under tools/.
 # Idempotent: a second run finds everything in place and says so (--quiet: says nothing then).
 # The long steps say what they do even with --quiet: a fresh machine is otherwise silent for minutes.
 set -euo pipefail
@@ -12,8 +12,8 @@ did=()
 
 bun_wanted=$(node -p 'require("./package.json").devDependencies.bun')
 if [ ! -x node_modules/.bin/bun ] || [ "$(node_modules/.bin/bun --version 2>/dev/null)" != "$bun_wanted" ] \
-   || [ ! -d node_modules/typescript ] || [ ! -d node_modules/@types/bun ]; then
-  echo "bootstrap: installing bun $bun_wanted and typescript from npm..."
+   || [ ! -d node_modules/typescript ] || [ ! -d node_modules/@types/bun ] || [ ! -d node_modules/mysql2 ]; then
+  echo "bootstrap: installing bun $bun_wanted, typescript and the test drivers (mysql2) from npm..."
   npm install --no-audit --no-fund --loglevel=error >/dev/null
   did+=("bun $(node_modules/.bin/bun --version)")
 fi

@@ -38,7 +38,7 @@ const REQUEST_SEEDS = [
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     "\r\nPOST /x?y=1 HTTP/1.1\r\nHost: a:80\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nT: 1\r\n\r\n",
-    "GET http://x.example:8080/p HTTP/1.1\r\nHost: y\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\nKeep-Alive: 5\r\n\r\n",
+    "GET http://x.example:8080/p HTTP/1.1\r\nHost: x.example:8080\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\nKeep-Alive: 5\r\n\r\n",
     "CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\nProxy-Authorization: Basic x\r\n\r\n",
     "OPTIONS * HTTP/1.0\r\n\r\n",
     "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n", // at TIGHT's field limit

@@ -2,14 +2,15 @@
  * Fuzz the mysql module's stages (src/mysql/client-intake.ts, src/mysql/upstream-auth.ts,
  * src/mysql/farewell.ts) over a stand-in connection (test/helpers/mysql-conn.ts): the client's
  * first packets as the sniff sees them, then a server's greeting, the client's answer to the
- * relayed AuthSwitchRequest and the rest of the server's authentication.
+ * relayed AuthSwitchRequest and the rest of the server's authentication; one session in four on a
+ * route with upstreamTls (an SSLRequest to the server, the start-tls step, then tlsStarted).
  *
  *   node_modules/.bin/bun bench/fuzz/mysql-session.ts [inputs=1000000] [seed=1]
  *
  * Inputs are mutations of the captured MariaDB sessions (test/fixtures/mysql-*), an SSLRequest
  * followed by a captured ClientHello, made-up caching_sha2_password exchanges, and random bytes.
  * Invariants checked for every input:
- * - nothing throws: every outcome is a step (need-more, route, terminate-tls, refuse, relay, fail);
+ * - nothing throws: every outcome is a step (need-more, route, terminate-tls, refuse, relay, fail, start-tls);
  * - the same steps, facts, bytes written to each side (the relay's share after the OK included) and farewell whether each stream arrives
  *   whole, cut at random points, or (one input in eight) a byte at a time;
  * - bounded: the module's queues never pass their limit, and a farewell is a whole ERR packet.
@@ -67,8 +68,9 @@ const TOKENS = [
 type Cut = (input: Uint8Array) => Uint8Array[];
 
 /** Run one session with each stream cut by `cut`; the trace says everything the module did. */
-export function driveSession(client: Uint8Array, server: Uint8Array, answer: Uint8Array, cut: Cut, withCert: boolean): string[] {
+export function driveSession(client: Uint8Array, server: Uint8Array, answer: Uint8Array, cut: Cut, withCert: boolean, tlsRoute = false): string[] {
   const f = fakeMysqlConn(withCert);
+  if (tlsRoute) (f.conn as { route: unknown }).route = { config: { upstreamTls: { serverName: null, ca: null, verify: true } } };
   const trace: string[] = [];
   const collected = new ByteQueue(64 * 1024, "collector_full");
   let sniff: SniffStep = { kind: "need-more" };
@@ -111,6 +113,11 @@ export function driveSession(client: Uint8Array, server: Uint8Array, answer: Uin
   const g = frameMessage(server, 0, 1 << 30);
   const split = g.kind === "message" ? g.size : server.length;
   feed(server.subarray(0, split), "server");
+  if (step.kind === "start-tls") {
+    // The pipeline upgrades the socket; the module goes on once the TLS handshake succeeded.
+    trace.push(`start-tls toServer=${f.toServer.map(hex).join(",")}`);
+    step = MYSQL_UPSTREAM_AUTH.tlsStarted!(f.conn);
+  }
   trace.push(`after greeting ${JSON.stringify(step)} toClient=${f.toClient.map(hex).join(",")}`);
   feed(answer, "client");
   trace.push(`after answer ${JSON.stringify(step)} toServer=${f.toServer.map(hex).join(",")}`);
@@ -150,15 +157,17 @@ export function fuzzMysqlSession(inputs: number, seed = 1): FuzzReport {
     else if (which < 6) client = rng.bytes(rng.int(200));
     else if (which < 7) server = join(server.subarray(0, rng.int(server.length)), rng.bytes(rng.int(60)));
     const withCert = rng.int(8) !== 0;
+    const tlsRoute = rng.int(4) === 0;
     try {
-      const whole = driveSession(client, server, answer, (b) => [b], withCert);
+      const whole = driveSession(client, server, answer, (b) => [b], withCert, tlsRoute);
       count(whole[0]!.split(" ")[1]!.slice(0, 40));
       const last = whole.find((l) => l.startsWith("end "));
       if (last) count(`end ${last.split(" ")[1]!.slice(0, 30)}`);
-      const split = driveSession(client, server, answer, (b) => randomSplits(rng, b, 1 + rng.int(6)), withCert);
+      if (whole.some((l) => l.startsWith("start-tls"))) count(last?.includes('"relay"') ? "start-tls then relay" : "start-tls");
+      const split = driveSession(client, server, answer, (b) => randomSplits(rng, b, 1 + rng.int(6)), withCert, tlsRoute);
       if (split.join("\n") !== whole.join("\n")) throw new Error(`split trace differs\n${whole.join("\n")}\n---\n${split.join("\n")}`);
       if ((i & 7) === 0) {
-        const bytewise = driveSession(client, server, answer, oneBytePieces, withCert);
+        const bytewise = driveSession(client, server, answer, oneBytePieces, withCert, tlsRoute);
         if (bytewise.join("\n") !== whole.join("\n")) throw new Error(`byte-by-byte trace differs\n${whole.join("\n")}\n---\n${bytewise.join("\n")}`);
       }
     } catch (e) {

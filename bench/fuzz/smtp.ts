@@ -19,7 +19,7 @@
 import { readFileSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { SmtpClientReader, type ClientEvent } from "../../src/smtp/client-reader.ts";
-import { parseReply } from "../../src/smtp/reply.ts";
+import { parseReply, replyExtent } from "../../src/smtp/reply.ts";
 import { xtextDecode, xtextEncode } from "../../src/smtp/xclient.ts";
 import { hex, join, mutate, oneBytePieces, randomSplits, Rng, fuzzMain } from "./byte-mutations.ts";
 
@@ -102,6 +102,10 @@ export function checkReply(input: Uint8Array, rng: Rng): void {
   const whole = parseReply(input);
   const key = JSON.stringify(whole);
   if (whole.kind === "reply" && (whole.size > input.length || whole.size <= 0)) throw new Error("reply size out of bounds");
+  // The relay's undecoded reading of the same bytes says the same.
+  const extent = replyExtent(input);
+  const expected = whole.kind === "reply" ? { kind: "reply", code: whole.reply.code, size: whole.size } : whole;
+  if (JSON.stringify(extent) !== JSON.stringify(expected)) throw new Error(`replyExtent ${JSON.stringify(extent)}, parseReply ${key}`);
   const cut = rng.int(input.length + 1);
   const part = parseReply(input.subarray(0, cut));
   if (whole.kind === "reply") {

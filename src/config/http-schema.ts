@@ -1,22 +1,22 @@
 /**
  * The HTTP keys of the schema (SPEC.md "Protocols beyond TCP and TLS"): a listener's `http` object,
- * a route's `pool`, `timeoutMs`, `redirect`, `drop`, `respond.headers`, and `match.host`/`path`/`method`.
- * Kept apart from src/config/schema.ts as tls-schema.ts is. Keys of HTTP features not built yet
- * (route `headers`, `serve`, `plugins`) are refused as such, never ignored.
+ * a route's `pool`, `timeoutMs`, `redirect`, `drop`, `headers`, `respond.headers`, and
+ * `match.host`/`path`/`method`. Kept apart from src/config/schema.ts as tls-schema.ts is. Keys of HTTP
+ * features not built yet (`serve`, `plugins`) are refused as such, never ignored.
  * @module
  */
 import { parseCidr, type Cidr } from "../net/ip.ts";
 import type { JsonPath } from "./jsonc.ts";
 import type { ConfigReader, Obj } from "./reader.ts";
-import type { HttpListenerConfig, HttpRouteConfig, Protocol } from "./types.ts";
+import type { HeaderEdits, HttpListenerConfig, HttpRouteConfig, Protocol, RespondConfig } from "./types.ts";
 import { hostPatternProblem, pathPatternProblem } from "../route/host-pattern.ts";
 import { MAX_SNIFF_BYTES } from "../sniff/collect.ts";
 
 export const HTTP_LISTENER_KEYS = ["http"];
 export const HTTP_ROUTE_KEYS = ["pool", "timeoutMs", "redirect", "drop", "headers", "serve", "plugins"];
 export const HTTP_MATCH_KEYS = ["host", "path", "method"];
-const UNBUILT_HTTP_ROUTE_KEYS = ["headers", "serve", "plugins"];
-const HTTP_KEYS = ["maxHeaderBytes", "maxHeaders", "headerTimeoutMs", "keepAliveTimeoutMs", "forwarded", "trustedProxies"];
+const UNBUILT_HTTP_ROUTE_KEYS = ["serve", "plugins"];
+const HTTP_KEYS = ["maxHeaderBytes", "maxHeaders", "headerTimeoutMs", "keepAliveTimeoutMs", "forwarded", "trustedProxies", "via", "notFound"];
 const DAY_MS = 86_400_000;
 
 export const HTTP_DEFAULTS = {
@@ -54,6 +54,8 @@ export function readHttpListener(r: ConfigReader, o: Obj, path: JsonPath, protoc
     keepAliveTimeoutMs: r.integer(h, "keepAliveTimeoutMs", at, HTTP_DEFAULTS.keepAliveTimeoutMs, 0, DAY_MS),
     forwarded: r.oneOf(h, "forwarded", at, ["append", "replace", "off"] as const, "append"),
     trustedProxies,
+    via: readVia(r, h.via, [...at, "via"]),
+    notFound: h.notFound === undefined ? null : readNotFound(r, h.notFound, [...at, "notFound"]),
   };
 }
 
@@ -83,7 +85,71 @@ export function readHttpRoute(r: ConfigReader, o: Obj, path: JsonPath, protocol:
     timeoutMs: r.integer(o, "timeoutMs", path, HTTP_DEFAULTS.timeoutMs, 1, DAY_MS),
     redirect,
     drop: r.boolean(o, "drop", path, false),
+    headers: o.headers === undefined ? null : readHeaderEdits(r, o.headers, [...path, "headers"]),
   };
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Printable ASCII, SP and HTAB (RFC 9110 §5.5 field-vchar without obs-text): what a configured value may hold. */
+const FIELD_VALUE_TEXT = /^[\x20-\x7e\t]*$/;
+/**
+ * Fields a route may not set: the framing of the body as relayed (Content-Length, Transfer-Encoding)
+ * and the hop-by-hop fields, which say how this connection is managed, not the message (RFC 9110 §7.6.1).
+ */
+const NOT_SETTABLE = new Set(["content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]);
+/** Fields a route may not remove: framing stays as received, and an HTTP/1.1 request needs its Host. */
+const NOT_REMOVABLE = new Set(["content-length", "transfer-encoding", "host"]);
+
+/** `http.via`: a pseudonym (a token, RFC 9110 §7.6.3 received-by), written as `Via: 1.1 NAME`. */
+function readVia(r: ConfigReader, value: unknown, path: JsonPath): string | null {
+  if (value === undefined || value === false) return null;
+  if (typeof value !== "string" || !TOKEN.test(value)) return r.fail(path, `via is a pseudonym such as "switchyard" (letters, digits, !#$%&'*+-.^_\`|~), got ${JSON.stringify(value)}`) ?? null;
+  return value;
+}
+
+/** `http.notFound`: a body (string), or `{ status, contentType, headers, body }` as a respond route's. */
+function readNotFound(r: ConfigReader, value: unknown, path: JsonPath): RespondConfig | null {
+  if (typeof value === "string") return { status: 404, contentType: "text/plain; charset=utf-8", body: value };
+  const o = r.object(value, path, ["status", "contentType", "headers", "body"]);
+  if (!o) return null;
+  const headers = readRespondHeaders(r, o.headers, [...path, "headers"]);
+  return {
+    status: r.integer(o, "status", path, 404, 400, 599),
+    contentType: r.string(o, "contentType", path, "text/plain; charset=utf-8"),
+    body: r.string(o, "body", path, ""),
+    ...(headers.length > 0 ? { headers } : {}),
+  };
+}
+
+/** A route's `headers`: `{ request: { set, remove }, response: { set, remove } }` (SPEC.md). */
+function readHeaderEdits(r: ConfigReader, value: unknown, path: JsonPath): HttpRouteConfig["headers"] {
+  const o = r.object(value, path, ["request", "response"]);
+  if (!o) return null;
+  return { request: readDirection(r, o.request, [...path, "request"]), response: readDirection(r, o.response, [...path, "response"]) };
+}
+
+function readDirection(r: ConfigReader, value: unknown, path: JsonPath): HeaderEdits {
+  if (value === undefined) return { set: [], remove: [] };
+  const o = r.object(value, path, ["set", "remove"]);
+  if (!o) return { set: [], remove: [] };
+  const set: [string, string][] = [];
+  const setObj = o.set === undefined ? {} : (r.object(o.set, [...path, "set"], Object.keys((o.set ?? {}) as object)) ?? {});
+  for (const [name, v] of Object.entries(setObj)) {
+    const at = [...path, "set", name];
+    if (!TOKEN.test(name)) r.fail(at, `not a field name: "${name}"`);
+    else if (NOT_SETTABLE.has(name.toLowerCase())) r.fail(at, `${name} cannot be set by a route (body framing and hop-by-hop fields are the proxy's)`);
+    else if (typeof v !== "string" || !FIELD_VALUE_TEXT.test(v)) r.fail(at, "a field value is a string of printable ASCII, spaces and tabs");
+    else set.push([name, v.trim()]);
+  }
+  const remove: string[] = [];
+  const list = o.remove === undefined ? [] : (r.array(o.remove, [...path, "remove"]) ?? []);
+  list.forEach((name, i) => {
+    const at = [...path, "remove", i];
+    if (typeof name !== "string" || !TOKEN.test(name)) r.fail(at, `not a field name: ${JSON.stringify(name)}`);
+    else if (NOT_REMOVABLE.has(name.toLowerCase())) r.fail(at, `${name} cannot be removed by a route (body framing stays as received; a request needs its Host)`);
+    else remove.push(name.toLowerCase());
+  });
+  return { set, remove };
 }
 
 /** The actions a route written for an http listener has besides upstreams and respond. */

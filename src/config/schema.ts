@@ -10,8 +10,9 @@ import { formatIp, isLoopbackHost, parseCidr, parseIp, type Cidr } from "../net/
 import type { JsonPath } from "./jsonc.ts";
 import { ConfigReader, type ConfigIssue, type Obj } from "./reader.ts";
 import { PROTECTION_KEYS, readGateConfig, readRouteRate } from "../protect/config.ts";
+import { MYSQL_MATCH_KEYS, readMysqlMatch } from "./mysql-schema.ts";
 import { HTTP_LISTENER_KEYS, HTTP_MATCH_KEYS, HTTP_ROUTE_KEYS, httpActionCount, readHttpListener, readHttpMatch, readHttpRoute, readRespondHeaders } from "./http-schema.ts";
-import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS } from "./smtp-schema.ts";
+import { readSmtpListener, readSmtpMatch, readSmtpRoute, SMTP_HANDSHAKE_TIMEOUT_MS, SMTP_IDLE_TIMEOUT_MS } from "./smtp-schema.ts";
 import { checkTlsCertificates, readProtocolMatch, readTlsListener, readTlsRoute } from "./tls-schema.ts";
 import {
   BALANCE_POLICIES, LOG_LEVELS, PROTOCOLS, RELAY_ENGINES,
@@ -21,13 +22,14 @@ import {
 const TOP_KEYS = ["workers", "relay", "resolver", "admin", "log", "routeCache", "drainTimeoutMs", "listeners"];
 const LISTENER_KEYS = [
   "name", "listen", "protocol", "reusePort", "defaultCert", "certDir", "mtls", "maxConnections", "idleTimeoutMs",
-  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp", ...HTTP_LISTENER_KEYS,
+  "handshakeTimeoutMs", "connectTimeoutMs", "resolveTimeoutMs", "skipValidation", "protection", "routes", "smtp",
+  "acceptProxyProtocol", ...HTTP_LISTENER_KEYS,
 ];
 const ROUTE_KEYS = [
   "name", "match", "upstreams", "balance", "respond", "ipAffinity", "terminateTls", "cert", "upstreamTls",
   "proxyProtocol", "maxConnectionsPerSecond", "burst", "suspended", "suspendTimeoutMs", "mtls", "xclient", ...HTTP_ROUTE_KEYS,
 ];
-const MATCH_KEYS = ["sni", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr", ...HTTP_MATCH_KEYS];
+const MATCH_KEYS = ["sni", "database", "user", "ehlo", "rcptDomain", "alpn", "clientCidr", ...HTTP_MATCH_KEYS, ...MYSQL_MATCH_KEYS];
 /** Match keys whose facts only an smtp listener learns. */
 const SMTP_MATCH_KEYS = ["ehlo", "rcptDomain"];
 const UNBUILT_ROUTE_KEYS = ["ipAffinity", "suspendTimeoutMs"];
@@ -62,7 +64,7 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
 
   const listeners: ListenerConfig[] = [];
   const names = new Map<string, JsonPath>();
-  const addresses: SeenAddresses = { exact: new Map(), byPort: new Map() };
+  const addresses: SeenAddresses = { exact: new Map(), byPort: new Map(), unaddressed: new Map() };
   const list = top.listeners === undefined ? r.fail(["listeners"], "listeners is required") : r.array(top.listeners, ["listeners"]);
   if (list?.length === 0) r.fail(["listeners"], "listeners must name at least one listener");
   list?.forEach((item, i) => {
@@ -73,9 +75,37 @@ export function readConfig(value: unknown, source: string, env: Record<string, s
     names.set(l.name, ["listeners", i]);
   });
 
+  checkChains(r, listeners, names, addresses.unaddressed);
   const drainTimeoutMs = r.integer(top, "drainTimeoutMs", [], DEFAULTS.drainTimeoutMs, 0, DAY_MS);
   if (r.issues.length > 0) return { config: null, issues: r.issues };
   return { config: { source, workers, relay, resolver, admin, log, routeCache, drainTimeoutMs, listeners }, issues: [] };
+}
+
+/**
+ * Listener chaining (src/proxy/chain.ts): a route that continues into another listener ends TLS on a
+ * tls listener (what continues is the plaintext), and names a listener that exists, is not itself
+ * and does not speak TLS again. A listener with `"listen": []` is reachable only that way, so some
+ * route must chain into it.
+ */
+function checkChains(r: ConfigReader, listeners: readonly ListenerConfig[], paths: ReadonlyMap<string, JsonPath>,
+  unaddressed: ReadonlyMap<string, JsonPath>): void {
+  const byName = new Map(listeners.map((l) => [l.name, l]));
+  const chainedInto = new Set<string>();
+  for (const l of listeners) l.routes.forEach((route, i) => {
+    if (route.chain === undefined) return;
+    const at = [...paths.get(l.name)!, "routes", i, "upstreams", 0, "listener"];
+    const target = byName.get(route.chain);
+    chainedInto.add(route.chain);
+    if (l.protocol !== "tls" || !route.terminateTls) r.fail(at, `a route continues into another listener only from a "tls" listener with "terminateTls": true (the plaintext is what continues)`);
+    else if (!target) r.fail(at, `no listener named "${route.chain}" (known: ${[...byName.keys()].join(", ")})`);
+    else if (target === l) r.fail(at, "a route cannot continue into its own listener");
+    else if (target.protocol === "tls") r.fail(at, `listener "${route.chain}" speaks tls: TLS was just ended, continue into a listener of the protocol inside it`);
+  });
+  for (const [name, at] of unaddressed) {
+    if (!chainedInto.has(name)) {
+      r.fail(at, `listen must hold at least one address (only a listener that a route continues into, { "listener": "${name}" }, may have none)`);
+    }
+  }
 }
 
 function readWorkers(r: ConfigReader, top: Obj): number | "auto" {
@@ -134,7 +164,8 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
       if (clash) r.fail(at, clash);
     }
   });
-  if (Array.isArray(listenValue) && listenValue.length === 0) r.fail([...path, "listen"], "listen must hold at least one address");
+  // Allowed only for a listener that a route chains into: checked once all are read (checkChains).
+  if (Array.isArray(listenValue) && listenValue.length === 0) addresses.unaddressed.set(name, [...path, "listen"]);
 
   const routes: RouteConfig[] = [];
   const routeNames = new Set<string>();
@@ -163,7 +194,7 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     protocol,
     reusePort: r.boolean(o, "reusePort", path, false),
     maxConnections: r.integer(o, "maxConnections", path, 0, 0, 10_000_000),
-    idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, DEFAULTS.idleTimeoutMs, 0, DAY_MS),
+    idleTimeoutMs: r.integer(o, "idleTimeoutMs", path, protocol === "smtp" ? SMTP_IDLE_TIMEOUT_MS : DEFAULTS.idleTimeoutMs, 0, DAY_MS),
     connectTimeoutMs: r.integer(o, "connectTimeoutMs", path, DEFAULTS.connectTimeoutMs, 1, DAY_MS),
     resolveTimeoutMs: r.integer(o, "resolveTimeoutMs", path, DEFAULTS.resolveTimeoutMs, 1, DAY_MS),
     skipValidation: r.boolean(o, "skipValidation", path, false),
@@ -174,7 +205,25 @@ function readListener(r: ConfigReader, value: unknown, path: JsonPath, index: nu
     smtp: readSmtpListener(r, o, path, protocol),
     gate: readGateConfig(r, protection, [...path, "protection"]),
     ...optional("http", readHttpListener(r, o, path, protocol)),
+    ...optional("acceptProxyProtocol", readAcceptProxyProtocol(r, o, path)),
   };
+}
+
+/** `"acceptProxyProtocol": { "from": ["CIDR", …] }`: whose PROXY headers are believed (no one else's are read). */
+function readAcceptProxyProtocol(r: ConfigReader, o: Obj, path: JsonPath): { from: Cidr[] } | undefined {
+  if (o.acceptProxyProtocol === undefined) return undefined;
+  const at = [...path, "acceptProxyProtocol"];
+  const a = r.object(o.acceptProxyProtocol, at, ["from"]);
+  if (!a) return undefined;
+  const from: Cidr[] = [];
+  if (a.from === undefined) r.fail(at, "acceptProxyProtocol needs from: the proxies whose headers are believed, e.g. [\"10.0.0.5/32\"]");
+  else r.array(a.from, [...at, "from"])?.forEach((c, i) => {
+    const cidr = typeof c === "string" ? parseCidr(c) : null;
+    if (!cidr) r.fail([...at, "from", i], `not an address range: ${JSON.stringify(c)} (expected e.g. "10.0.0.5/32")`);
+    else from.push(cidr);
+  });
+  if (Array.isArray(a.from) && a.from.length === 0) r.fail([...at, "from"], "from is empty: no peer would be read (leave acceptProxyProtocol out)");
+  return { from };
 }
 
 /** `{ key: value }`, or nothing when value is undefined (optional keys stay absent). */
@@ -196,14 +245,18 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
   if (o.suspended === true) notBuilt(r, [...path, "suspended"], "suspended routes");
   else r.boolean(o, "suspended", path, false);
   const proxyProtocol = r.oneOf(o, "proxyProtocol", path, ["v1", "v2", "none"] as const, "none");
-  if (proxyProtocol !== "none") notBuilt(r, [...path, "proxyProtocol"], "PROXY protocol");
+  // The header goes out on the pipeline's upstream socket; http dials (and pools) its own upstreams,
+  // and upstream TLS starts its handshake before the socket's open, so neither has the header yet.
+  if (proxyProtocol !== "none" && protocol === "http") notBuilt(r, [...path, "proxyProtocol"], "proxyProtocol on http routes");
+  if (proxyProtocol !== "none" && o.upstreamTls !== undefined) notBuilt(r, [...path, "proxyProtocol"], "proxyProtocol with upstreamTls");
   const balance = r.oneOf(o, "balance", path, BALANCE_POLICIES, "round-robin");
   if (protocol !== "smtp" && typeof o.match === "object" && o.match !== null) {
     for (const k of SMTP_MATCH_KEYS) if (k in o.match) r.fail([...path, "match", k], `match.${k} needs protocol "smtp" (this listener is "${protocol}")`);
   }
 
   const upstreams: UpstreamConfig[] = [];
-  if (o.upstreams !== undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
+  const chain = readChain(r, o.upstreams, [...path, "upstreams"]);
+  if (o.upstreams !== undefined && chain === undefined) r.array(o.upstreams, [...path, "upstreams"])?.forEach((u, i) => {
     const up = readUpstream(r, u, [...path, "upstreams", i]);
     if (up) upstreams.push(up);
   });
@@ -229,9 +282,23 @@ function readRoute(r: ConfigReader, value: unknown, path: JsonPath, index: numbe
     respond,
     rateLimit: readRouteRate(r, o, path),
     ...readTlsRoute(r, o, path, protocol),
+    ...optional("proxyProtocol", proxyProtocol === "none" ? undefined : proxyProtocol),
     ...readSmtpRoute(r, o, path, protocol),
     ...optional("http", http),
+    ...optional("chain", chain),
   };
+}
+
+/**
+ * `"upstreams": [{ "listener": NAME }]`: the route's plaintext continues into another listener. It is
+ * the route's only upstream (there is nothing to balance); the name is checked against the other
+ * listeners once all are read ({@link checkChains}). undefined when the upstreams are addresses.
+ */
+function readChain(r: ConfigReader, value: unknown, path: JsonPath): string | undefined {
+  if (!Array.isArray(value) || !value.some((u) => typeof u === "object" && u !== null && "listener" in u)) return undefined;
+  if (value.length !== 1) return r.fail(path, `an upstream { "listener": … } is the route's only upstream (the connection continues into that listener)`);
+  const o = r.object(value[0], [...path, 0], ["listener"]);
+  return o ? r.string(o, "listener", [...path, 0]) : undefined;
 }
 
 function readMatch(r: ConfigReader, value: unknown, path: JsonPath, protocol: ListenerConfig["protocol"]): RouteMatch | null {
@@ -248,7 +315,7 @@ function readMatch(r: ConfigReader, value: unknown, path: JsonPath, protocol: Li
   // An empty match would silently act as a default route; require the operator to say so.
   if (Object.keys(o).length === 0) r.fail(path, "match is empty: leave it out to make the default route");
   if (Array.isArray(o.clientCidr) && o.clientCidr.length === 0) r.fail([...path, "clientCidr"], "clientCidr is empty: it would match no client (leave it out to match any)");
-  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path), ...readHttpMatch(r, o, path, protocol) };
+  return { clientCidr, ...readProtocolMatch(r, o, path), ...readSmtpMatch(r, o, path), ...readHttpMatch(r, o, path, protocol), ...readMysqlMatch(r, o, path, protocol) };
 }
 
 function readUpstream(r: ConfigReader, value: unknown, path: JsonPath): UpstreamConfig | undefined {
@@ -306,6 +373,8 @@ function addressKey(a: SocketAddress): string | null {
 /** Listen addresses seen so far in the config: by identity, and by IP family and port. */
 interface SeenAddresses {
   readonly exact: Map<string, string>;
+  /** Listeners written with `"listen": []`, by name. */
+  readonly unaddressed: Map<string, JsonPath>;
   readonly byPort: Map<string, { readonly key: string; readonly listener: string; readonly wildcard: boolean }[]>;
 }
 

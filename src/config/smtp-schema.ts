@@ -9,12 +9,22 @@ import type { JsonPath } from "./jsonc.ts";
 import type { ConfigReader, Obj } from "./reader.ts";
 import type { Protocol, SmtpListenerConfig } from "./types.ts";
 
-const SMTP_KEYS = ["hostname", "maxMessageBytes", "requireTls", "smtpUtf8", "maxCommandsBeforeRouting"];
+const SMTP_KEYS = ["hostname", "maxMessageBytes", "requireTls", "smtpUtf8", "maxCommandsBeforeRouting", "commandTimeoutMs", "dataTimeoutMs"];
 
 /** 50 MiB, the size SPEC.md's example offers (and a common MTA default). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 52_428_800;
 /** handshakeTimeoutMs of smtp listeners: banner to first RCPT (RFC 5321 §4.5.3.2.7: 5 minutes a command). */
 export const SMTP_HANDSHAKE_TIMEOUT_MS = 300_000;
+/** RFC 5321 §4.5.3.2.7: "An SMTP server SHOULD have a timeout of at least 5 minutes while it is awaiting the next command". */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
+/** RFC 5321 §4.5.3.2.5: 3 minutes for each block of message data. */
+export const DEFAULT_DATA_TIMEOUT_MS = 180_000;
+/**
+ * idleTimeoutMs of smtp listeners: above the command and data timeouts, so that they, and their
+ * 421, come first; it still bounds a stalled backend (RFC 5321 §4.5.3.2.6: a client waits 10
+ * minutes for the reply to the end of DATA).
+ */
+export const SMTP_IDLE_TIMEOUT_MS = 600_000;
 /** Enough for EHLO, STARTTLS, EHLO and a handful of NOOP/RSET; a client past it is not mailing. */
 export const DEFAULT_MAX_COMMANDS_BEFORE_ROUTING = 50;
 
@@ -36,6 +46,8 @@ export function readSmtpListener(r: ConfigReader, o: Obj, path: JsonPath, protoc
     requireTls: r.boolean(s, "requireTls", at, false),
     smtpUtf8: r.boolean(s, "smtpUtf8", at, false),
     maxCommandsBeforeRouting: r.integer(s, "maxCommandsBeforeRouting", at, DEFAULT_MAX_COMMANDS_BEFORE_ROUTING, 1, 10_000),
+    commandTimeoutMs: r.integer(s, "commandTimeoutMs", at, DEFAULT_COMMAND_TIMEOUT_MS, 1, 86_400_000),
+    dataTimeoutMs: r.integer(s, "dataTimeoutMs", at, DEFAULT_DATA_TIMEOUT_MS, 1, 86_400_000),
   };
 }
 

@@ -16,6 +16,8 @@ const JA4 = /^[tqd][0-9s][0-9a-z][di][0-9]{2}[0-9]{2}[0-9a-z]{2}_[0-9a-f]{12}_[0
 export const TLS_PROTOCOLS: readonly Protocol[] = ["tls", "postgres", "smtp", "mysql"];
 /** Protocols whose routing facts are inside TLS, so TLS ends on the listener before any route is known. */
 const TLS_BEFORE_ROUTING: readonly Protocol[] = ["postgres", "mysql"];
+/** Of those, the protocols whose route may ask for TLS to the server (MySQL: an SSLRequest after its greeting). */
+const UPSTREAM_TLS_BUILT: readonly Protocol[] = ["mysql"];
 
 /** `protection` is the listener's protection object, already key-checked by the schema. */
 export function readTlsListener(r: ConfigReader, o: Obj, path: JsonPath, protocol: Protocol, protection: Obj) {
@@ -50,6 +52,7 @@ export function readTlsRoute(r: ConfigReader, o: Obj, path: JsonPath, protocol: 
   if (early && o.terminateTls === false) r.fail([...path, "terminateTls"], `a ${protocol} listener routes on the ${first}, which it can only read after terminating TLS`);
   if (early) {
     for (const k of ["cert", "mtls", "upstreamTls"]) {
+      if (k === "upstreamTls" && UPSTREAM_TLS_BUILT.includes(protocol)) continue;
       if (k in o) r.fail([...path, k], `a ${protocol} listener ends TLS before the route is known (the database is inside TLS): set ${k === "cert" ? "defaultCert or certDir" : k === "mtls" ? "mtls" : `nothing: TLS to ${server} servers is not built`}${k === "upstreamTls" ? "" : " on the listener"}`);
     }
   }

@@ -48,6 +48,18 @@ export interface HttpListenerConfig {
   readonly forwarded: "append" | "replace" | "off";
   /** Peers whose incoming X-Forwarded-* fields are kept; from others they are replaced. */
   readonly trustedProxies: readonly Cidr[];
+  /** `http.via`: the pseudonym written in a Via field on requests and responses (RFC 9110 §7.6.3); null: no Via. */
+  readonly via?: string | null;
+  /** `http.notFound`: the answer to a request no route takes (templates as respond's); null: 404 `no_route`. */
+  readonly notFound?: RespondConfig | null;
+}
+
+/** Field edits of one direction of a route (`headers.request`, `headers.response`). */
+export interface HeaderEdits {
+  /** Fields written, each replacing every received field of its name. */
+  readonly set: readonly (readonly [string, string])[];
+  /** Names (lower case) of received fields left out. */
+  readonly remove: readonly string[];
 }
 
 /** The HTTP keys of a route (protocol "http"). */
@@ -59,6 +71,8 @@ export interface HttpRouteConfig {
   readonly redirect: { readonly status: number; readonly location: string } | null;
   /** Close the connection without answering. */
   readonly drop: boolean;
+  /** `headers`: edits of the request sent upstream and of the response sent back; null: none. */
+  readonly headers?: { readonly request: HeaderEdits; readonly response: HeaderEdits } | null;
 }
 
 export interface RouteMatch {
@@ -78,6 +92,8 @@ export interface RouteMatch {
   readonly host?: readonly string[];
   readonly path?: readonly string[];
   readonly method?: readonly string[];
+  /** MySQL: attribute name → accepted values (exact); every named attribute must hold one of them. Absent = any. */
+  readonly connectionAttributes?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** A listener's `smtp` object (protocol "smtp"; src/config/smtp-schema.ts fills the defaults). */
@@ -92,6 +108,10 @@ export interface SmtpListenerConfig {
   readonly smtpUtf8: boolean;
   /** Commands answered before routing (EHLO, NOOP, RSET, refused ones…); past it the session closes with 421. */
   readonly maxCommandsBeforeRouting: number;
+  /** RFC 5321 §4.5.3.2.7: the client's silence while the proxy waits for its next command; 421 past it. */
+  readonly commandTimeoutMs: number;
+  /** The client's silence inside a message body (RFC 5321 §4.5.3.2.5's data-block bound, server side); 421 past it. */
+  readonly dataTimeoutMs: number;
 }
 
 /** A certificate chain and its private key, as file paths. */
@@ -142,8 +162,15 @@ export interface RouteConfig {
   readonly upstreamTls: UpstreamTlsConfig | null;
   /** SMTP: tell the backend the client's address with Postfix XCLIENT before replaying the dialogue. */
   readonly xclient: boolean;
+  /** A PROXY protocol header (haproxy's proxy-protocol.txt) written to the upstream before any other byte; absent = "none". */
+  readonly proxyProtocol?: "v1" | "v2";
   /** Protocol "http" only. */
   readonly http?: HttpRouteConfig;
+  /**
+   * `"upstreams": [{ "listener": NAME }]`: the plaintext of this terminated TLS route continues into
+   * listener NAME in-process (src/proxy/chain.ts); absent for every other route.
+   */
+  readonly chain?: string;
 }
 
 export interface ListenerConfig {
@@ -175,6 +202,8 @@ export interface ListenerConfig {
   readonly gate: GateConfig;
   /** Protocol "http" only. */
   readonly http?: HttpListenerConfig;
+  /** Peers in `from` must open with a PROXY protocol header, whose source is the client from then on; absent = none read. */
+  readonly acceptProxyProtocol?: { readonly from: readonly Cidr[] };
 }
 
 export interface Config {

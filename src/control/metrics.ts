@@ -3,6 +3,7 @@
  * reason. Plain number fields on long-lived objects, so counting on the hot path allocates nothing.
  * @module
  */
+import { HttpMetrics, type HttpMetricsSnapshot } from "./http-metrics.ts";
 
 export class Counters {
   active = 0;
@@ -85,6 +86,8 @@ export interface MetricsSnapshot {
   tlsHandshakes: [string, number][];
   tlsRefused: [string, number][];
   refused: [string, number][];
+  /** Per-request metrics of http listeners (absent from a worker of an older version). */
+  http?: HttpMetricsSnapshot;
 }
 
 /** Listener names and route keys (`listener\0route`) that have counters. */
@@ -97,7 +100,7 @@ export interface CounterNames {
 export const CONNECT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
 /** Reasons that mean the connection ended well; every other close reason counts as an error. */
-export const OK_REASONS = new Set(["done", "client_closed", "upstream_closed", "responded"]);
+export const OK_REASONS = new Set(["done", "client_closed", "upstream_closed", "responded", "chained"]);
 
 export class Metrics {
   readonly startedAt = Date.now();
@@ -119,6 +122,8 @@ export class Metrics {
   readonly tlsRefused = new Map<string, number>();
   /** Connections refused before routing by `listener\0protocol\0reason`. */
   readonly refused = new Map<string, number>();
+  /** Per-request metrics (HTTP): requests by status class, upstream latency, pools (src/control/http-metrics.ts). */
+  readonly http = new HttpMetrics();
 
   /** A refusal before routing: counted under both series. */
   countRefused(listener: string, protocol: string, reason: string): void {
@@ -165,6 +170,7 @@ export class Metrics {
       tlsHandshakes: [...this.tlsHandshakes],
       tlsRefused: [...this.tlsRefused],
       refused: [...this.refused],
+      http: this.http.snapshot(),
     };
   }
 
@@ -179,6 +185,7 @@ export class Metrics {
     for (const [key, n] of s.tlsHandshakes) this.tlsHandshakes.set(key, (this.tlsHandshakes.get(key) ?? 0) + n);
     for (const [key, n] of s.tlsRefused) this.tlsRefused.set(key, (this.tlsRefused.get(key) ?? 0) + n);
     for (const [key, n] of s.refused) this.refused.set(key, (this.refused.get(key) ?? 0) + n);
+    if (s.http) this.http.add(s.http);
   }
 
   toJSON(): object {
@@ -192,6 +199,7 @@ export class Metrics {
       tlsHandshakes: Object.fromEntries([...this.tlsHandshakes].map(([k, v]) => [k.replace("\0", "/"), v])),
       tlsRefused: Object.fromEntries([...this.tlsRefused].map(([k, v]) => [k.replace("\0", "/"), v])),
       refused: Object.fromEntries([...this.refused].map(([k, v]) => [k.replaceAll("\0", "/"), v])),
+      http: this.http.snapshot(),
     };
   }
 
@@ -252,6 +260,7 @@ export class Metrics {
     });
     family("switchyard_refused_total", "counter", "Connections refused before routing, by protocol and reason (malformed hello or startup message, fingerprint blocklist, missing SNI, handshake failure or timeout).", refused);
     family("switchyard_tls_refused_total", "counter", "Deprecated, removed in the next version: switchyard_refused_total without the protocol label (every protocol's refusals, as before).", split(this.tlsRefused, "reason"));
+    if (this.http.requests.size > 0 || this.http.pools.size > 0) this.http.toPrometheus(out, escape);
     family("switchyard_reloads_total", "counter", "Configuration reloads, by result.", [[{ result: "ok" }, this.reloads.ok], [{ result: "failed" }, this.reloads.failed]]);
     out.push("# HELP switchyard_uptime_seconds Seconds since start.", "# TYPE switchyard_uptime_seconds gauge",
       `switchyard_uptime_seconds ${Math.round((Date.now() - this.startedAt) / 1000)}`);

@@ -14,6 +14,7 @@ import { Metrics } from "./metrics.ts";
 import { loadResolverModule, type Resolver } from "../route/resolver.ts";
 import { ProxyState } from "../proxy/runtime.ts";
 import { reset } from "../proxy/finish.ts";
+import { retire } from "../proxy/pipeline.ts";
 import { startTimeoutSweeper } from "../proxy/timeout-sweeper.ts";
 import { bindAddress, rebind, type SocketSource } from "../listen/listeners.ts";
 import type { BoundListener } from "../listen/bound-listener.ts";
@@ -94,6 +95,7 @@ export class Service {
     log.info(`${signal}: draining`, { open: this.open, drainTimeoutMs });
     fdPressure.stop();
     for (const b of this.#bound.values()) b.stop(false);
+    this.#retire(this.#states);
     const deadline = Date.now() + drainTimeoutMs;
     while (this.open > 0 && Date.now() < deadline) await Bun.sleep(50);
     this.closeAll(this.open > 0 ? "drain_timeout" : "shutdown");
@@ -164,6 +166,13 @@ export class Service {
       this.#bound.delete(key);
       log.info("stopped listening", { address: b.bound });
     }
-    this.#states = [...this.#states.filter((s) => s.live.size > 0), state];
+    const older = this.#states.filter((s) => s.live.size > 0);
+    this.#retire(older); // a served connection (HTTP keep-alive) would otherwise keep the old routes for its life
+    this.#states = [...older, state];
+  }
+
+  /** Tell every open connection of `states` that its configuration is retired (src/proxy/pipeline.ts retire). */
+  #retire(states: readonly ProxyState[]): void {
+    for (const s of states) for (const conn of [...s.live]) retire(conn);
   }
 }

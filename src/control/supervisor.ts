@@ -369,7 +369,9 @@ function socketKeys(config: Config): Set<string> {
 
 function withoutActive(s: MetricsSnapshot): MetricsSnapshot {
   const zero = <T extends { active: number }>(c: T): T => ({ ...c, active: 0 });
-  return { ...s, listeners: s.listeners.map(([k, c]) => [k, zero(c)]), routes: s.routes.map(([k, c]) => [k, zero(c)]) };
+  // A departed worker's HTTP pool gauges (idle, active connections) are gone with it; its counters stay.
+  const http = s.http && { ...s.http, pools: s.http.pools.map(([k, p]): [string, typeof p] => [k, { ...p, idle: 0, active: 0 }]) };
+  return { ...s, listeners: s.listeners.map(([k, c]) => [k, zero(c)]), routes: s.routes.map(([k, c]) => [k, zero(c)]), ...(http ? { http } : {}) };
 }
 
 /**

@@ -6,12 +6,12 @@
  * LF or other CTL can be in them), so a Location built from them cannot split the response. Pure.
  * @module
  */
-import type { RespondConfig } from "../config/types.ts";
+import type { HttpListenerConfig, RespondConfig } from "../config/types.ts";
 
 const STATUS_TEXT: Record<number, string> = {
   100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 302: "Found",
-  303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 403: "Forbidden",
-  404: "Not Found", 408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests",
+  303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+  404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 410: "Gone", 413: "Content Too Large", 429: "Too Many Requests",
   431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
   503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
 };
@@ -68,4 +68,9 @@ export function respondResponse(r: RespondConfig, v: TemplateValues, close: bool
 export function redirectResponse(status: number, location: string, v: TemplateValues, close: boolean, headRequest: boolean): Uint8Array {
   const to = renderTemplate(location, v);
   return buildResponse(status, [["location", to], ["content-type", "text/plain; charset=utf-8"]], `${status} ${STATUS_TEXT[status] ?? ""}: ${to}\n`, close, headRequest);
+}
+
+/** The answer to a request no route takes: the listener's `http.notFound`, else 404 naming `no_route`. */
+export function notFoundResponse(config: HttpListenerConfig, v: TemplateValues, close: boolean, headRequest: boolean): Uint8Array {
+  return config.notFound ? respondResponse(config.notFound, v, close, headRequest) : errorResponse(404, "no_route", close, headRequest);
 }

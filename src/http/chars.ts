@@ -37,9 +37,10 @@ export const FIELD_VALUE = table((b) => b === SP || b === HTAB || (b >= 0x21 && 
 /**
  * The bytes of a request-target (RFC 9112 §3.2): visible ASCII only. Stricter than "any non-space" (no
  * CTL, no DEL, no raw 8-bit: clients percent-encode those, RFC 3986 §2.1) and looser than RFC 3986
- * (browsers send `|`, `^`, `{`, `}` unencoded in queries).
+ * (browsers send `|`, `^`, `{`, `}` unencoded in queries). No "#": a fragment is not part of a
+ * request-target (RFC 9112 §3.2, RFC 3986 §3.5; HAProxy refuses it too).
  */
-export const TARGET = table((b) => b >= 0x21 && b <= 0x7e);
+export const TARGET = table((b) => b >= 0x21 && b <= 0x7e && b !== 0x23);
 
 /** reason-phrase (RFC 9112 §4): HTAB, SP, VCHAR, obs-text. */
 export const REASON = table((b) => b === HTAB || b === SP || (b >= 0x21 && b !== 0x7f));

@@ -55,6 +55,7 @@ export const TE_ANY = 1; // at least one coding
 export const TE_CHUNKED = 2; // chunked appeared
 export const TE_LAST_CHUNKED = 4; // the last coding so far is chunked
 export const TE_FIELD = 8; // a Transfer-Encoding field line was seen (even one with no coding)
+export const TE_OTHER = 16; // a coding other than chunked appeared (a request with one is refused: parse-head.ts)
 
 // RFC 9112 §7 and the IANA HTTP Transfer Coding registry: the codings a recipient can name. We never
 // decode them (the body is relayed as received), but "not understood" (501) is about the name.
@@ -100,7 +101,7 @@ export function scanTransferEncoding(bytes: Uint8Array, s: number, e: number, st
       state |= TE_CHUNKED | TE_LAST_CHUNKED;
     } else {
       if (refuseUnknown && !isKnownCoding(bytes, name, p)) return E.unknown_transfer_coding;
-      state &= ~TE_LAST_CHUNKED;
+      state = (state & ~TE_LAST_CHUNKED) | TE_OTHER;
     }
     state |= TE_ANY;
     p = skipOws(bytes, p, e);

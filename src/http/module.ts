@@ -9,8 +9,9 @@
  * - serve: the session takes the bytes collected and the parsed head, and the client socket.
  * - farewell: before the session, the refusal's status (400, 431, 501, 505…; 408 for a head slower
  *   than handshakeTimeoutMs).
- * Not built yet: upgrades (501), TLS in front (a tls listener chaining into this one), the resolver
- * module per request, route `headers`, `serve` (static files), plugins.
+ * The session asks the resolver module per request when there is one (src/http/resolve-request.ts).
+ * Upgrades on proxy routes become a relay after the upstream's 101 (src/http/tunnel.ts).
+ * Not built yet: CONNECT (501), `serve` (static files), plugins.
  * @module
  */
 import type { Conn } from "../proxy/conn.ts";
@@ -23,6 +24,7 @@ import { parseRequestHead } from "./parse-head.ts";
 import type { HeadError } from "./reasons.ts";
 import { errorResponse } from "./answers.ts";
 import { HttpSession } from "./session.ts";
+import { countExchange } from "./request-metrics.ts";
 import { normaliseHost } from "../route/host-pattern.ts";
 import { HTTP_DEFAULTS } from "../config/http-schema.ts";
 
@@ -35,6 +37,8 @@ class HttpIntake {
   error: HeadError | null = null;
   /** Set once the module owns the connection. */
   session: HttpSession | null = null;
+  /** Retired before the session started (the first head was still being read). */
+  retiring = false;
 
   constructor(readonly config: HttpListenerConfig) {
     this.head = takeRequestHead(config);
@@ -86,6 +90,7 @@ export const HTTP: ProtocolModule = {
       const session = new HttpSession(conn, state.config, state.head!);
       state.head = null; // the session's now: it gives it back while the connection is idle
       state.session = session;
+      session.retiring = state.retiring;
       const first = conn.intake!.first;
       const bytes = first.bytes();
       first.clear();
@@ -103,12 +108,19 @@ export const HTTP: ProtocolModule = {
     close(conn: Conn): void {
       intakeOf(conn).session?.clientClosed();
     },
+    retire(conn: Conn): void {
+      const state = intakeOf(conn);
+      if (state.session) state.session.retire();
+      else state.retiring = true; // the first request is answered, then the connection ends
+    },
   },
 
   farewell(conn: Conn, reason: string): Uint8Array | null {
     const state = intakeOf(conn);
     if (state.session) return null;
     const status = state.error?.status ?? PIPELINE_REFUSALS[reason];
-    return status === undefined ? null : errorResponse(status, reason, true);
+    if (status === undefined) return null;
+    countExchange(conn.listener, null, false, status, null); // a request refused before the session: counted as answered
+    return errorResponse(status, reason, true);
   },
 };

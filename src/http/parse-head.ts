@@ -19,7 +19,7 @@ import { CR, HTAB, LF, REASON, SP, TARGET, TOKEN, latin1 } from "./chars.ts";
 import { FieldId, fieldId } from "./field-name.ts";
 import { scanFieldLine } from "./field-line.ts";
 import {
-  TE_ANY, TE_LAST_CHUNKED, isPlainDigits, isValidHost, parseContentLength, scanConnection, scanTransferEncoding,
+  TE_ANY, TE_LAST_CHUNKED, TE_OTHER, isPlainDigits, isValidHost, parseContentLength, scanConnection, scanTransferEncoding,
 } from "./field-values.ts";
 import { FieldAction, type HttpHead, type RequestHead, type ResponseHead } from "./head.ts";
 import { E, INCOMPLETE, type HeadError, requestError, responseError } from "./reasons.ts";
@@ -201,11 +201,27 @@ function finishRequest(head: RequestHead, r: number, start: number): number {
     if (head.minorVersion === 0) return E.transfer_encoding_in_http10; // RFC 9112 §6.1
     if (head.contentLength >= 0) return E.content_length_with_transfer_encoding; // RFC 9112 §6.1, §11.2
     if ((te & TE_LAST_CHUNKED) === 0) return E.chunked_not_last; // RFC 9112 §6.3 ¶4
+    // A coding beside chunked (gzip, chunked) is relayed, never decoded here: not understood, so 501
+    // (RFC 9112 §6.1 SHOULD), as HAProxy refuses it too (test/integration/http-differential.test.ts).
+    if ((te & TE_OTHER) !== 0) return E.unknown_transfer_coding;
   }
   if (head.minorVersion === 1 && head.hostIndex < 0) return E.missing_host; // RFC 9112 §3.2
+  // RFC 9112 §3.2.2: the target's authority wins over Host. Two different hosts in one request are
+  // refused instead (as HAProxy does): a component behind that reads Host would route elsewhere.
+  if (head.targetForm === "absolute" && head.hostIndex >= 0 && !authorityIsHost(head)) return E.host_mismatch;
   head.end = r;
   head.consumed = r - start;
   return r;
+}
+
+/** The absolute-form target's authority equals the Host value, ignoring case. */
+function authorityIsHost(head: RequestHead): boolean {
+  const b = head.bytes, i = head.hostIndex;
+  const s = head.fields[4 * i + 2]!, e = head.fields[4 * i + 3]!;
+  const a = head.authorityStart;
+  if (e - s !== head.authorityEnd - a) return false;
+  for (let k = 0; k < e - s; k++) if ((b[s + k]! | 0x20) !== (b[a + k]! | 0x20)) return false;
+  return true;
 }
 
 /** Rules over a whole response head; the one repair is Content-Length beside Transfer-Encoding. */

@@ -39,6 +39,7 @@ const REQUEST_STATUS = {
   missing_host: 400,
   multiple_host: 400,
   invalid_host: 400,
+  host_mismatch: 400, // an absolute-form target's authority and Host differ (parse-head.ts finishRequest)
   invalid_connection: 400,
   // Limits (RFC 6585 §5).
   header_too_large: 431,

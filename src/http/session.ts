@@ -1,12 +1,13 @@
 /**
  * One HTTP/1.1 client connection once the http module owns it (ProtocolModule.serve): the request
- * loop. Per request: parse the head (parse-head.ts, resumable), route it with the listener's table
- * (src/route/table.ts, on host/path/method), then answer it here (respond, redirect, 404, refusals),
+ * loop. Per request: parse the head (parse-head.ts, resumable), route it with the resolver module if
+ * there is one (resolve-request.ts) or the listener's table (src/route/table.ts, on host/path/method), then answer it here (respond, redirect, 404, refusals),
  * drop the connection, or forward it: the head re-serialised without hop-by-hop fields and with
  * X-Forwarded-*, the body streamed as it arrives (Content-Length counted, chunked framed by
  * ChunkedFramer, never buffered whole), the response head parsed and re-serialised, its body
  * streamed per responseBody (none for HEAD/1xx/204/304; until close ends the client connection
- * too), the upstream connection given back to its pool, the next request read.
+ * too), the upstream connection given back to its pool, the next request read. An upgrade answered
+ * with 101 makes the connection a relay both ways from then on (phase TUNNEL, tunnel.ts).
  *
  * Flow control: each direction writes straight to its socket and queues only what the socket did not
  * take; while anything waits, the source is paused, and resumed on drain. Requests are answered in
@@ -29,13 +30,20 @@ import { RequestHead, ResponseHead } from "./head.ts";
 import { parseRequestHead, parseResponseHead } from "./parse-head.ts";
 import { requestBody, responseBody, type RequestBody, type ResponseBody } from "./body.ts";
 import { ChunkedFramer } from "./chunked.ts";
-import { compactInPlace, serializeHead, serializeHeadInto, type HeadEdits } from "./serialize.ts";
+import { compactInPlace, serializeHead, serializeHeadInto, type FieldEdit, type HeadEdits } from "./serialize.ts";
 import { forwardedEdits } from "./forwarded.ts";
-import { errorResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
+import { errorResponse, notFoundResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
+import { requestEdits, responseEdits } from "./header-edits.ts";
+import {
+  forwardsAsUpgrade, startTunnel, tunnelClientData, tunnelClientDrain, tunnelClientEnd, tunnelUpstreamData, tunnelUpstreamDrain,
+  tunnelUpstreamGone, withUpgrade,
+} from "./tunnel.ts";
 import { poolOf, type LinkOwner, type UpstreamLink, type UpstreamPool } from "./upstream-pool.ts";
 import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { normaliseHost } from "../route/host-pattern.ts";
 import { logExchange } from "./exchange-log.ts";
+import { countExchange } from "./request-metrics.ts";
+import { resolveRequest, resolvedPool } from "./resolve-request.ts";
 import { watch, unwatch } from "./timeouts.ts";
 import { MAX_READ_BYTES } from "../sniff/collect.ts";
 import { freeRequestHeads, giveRequestHead, takeRequestHead } from "./head-pool.ts";
@@ -50,6 +58,8 @@ export const enum Phase {
   EXCHANGE,
   /** The last answer is being written; the connection ends after it. */
   CLOSING,
+  /** After a 101 to an upgrade: a plain relay both ways (tunnel.ts). */
+  TUNNEL,
 }
 
 /** Where the response of the current exchange is. */
@@ -105,7 +115,7 @@ export class HttpSession implements LinkOwner {
   routeHost = "";
   path = "";
   /** X-Forwarded-* for an untrusted peer: they depend only on its address and rawHost (forwardedFor). */
-  forwardedFor: HeadEdits | null = null;
+  forwardedFor: FieldEdit[] | null = null;
   forwardedHost = "";
   requestStart = 0;
   sentAt = 0;
@@ -127,10 +137,18 @@ export class HttpSession implements LinkOwner {
   upstreamReusable = false;
   /** The client connection ends after this exchange. */
   closeAfter = false;
+  /** The configuration is retired (reload, drain): every exchange from now on is the connection's last. */
+  retiring = false;
   status = 0;
   upstreamMs: number | null = null;
   reused = false;
   retried = false;
+  /** The request is forwarded as an upgrade (tunnel.ts); a 101 to it makes the connection a tunnel. */
+  upgrading = false;
+  /** In a tunnel, the client's FIN came (the tunnel ends once the upstream took what waits). */
+  tunnelClientEnded = false;
+  /** The resolver module chose this exchange's endpoint (conn.upstreamText); `route` is null. */
+  resolved = false;
   /** Why the exchange ended, for its access-log record. */
   outcome = "done";
   /** conn.bytesIn/bytesOut when the previous exchange ended: this one's bytes are the difference. */
@@ -173,6 +191,7 @@ export class HttpSession implements LinkOwner {
     conn.lastActive = performance.now();
     conn.bytesIn += chunk.length;
     if (this.phase === Phase.CLOSING) return; // nothing more is read from a connection that ends
+    if (this.phase === Phase.TUNNEL) return tunnelClientData(this, chunk);
     if (this.phase === Phase.HEAD && this.inbuf.size === 0) this.headSince = conn.lastActive;
     if (!this.inbuf.push(chunk)) return this.refuse(413, "request_buffer_overflow");
     if (this.phase === Phase.HEAD) return this.readHead();
@@ -214,13 +233,21 @@ export class HttpSession implements LinkOwner {
     this.requestDone = this.requestKind === "none";
     this.requestLeft = this.requestKind === "length" ? head.contentLength : 0;
     if (this.requestKind === "chunked") (this.requestFramer ??= new ChunkedFramer()).reset();
-    this.closeAfter = !head.keepAlive;
-    // The upgrade is the next HTTP issue's: say so rather than pass or hang.
-    if (head.isUpgrade) return this.refuse(501, "upgrade_not_built");
+    this.closeAfter = !head.keepAlive || this.retiring;
+    // An upgrade is forwarded (tunnel.ts) when it is HTTP/1.1 and has no body; otherwise say so rather than pass or hang.
+    this.upgrading = forwardsAsUpgrade(this);
+    if (head.isUpgrade && !this.upgrading) return this.refuse(501, "upgrade_not_supported");
     if (head.method === "CONNECT") return this.refuse(501, "connect_not_supported");
+    if (conn.listener.state.resolver) return resolveRequest(this); // per request: it sees host, path, method
+    this.routeByTable();
+  }
+
+  /** The listener's route table decides (no resolver, or it answered null). */
+  routeByTable(): void {
+    const conn = this.conn, head = this.head, facts = conn.facts!;
     const route = conn.listener.table.match(conn.clientIp, facts);
     this.route = route;
-    if (!route) return this.answer(404, errorResponse(404, "no_route", this.answerCloses(), this.method === "HEAD"), "no_route");
+    if (!route) return this.answer(this.config.notFound?.status ?? 404, notFoundResponse(this.config, this.templateValues(), this.answerCloses(), this.method === "HEAD"), "no_route");
     if (route.gate.admit() === "routeRateLimited") return this.answer(429, errorResponse(429, "route_rate_limited", this.answerCloses(), this.method === "HEAD"), "route_rate_limited");
     const http = route.config.http;
     if (http?.drop) {
@@ -291,6 +318,7 @@ export class HttpSession implements LinkOwner {
   }
 
   clientDrain(): void {
+    if (this.phase === Phase.TUNNEL) return tunnelClientDrain(this);
     if (!this.flushClient()) return;
     if (this.phase === Phase.CLOSING) return this.endClient();
     if (this.responseState === Response.BODY && this.link) resumeLink(this.link);
@@ -298,6 +326,7 @@ export class HttpSession implements LinkOwner {
 
   /** The client's FIN: a request cut short ends the exchange; between requests, the connection. */
   clientEnd(): void {
+    if (this.phase === Phase.TUNNEL) return tunnelClientEnd(this);
     if (this.phase === Phase.HEAD) return abort(this.conn, this.inbuf.size > 0 ? "incomplete_request" : "client_closed");
     if (!this.requestDone) {
       this.outcome = "client_closed_in_request";
@@ -315,12 +344,26 @@ export class HttpSession implements LinkOwner {
       staged = 0;
       stagedBy = null;
     }
-    if (this.phase === Phase.EXCHANGE && this.link) {
-      this.outcome = this.outcome === "done" ? "client_closed" : this.outcome;
+    if ((this.phase === Phase.EXCHANGE || this.phase === Phase.TUNNEL) && this.link) {
+      if (this.phase === Phase.EXCHANGE) this.outcome = this.outcome === "done" ? "client_closed" : this.outcome;
       this.finishExchange();
     }
     abort(this.conn, this.phase === Phase.CLOSING ? "done" : "client_closed");
     this.releaseHead();
+  }
+
+  /**
+   * The configuration is retired (reload, drain): between requests, close now; while a head is being
+   * read or a request answered, after that answer (Connection: close on it, unless its head went out
+   * already; the connection's end still tells the client).
+   */
+  retire(): void {
+    this.retiring = true;
+    if (this.phase === Phase.HEAD && this.inbuf.size === 0) {
+      unwatch(this);
+      return abort(this.conn, "drained_idle");
+    }
+    if (this.phase === Phase.EXCHANGE) this.closeAfter = true;
   }
 
   /** Pause and resume only on a change: each is a system call (epoll) in Bun. */
@@ -456,32 +499,52 @@ export class HttpSession implements LinkOwner {
   // ─── forwarding ────────────────────────────────────────────────────────────────────────────────
 
   forward(route: RouteRuntime): void {
-    const conn = this.conn, head = this.head;
     const i = route.balancer.pick();
     this.upstreamIndex = i;
-    conn.upstreamText = route.config.upstreams[i]!.text;
+    this.conn.upstreamText = route.config.upstreams[i]!.text;
+    this.pool = poolOf(route, i);
+    this.sendRequest();
+  }
+
+  /** The resolver module chose `endpoint` for this request. */
+  forwardResolved(endpoint: string): void {
+    this.resolved = true;
+    this.conn.upstreamText = endpoint;
+    this.pool = resolvedPool(this.conn.listener, endpoint);
+    this.sendRequest();
+  }
+
+  /** The resolver refused the request: answered in HTTP terms, the reason in the body and the log. */
+  refuseResolved(status: number, reason: string, message: string): void {
+    this.answer(status, errorResponse(status, message ? `${reason}: ${message}` : reason, this.answerCloses(), this.method === "HEAD"), reason);
+  }
+
+  /** Send the request over a pooled connection of this.pool's upstream, or a new one (send serializes the head). */
+  sendRequest(): void {
+    const head = this.head;
     // The head's bytes stay valid after this (nothing writes into them, and the head is not parsed
     // again before the exchange ends): send() serializes from them, again for a retry.
     this.inbuf.consume(head.consumed);
-    this.pool = poolOf(route, i);
-    const link = this.pool.take(this);
+    const link = this.pool!.take(this);
     if (link) {
       this.reused = true;
       return this.send(link);
     }
-    this.dial(route, i);
+    this.dial();
   }
 
-  dial(route: RouteRuntime, i: number): void {
-    const known = route.targets[i];
+  /** Connect to the exchange's upstream: the route's (checked once, when literal) or the resolver's (SSRF-checked). */
+  dial(): void {
+    const route = this.route;
+    const known = route ? route.targets[this.upstreamIndex] : null;
     if (known) {
       if (known.ok) return this.connect(known.target);
       return this.refuse(502, known.reason);
     }
-    const policy = { fromOperator: true, skipValidation: this.conn.listener.config.skipValidation };
-    const session = this;
-    resolveEndpoint(route.config.upstreams[i]!.text, policy).then(function endpointResolved(r) {
-      if (session.phase !== Phase.EXCHANGE || session.route !== route) return;
+    const policy = { fromOperator: route !== null, skipValidation: this.conn.listener.config.skipValidation };
+    const session = this, asked = this.requestStart;
+    resolveEndpoint(this.conn.upstreamText!, policy).then(function endpointResolved(r) {
+      if (session.phase !== Phase.EXCHANGE || session.requestStart !== asked) return;
       if (r.ok) session.connect(r.target);
       else session.refuse(502, r.reason);
     });
@@ -500,7 +563,8 @@ export class HttpSession implements LinkOwner {
     this.link = link;
     this.conn.upstreamAddr = link.addr;
     this.sentAt = performance.now();
-    const edits = this.forwardedEdits();
+    let edits = requestEdits(this.route, this.config, this.head.minorVersion, this.forwardedFields());
+    if (this.upgrading) edits = withUpgrade(edits);
     let end = serializeHeadInto(this.head, edits, REQUEST_STAGE, 0);
     if (end < 0) {
       link.write(serializeHead(this.head, edits)); // a head longer than REQUEST_STAGE (a huge X-Forwarded-For): its own array
@@ -519,14 +583,16 @@ export class HttpSession implements LinkOwner {
     if (!this.requestDone) this.pumpRequestBody();
   }
 
-  /** The X-Forwarded-* edits of the current request (made again only when they can differ). */
-  forwardedEdits(): HeadEdits {
+  /** The X-Forwarded-* fields of the current request (made again only when they can differ), or null. */
+  forwardedFields(): FieldEdit[] | null {
     const mode = this.config.forwarded;
-    if (mode === "off") return NO_EDITS;
+    if (mode === "off") return null;
     const conn = this.conn;
-    if (this.trustedPeer) return { set: forwardedEdits(this.head, mode, conn.clientIp, true, "http")! };
+    const proto = conn.facts!.tls === "terminate" ? "https" : "http";
+    if (this.trustedPeer) return forwardedEdits(this.head, mode, conn.clientIp, true, proto);
+    // From an untrusted peer they depend only on its address, the connection's TLS and the host.
     if (this.forwardedFor === null || this.forwardedHost !== this.rawHost) {
-      this.forwardedFor = { set: forwardedEdits(this.head, mode, conn.clientIp, false, "http")! };
+      this.forwardedFor = forwardedEdits(this.head, mode, conn.clientIp, false, proto);
       this.forwardedHost = this.rawHost;
     }
     return this.forwardedFor;
@@ -541,7 +607,7 @@ export class HttpSession implements LinkOwner {
   /** Hand the body bytes in inbuf to the upstream, as far as they are framed. */
   pumpRequestBody(): void {
     const link = this.link;
-    if (!link) return; // still resolving: the bytes wait in inbuf
+    if (!link) return this.pauseClient(); // still resolving: the bytes wait in inbuf, the rest in the kernel
     while (!this.requestDone && this.inbuf.size > 0) {
       const bytes = this.inbuf.bytes();
       let n: number;
@@ -574,6 +640,7 @@ export class HttpSession implements LinkOwner {
 
   upstreamDrain(link: UpstreamLink): void {
     if (link !== this.link) return;
+    if (this.phase === Phase.TUNNEL) return tunnelUpstreamDrain(this, link);
     if (link.flush() && !this.requestDone) {
       this.pumpRequestBody();
     }
@@ -582,6 +649,7 @@ export class HttpSession implements LinkOwner {
   upstreamData(link: UpstreamLink, chunk: Uint8Array): void {
     if (link !== this.link) return;
     this.conn.lastActive = performance.now();
+    if (this.phase === Phase.TUNNEL) return tunnelUpstreamData(this, link, chunk);
     if (!this.upbuf.push(chunk)) return this.upstreamFailed("response_head_too_large");
     this.pumpResponse();
     if (stagedBy === this && !this.flushStage() && this.link === link) pauseLink(link);
@@ -614,6 +682,7 @@ export class HttpSession implements LinkOwner {
         if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
         at = r.consumed;
         const bodyFollows = this.responseHead();
+        if (this.phase === Phase.TUNNEL) return; // a 101: tunnel.ts took upbuf's bytes, head and all
         if ((this.responseState as Response) === Response.BODY) {
           const end = this.wholeResponseInPlace(bytes, at);
           if (end >= 0) {
@@ -676,9 +745,9 @@ export class HttpSession implements LinkOwner {
   responseHead(): boolean {
     const res = this.response!;
     if (res.status >= 100 && res.status < 200) {
-      // 101 answers an upgrade, which is never forwarded (refused with 501 first): out of step.
+      // 101 answers an upgrade we forwarded (tunnel.ts); to anything else it is out of step.
       if (res.status === 101) {
-        this.upstreamFailed("unexpected_101");
+        if (!(this.upgrading && startTunnel(this, this.link!))) this.upstreamFailed("unexpected_101");
         return true;
       }
       // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2), except to an HTTP/1.0 client, which
@@ -689,11 +758,11 @@ export class HttpSession implements LinkOwner {
     this.status = res.status;
     this.upstreamMs = performance.now() - this.sentAt;
     this.responseKind = responseBody(res, this.method);
-    this.upstreamReusable = res.keepAlive && this.responseKind !== "close";
+    this.upstreamReusable = res.keepAlive && this.responseKind !== "close" && !this.upgrading;
     if (this.responseKind === "close" || !this.requestDone) this.closeAfter = true;
-    const edits: HeadEdits = this.closeAfter
+    const edits = responseEdits(this.closeAfter
       ? CLOSE_EDITS
-      : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS;
+      : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS, this.route, this.config, res.minorVersion);
     this.responseEdits = edits; // pumpResponse writes the head
     this.responseState = Response.BODY;
     this.responseLeft = this.responseKind === "length" ? res.contentLength : 0;
@@ -718,6 +787,7 @@ export class HttpSession implements LinkOwner {
     const pool = this.pool!;
     this.link = null;
     pool.discard(link);
+    if (this.phase === Phase.TUNNEL) return tunnelUpstreamGone(this);
     if (this.responseState === Response.BODY && this.responseKind === "close") {
       this.upstreamReusable = false;
       return this.responseEnded();
@@ -728,7 +798,7 @@ export class HttpSession implements LinkOwner {
     const nothingBack = this.responseBytes === 0 && this.upbuf.size === 0 && this.responseState === Response.HEAD;
     if (this.reused && nothingBack && !this.retried && this.requestKind === "none" && IDEMPOTENT.has(this.method)) {
       this.retried = true;
-      return this.dial(this.route!, this.upstreamIndex);
+      return this.dial();
     }
     this.upstreamFailed(connectFailed ? "connect_failed" : this.responseState === Response.HEAD ? "upstream_closed" : "upstream_closed_mid_response");
   }
@@ -793,10 +863,27 @@ export class HttpSession implements LinkOwner {
     }
     if (this.upstreamIndex >= 0) this.route?.balancer.release(this.upstreamIndex);
     this.upstreamIndex = -1;
-    if (this.requestStart > 0) logExchange(this);
+    if (this.requestStart > 0) {
+      logExchange(this);
+      countExchange(this.conn.listener, this.route, this.resolved, this.status, this.upstreamMs);
+    }
     this.requestStart = 0;
     this.bytesInBefore = this.conn.bytesIn;
     this.bytesOutBefore = this.conn.bytesOut;
+  }
+
+  /** A 101 switched the connection to a tunnel: no request timeout, no more heads (tunnel.ts). */
+  enterTunnel(): void {
+    this.phase = Phase.TUNNEL;
+    this.responseState = Response.BODY;
+    this.requestDone = true;
+    this.tunnelClientEnded = false;
+  }
+
+  /** The tunnel ended: what waits for the client is written, then the connection ends. */
+  leaveTunnel(): void {
+    this.phase = Phase.CLOSING;
+    this.pauseClient();
   }
 
   resetExchange(): void {
@@ -810,6 +897,7 @@ export class HttpSession implements LinkOwner {
     this.upstreamMs = null;
     this.reused = false;
     this.retried = false;
+    this.resolved = false;
     this.outcome = "done";
     this.upbuf.clear();
     this.responseResume = 0;

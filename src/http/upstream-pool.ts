@@ -14,6 +14,7 @@ import type { Socket, SocketHandler } from "bun";
 import type { DialTarget } from "../upstream/endpoint.ts";
 import type { RouteRuntime } from "../proxy/runtime.ts";
 import { ByteQueue } from "../net/byte-queue.ts";
+import type { PoolStats } from "../control/http-metrics.ts";
 
 /** What a link tells the request that uses it. */
 export interface LinkOwner {
@@ -98,7 +99,11 @@ export class UpstreamPool {
     readonly upstream: string,
     readonly maxIdle: number,
     readonly idleTimeoutMs: number,
-  ) {}
+    /** Its upstream's metrics (reused, dialled; idle and active are read from the pool at scrape time). */
+    readonly stats: PoolStats | null = null,
+  ) {
+    stats?.pools.add(this);
+  }
 
   /** An idle link (the newest), or null: the caller dials. */
   take(owner: LinkOwner): UpstreamLink | null {
@@ -107,6 +112,7 @@ export class UpstreamPool {
       link.owner = owner;
       this.active++;
       this.reusedTotal++;
+      if (this.stats) this.stats.reusedTotal++;
       return link;
     }
     return null;
@@ -118,6 +124,7 @@ export class UpstreamPool {
     link.owner = owner;
     link.addr = target.kind === "inet" ? (target.ip.includes(":") ? `[${target.ip}]:${target.port}` : `${target.ip}:${target.port}`) : `unix:${target.path}`;
     this.active++;
+    if (this.stats) this.stats.dialledTotal++;
     const options = { socket: LINK_HANDLERS, data: link };
     const connecting = target.kind === "unix"
       ? Bun.connect<UpstreamLink>({ unix: target.path, ...options })
@@ -210,7 +217,9 @@ export function poolOf(route: RouteRuntime, i: number): UpstreamPool {
   let pool = pools[i];
   if (!pool) {
     const cfg = route.config.http?.pool ?? { maxIdle: 32, idleTimeoutMs: 30_000 };
-    pools[i] = pool = new UpstreamPool(route.config.upstreams[i]!.text, cfg.maxIdle, cfg.idleTimeoutMs);
+    const upstream = route.config.upstreams[i]!.text;
+    const stats = route.listener.state.metrics.http.pool(route.listener.config.name, route.config.name, upstream);
+    pools[i] = pool = new UpstreamPool(upstream, cfg.maxIdle, cfg.idleTimeoutMs, stats);
     ALL_POOLS.add(pool);
   }
   return pool;

@@ -44,6 +44,7 @@ export function sniffClient(conn: Conn, state: MysqlState, collected: ByteQueue,
   const response = parsed.response;
   facts.user = response.user;
   facts.database = response.database;
+  facts.connectionAttributes = response.attributes;
   // Without plugin auth the client cannot follow an AuthSwitchRequest to the real server's scramble.
   if (!has(response.capabilities, CLIENT_PLUGIN_AUTH) || !has(response.capabilities, CLIENT_SECURE_CONNECTION)) {
     return refuse("auth_switch_unsupported", `client capabilities 0x${response.capabilities.toString(16)}`);

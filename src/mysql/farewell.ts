@@ -45,6 +45,10 @@ function errorFor(conn: Conn, state: MysqlState, reason: string): { code: number
   if (UNREACHABLE.has(reason)) {
     return { ...SERVER_UNREACHABLE, message: `switchyard: server ${conn.upstreamText ?? "(none)"} for ${who} is unreachable (${reason})` };
   }
+  if (reason === "upstream_tls_unavailable" || reason === "upstream_tls_failed") {
+    const why = reason === "upstream_tls_failed" ? "its TLS handshake failed" : "it does not offer TLS";
+    return { ...SERVER_UNREACHABLE, message: `switchyard: server ${conn.upstreamText ?? "(none)"} for ${who} cannot be reached over TLS as its route requires: ${why} (${reason})` };
+  }
   if (reason.startsWith("malformed_") || reason.startsWith("upstream_bad")) {
     return { ...ER_HANDSHAKE_ERROR, message: `switchyard: bad handshake (${reason})` };
   }

@@ -18,6 +18,8 @@ export type MysqlPhase =
   | "tls-hello"
   /** Routed; waiting for the chosen server's greeting. */
   | "server-greeting"
+  /** The server was sent an SSLRequest (route upstreamTls): TLS to it is being set up. */
+  | "server-tls"
   /** The client was sent an AuthSwitchRequest with the server's scramble: its answer comes next. */
   | "client-answer"
   /** The HandshakeResponse41 went to the server: relaying the rest of authentication until OK or ERR. */
@@ -33,8 +35,12 @@ export class MysqlState {
   responseBytes: RawClientFields | null = null;
   /** The server's greeting, once read. */
   server: InitialHandshake | null = null;
-  /** Capabilities in force between client and server (the intersection). */
+  /** Capabilities in force between client and server (the intersection; CLIENT_SSL when the server is on TLS). */
   capabilities = 0;
+  /** MariaDB's extended capabilities in force (0 unless both sides are MariaDB). */
+  mariadbCapabilities = 0;
+  /** The sequence id of the HandshakeResponse41 to the server: 1, or 2 after the proxy's SSLRequest. */
+  serverSeq = 1;
   /** client sequence id − server sequence id during the relayed authentication. */
   seqDelta = 0;
   /** A whole ERR packet to end the client with (the server's own refusal, renumbered). */

@@ -14,15 +14,23 @@
  *
  * n is 2 for a client in plain text (greeting 0, response 1) and 3 after an SSLRequest. After the
  * OK every command restarts its sequence at 0, so the relay needs no rewriting and may be a kernel one.
+ *
+ * With upstream TLS (the route's upstreamTls), the greeting must offer CLIENT_SSL (else the
+ * connection ends with `upstream_tls_unavailable`: never plaintext instead), and before the client
+ * is asked anything the proxy sends the server an SSLRequest (seq 1), the pipeline starts TLS over
+ * the socket (the `start-tls` step), and once it is up (tlsStarted) the exchange above continues
+ * inside it, the HandshakeResponse41 being seq 2 and carrying CLIENT_SSL. Such a connection stays
+ * in the userspace relay.
+ * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase_packets_protocol_ssl_request.html
  * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase_packets_protocol_auth_switch_request.html
  * @module
  */
 import type { Conn } from "../proxy/conn.ts";
-import { NEED_MORE, RELAY, type HandshakeStep, type UpstreamHandshake } from "../protocol/module.ts";
+import { NEED_MORE, RELAY, START_TLS, type HandshakeStep, type UpstreamHandshake } from "../protocol/module.ts";
 import { buildAuthSwitchRequest, MYSQL_NATIVE_PASSWORD, parseAuthReply } from "./auth-packets.ts";
 import { CLIENT_LONG_PASSWORD, CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL, has } from "./capabilities.ts";
 import { PROXY_CAPABILITIES } from "./greeting.ts";
-import { buildHandshakeResponse41 } from "./handshake-response.ts";
+import { buildHandshakeResponse41, buildSslRequest } from "./handshake-response.ts";
 import { parseInitialHandshake } from "./initial-handshake.ts";
 import { frameMessage, messagePayload, renumberMessage } from "./packet-framer.ts";
 import { toPackets } from "./payload-writer.ts";
@@ -72,6 +80,8 @@ export const MYSQL_UPSTREAM_AUTH: UpstreamHandshake = {
         return step;
       }
       state.fromServer.consume(frame.size);
+      // Plaintext after the greeting would be read as if it came over TLS: refused, not carried over.
+      if (step.kind === "start-tls" && state.fromServer.size > 0) return fail("upstream_bad_handshake", "bytes after the greeting, before TLS");
       if (step.kind === "fail" || state.fromServer.size === 0) return step;
     }
   },
@@ -92,7 +102,16 @@ export const MYSQL_UPSTREAM_AUTH: UpstreamHandshake = {
       if (step.kind === "fail" || state.fromClient.size === 0) return step;
     }
   },
+
+  tlsStarted(conn: Conn): HandshakeStep {
+    return askClient(conn, stateOf(conn));
+  },
 };
+
+/** The route asks for TLS to the server (route upstreamTls). */
+function wantsTls(conn: Conn): boolean {
+  return conn.route?.config.upstreamTls != null;
+}
 
 /** The server's greeting: ask the client to answer its scramble. */
 function serverGreeting(conn: Conn, state: MysqlState, payload: Uint8Array): HandshakeStep {
@@ -108,6 +127,26 @@ function serverGreeting(conn: Conn, state: MysqlState, payload: Uint8Array): Han
     return fail("upstream_bad_handshake", "server without 4.1 authentication");
   }
   state.server = server;
+  const client = state.response!;
+  // What the client asked of the proxy, limited to what the server has; CLIENT_SSL only toward a server on TLS.
+  const common = ((client.capabilities & PROXY_CAPABILITIES & server.capabilities) | CLIENT_PLUGIN_AUTH) & ~CLIENT_SSL;
+  const mariadb = has(common, CLIENT_LONG_PASSWORD) ? 0 : (client.mariadbCapabilities & server.mariadbCapabilities) >>> 0;
+  state.mariadbCapabilities = mariadb;
+  if (!wantsTls(conn)) {
+    state.capabilities = common >>> 0;
+    return askClient(conn, state);
+  }
+  if (!has(server.capabilities, CLIENT_SSL)) return fail("upstream_tls_unavailable", `${conn.upstreamText}: the greeting does not offer CLIENT_SSL`);
+  state.capabilities = (common | CLIENT_SSL) >>> 0;
+  conn.upstream!.write(toPackets(buildSslRequest({ capabilities: state.capabilities, mariadbCapabilities: mariadb, maxPacketSize: client.maxPacketSize, characterSet: client.characterSet }), 1));
+  state.serverSeq = 2;
+  state.phase = "server-tls";
+  return START_TLS;
+}
+
+/** The server is ready for the response: ask the client to answer its scramble. */
+function askClient(conn: Conn, state: MysqlState): HandshakeStep {
+  const server = state.server!;
   const plugin = server.authPluginName === "" ? MYSQL_NATIVE_PASSWORD : server.authPluginName;
   toClient(conn, toPackets(buildAuthSwitchRequest(plugin, server.scramble), state.clientSeq));
   state.phase = "client-answer";
@@ -120,25 +159,21 @@ function clientAnswer(conn: Conn, state: MysqlState, bytes: Uint8Array, frame: M
   if (frame.sequenceId !== expected) return fail("malformed_auth_response", `sequence id ${frame.sequenceId}, expected ${expected}`);
   const client = state.response!;
   const server = state.server!;
-  // What the client asked of the proxy, limited to what the server has; TLS to servers is not built.
-  const capabilities = ((client.capabilities & PROXY_CAPABILITIES & server.capabilities) | CLIENT_PLUGIN_AUTH) & ~CLIENT_SSL;
-  state.capabilities = capabilities >>> 0;
-  const mariadb = has(capabilities, CLIENT_LONG_PASSWORD) ? 0 : (client.mariadbCapabilities & server.mariadbCapabilities) >>> 0;
   const authResponse = messagePayload(bytes, 0, frame).slice();
   let payload: Uint8Array;
   try {
     payload = buildHandshakeResponse41({
-      ...client, capabilities: state.capabilities, mariadbCapabilities: mariadb, authResponse,
+      ...client, capabilities: state.capabilities, mariadbCapabilities: state.mariadbCapabilities, authResponse,
       authPluginName: server.authPluginName === "" ? MYSQL_NATIVE_PASSWORD : server.authPluginName,
     }, state.responseBytes);
   } catch (e) {
     return fail("malformed_auth_response", (e as Error).message);
   }
-  // The server's next packet is 2; the client's is the one after its answer.
-  state.seqDelta = frame.lastSequenceId - 1;
+  // The server's next packet follows the response; the client's is the one after its answer.
+  state.seqDelta = frame.lastSequenceId - state.serverSeq;
   state.clientSeq = (frame.lastSequenceId + 1) & 0xff;
   state.phase = "auth";
-  conn.upstream!.write(toPackets(payload, 1));
+  conn.upstream!.write(toPackets(payload, state.serverSeq));
   return NEED_MORE;
 }
 

@@ -41,6 +41,17 @@ export class ConnFacts {
   ehlo: string | null = null;
   mailFrom: string | null = null;
   rcptDomain: string | null = null;
+  /** SMTP: recipients the backend accepted (2xx to RCPT), over the whole connection; null on other protocols. */
+  rcpt: number | null = null;
+  /**
+   * MySQL: the connection attributes of the HandshakeResponse41 (program_name, _client_name, …);
+   * null when the client sent none. A map, so it is not in the string lists below: route
+   * `match.connectionAttributes` tests it (src/route/table.ts), the resolver gets it as
+   * ctx.connectionAttributes and in its cache key (src/route/resolve-context.ts); not logged.
+   */
+  connectionAttributes: ReadonlyMap<string, string> | null = null;
+  /** The listener whose route ended TLS and chained the connection into this one (src/proxy/chain.ts); null = accepted here. */
+  chainedFrom: string | null = null;
 }
 
 /** The facts of connections whose protocol learns none (tcp). Never written to. */
@@ -92,13 +103,13 @@ export function logFields(facts: Readonly<ConnFacts>): LoggedFacts {
   };
   for (const name of LOGGED_WHEN_KNOWN) {
     const v = facts[name];
-    if (v !== null) out[name] = v;
+    if (v !== null) (out as Record<string, unknown>)[name] = v;
   }
   return out;
 }
 
 const LOGGED_WHEN_KNOWN = [
-  "clientCert", "database", "user", "host", "path", "method", "ehlo", "mailFrom", "rcptDomain",
+  "clientCert", "database", "user", "host", "path", "method", "ehlo", "mailFrom", "rcptDomain", "rcpt", "chainedFrom",
 ] as const satisfies readonly FactName[];
 
 /** The access log's fields from facts (src/log/access-log.ts AccessRecord has them). */
@@ -111,6 +122,6 @@ export type LoggedFacts = {
   ja3: string | null;
   ja4: string | null;
   tls: TlsHandling;
-} & { [K in (typeof LOGGED_WHEN_KNOWN)[number]]?: string };
+} & { [K in (typeof LOGGED_WHEN_KNOWN)[number]]?: NonNullable<ConnFacts[K]> };
 
 const NO_LOGGED_FACTS: LoggedFacts = Object.freeze({ sni: null, alpn: null, alpnOffered: NO_ALPN, ja3: null, ja4: null, tls: "none" });

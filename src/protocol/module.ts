@@ -48,7 +48,13 @@ export type HandshakeStep =
   /** Done: the relay takes over; bytes still waiting for the client are in conn.downQueue(). */
   | { readonly kind: "relay" }
   /** The upstream answered wrong: the connection closes with this reason. */
-  | { readonly kind: "fail"; readonly reason: string; readonly detail?: string };
+  | { readonly kind: "fail"; readonly reason: string; readonly detail?: string }
+  /**
+   * The module asked the upstream for TLS in its protocol (MySQL's SSLRequest): the pipeline starts
+   * TLS over the connected socket with the route's upstreamTls and calls `tlsStarted` once it is up.
+   * Only for modules with `tlsStarted`.
+   */
+  | { readonly kind: "start-tls" };
 
 /** Steps without data, shared: answering one allocates nothing. */
 export const NEED_MORE: SniffStep & HandshakeStep = { kind: "need-more" };
@@ -57,6 +63,7 @@ export const TERMINATE_TLS: SniffStep & RoutedStep = { kind: "terminate-tls" };
 export const HANDLED: SniffStep = { kind: "handled" };
 export const DIAL: RoutedStep = { kind: "dial" };
 export const RELAY: HandshakeStep = { kind: "relay" };
+export const START_TLS: HandshakeStep = { kind: "start-tls" };
 
 export function refuse(reason: string, detail?: string): SniffStep {
   return detail === undefined ? { kind: "refuse", reason } : { kind: "refuse", reason, detail };
@@ -73,6 +80,15 @@ export interface UpstreamHandshake {
    * paused and its bytes wait (in the kernel, or in pendingUp) for the relay.
    */
   clientData?(conn: Conn, chunk: Uint8Array): HandshakeStep;
+  /**
+   * Upstream TLS begins inside this handshake (MySQL: after the server's greeting), not at connect:
+   * present, the dial is plain TCP even on routes with upstreamTls, and the module answers
+   * `start-tls` when it wants it. Called once the TLS handshake succeeded (and the certificate was
+   * verified, unless upstreamTls.verify is false); `conn.upstream` is the TLS socket from then on,
+   * and the connection stays in the userspace relay. A failed handshake closes the connection with
+   * `upstream_tls_failed`. Default: none (upstream TLS, if any, starts at connect).
+   */
+  tlsStarted?(conn: Conn): HandshakeStep;
 }
 
 /**
@@ -91,6 +107,15 @@ export interface ServedConnections {
   end(conn: Conn): void;
   /** The client socket closed (also for a connection refused before `start`): release what the module holds; the pipeline finishes the connection after. */
   close(conn: Conn): void;
+  /**
+   * The configuration the connection started under is retired (a reload applied another, or the
+   * service drains): end the connection at the next message boundary, at once if it is between
+   * messages (HTTP: an idle keep-alive connection closes now, a busy one after its current
+   * response, which says `Connection: close`). Called once per connection and change, also before
+   * `start` (the sniff may still be reading the first message). Default: the connection runs to
+   * its end as a relayed one does.
+   */
+  retire?(conn: Conn): void;
   /**
    * The module writes one access-log record per message (HTTP: per request, SPEC.md), so a started
    * connection gets none of its own at its end (one refused before `start` still does). Default false.

@@ -32,6 +32,7 @@ export const RELAYED_BY_SPLICE = 65536; // the splice engine took the pair (the 
 export const RELAYED_BY_SOCKMAP = 131072; // the sockmap engine took it
 export const RELAYED_BY_URING = 262144; // the uring engine took it
 export const LOGGED_BY_MODULE = 524288; // a served connection whose module writes its own access-log records (one per message)
+export const READING_PROXY_HEADER = 1048576; // a trusted proxy's PROXY header is awaited before anything else (acceptProxyProtocol)
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 
@@ -74,13 +75,17 @@ export class Conn {
   /** The bytes and sockets of the stages before routing (src/proxy/intake.ts); null where nothing is read first. */
   intake: Intake | null = null;
 
-  /** Read at accept: Bun cannot tell a closed socket's peer any more. */
-  readonly clientIp: string;
-  readonly clientPort: number;
+  /**
+   * Read at accept: Bun cannot tell a closed socket's peer any more. Replaced once, before the gate,
+   * by the source of a trusted proxy's PROXY header (src/proxy/proxy-header-stage.ts).
+   */
+  clientIp: string;
+  clientPort: number;
 
   constructor(
     readonly id: number,
-    readonly listener: ListenerRuntime,
+    /** The listener serving it: the one it was accepted on, or the one a chaining route moved it into (src/proxy/chain.ts). */
+    public listener: ListenerRuntime,
     /** The client socket; after TLS termination, the TLS socket over the accepted one. */
     public client: Socket<Conn>,
   ) {

@@ -6,6 +6,7 @@
  * connect) arrive in the handlers at the end of this file, which hand them to the stage they belong to.
  *
  *   accept ─► gate ─► greet? ─► sniff* ─► route ─► routed ─► terminate? ─► dial ─► connected ─► upstream handshake? ─► relay ─► finish
+ *                                                              └─► chain: into another listener's greet/sniff/route
  *
  * - tcp (speaksFirst "unknown"): nothing is read; the route is chosen at accept and the client's
  *   bytes wait in the kernel until the upstream is connected.
@@ -13,7 +14,8 @@
  *   peeking) until their sniff answers; a `terminate-tls` answer ends TLS before routing and sniffs
  *   again over the plaintext (postgres).
  * - After routing, the module's `routed` says whether to dial or to end TLS first (tls routes with
- *   terminateTls), and the dial follows the handshake.
+ *   terminateTls), and the dial follows the handshake; or, for a route whose upstream is a listener,
+ *   the plaintext continues into that listener's module (src/proxy/chain.ts).
  * - The relay (src/relay/userspace.ts, or a kernel engine) starts once the upstream is connected and
  *   the module's upstream handshake, if any, is done.
  * Every failure closes this one connection with a reason (src/proxy/finish.ts abort), which ends up
@@ -27,6 +29,7 @@ import { resolveWithTimeout, ResolveTimeout } from "../route/resolver.ts";
 import { cacheKey, resolveContext } from "../route/resolve-context.ts";
 import { Conn, LOGGED_BY_MODULE, DIALING, FINISHED, HANDSHAKING, NOT_OURS, RESPONDING, SNIFFING, UPSTREAM_HANDSHAKE } from "./conn.ts";
 import type { ListenerRuntime, RouteRuntime } from "./runtime.ts";
+import { moveInto } from "./chain.ts";
 import type { Counters } from "../control/metrics.ts";
 import { abort } from "./finish.ts";
 import { refuseConnection } from "./refusal.ts";
@@ -37,10 +40,11 @@ import { DIAL, type HandshakeStep, type ProtocolModule, type RoutedStep, type Se
 import { collectRead, collectsByPeeking, sniffCollected } from "./sniff-stage.ts";
 import { NOTICE, peekAgain, readInstead, startPeeking, stopWaiting, waitForMore, whenMoreArrives } from "./hello-peek.ts";
 import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../tls/terminate.ts";
-import { upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tls/upstream.ts";
+import { routeUpstreamTls, upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tls/upstream.ts";
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS, startRelay } from "../relay/userspace.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import type { RouteTls } from "../tls/route-tls.ts";
+import { awaitProxyHeader, awaitingProxyHeader, endedBeforeProxyHeader, fromTrustedProxy, proxyHeaderData, writeProxyHeader } from "./proxy-header-stage.ts";
 
 // ─── accept ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -54,22 +58,51 @@ export function accept(listener: ListenerRuntime, client: Socket<Conn>): void {
   listener.counters.total++;
   conn.routeCounters.active++;
   conn.routeCounters.total++;
+  // A trusted proxy's PROXY header first (acceptProxyProtocol): {@link proxyHeaderRead} goes on from there.
+  if (listener.proxyHeaderFrom !== null && fromTrustedProxy(conn, listener.proxyHeaderFrom)) return awaitProxyHeader(conn);
+  admit(conn, null);
+}
+
+/**
+ * After accept, or after a trusted proxy's header (`early`: the client's bytes that came with it):
+ * the gate, then the listener's first stage.
+ */
+function admit(conn: Conn, early: Uint8Array | null): void {
   if (gate(conn) === "closed") return;
+  const listener = conn.listener;
   const module = listener.module;
   if (!listener.readsFirst) {
     // Nothing is read before the upstream is connected: what the client sends waits in the kernel.
-    client.pause();
+    conn.client.pause();
+    if (early !== null) acceptEarly(conn, early);
     return route(conn);
   }
   conn.facts = new ConnFacts();
   conn.intake = new Intake(module.newState?.(conn) ?? null);
   conn.flags |= SNIFFING | HANDSHAKING;
   greet(conn, module);
-  if (collectsByPeeking(module)) {
+  // After a header the socket has been read, so the first bytes are collected by reading too.
+  if (early === null && collectsByPeeking(module)) {
     startPeeking(conn);
     sniffPeeked(conn, 0);
+  } else if (early !== null && early.length > 0) {
+    sniffRead(conn, early);
   }
   // Otherwise the client is readable: its bytes come to sniffRead (SNIFF_HANDLERS.data).
+}
+
+/** tcp after a header: the client's bytes read with it wait for the upstream, first in line. */
+function acceptEarly(conn: Conn, early: Uint8Array): void {
+  conn.flags &= ~HANDSHAKING;
+  conn.bytesIn += early.length;
+  if (early.length > 0) conn.upQueue().push(early.slice());
+}
+
+/** accept, trusted proxy: a chunk while its PROXY header is awaited (src/proxy/proxy-header-stage.ts). */
+function proxyHeaderRead(conn: Conn, chunk: Uint8Array): void {
+  const outcome = proxyHeaderData(conn, chunk);
+  if (outcome.kind === "read") return admit(conn, outcome.rest);
+  if (outcome.kind === "refuse") refuseConnection(conn, outcome.reason, outcome.detail);
 }
 
 /** gate: checks that need no bytes (src/protect/gate.ts). */
@@ -156,7 +189,17 @@ function endSniffing(conn: Conn): void {
 function serve(conn: Conn): void {
   const served = conn.listener.module.serve!;
   conn.flags = (conn.flags | (served.logsEachMessage ? LOGGED_BY_MODULE : 0)) & ~HANDSHAKING;
+  countUnder(conn, conn.listener.perRequest); // no longer "never got a route": each message gets its own
   served.start(conn);
+}
+
+/**
+ * The configuration `conn` runs under was replaced (reload) or the service drains: a served
+ * connection ends at its next message boundary (ServedConnections.retire); others run to their end.
+ */
+export function retire(conn: Conn): void {
+  if (conn.flags & FINISHED) return;
+  conn.listener.module.serve?.retire?.(conn);
 }
 
 // ─── route ───────────────────────────────────────────────────────────────────────────────────────
@@ -254,8 +297,34 @@ function tlsHandshake(s: Socket<Conn>, ok: boolean, authorizationError: Error | 
   if (s !== conn.client || conn.flags & NOT_OURS) return;
   const refusal = handshakeOutcome(conn, s, ok, authorizationError);
   if (refusal) return sniffed(conn, refusal);
-  if (conn.route) return dial(conn, conn.route);
+  const chosen = conn.route;
+  if (chosen) return chosen.chainTarget ? chain(conn, chosen.chainTarget) : dial(conn, chosen);
   conn.flags |= SNIFFING;
+  conn.client.resume();
+}
+
+// ─── chain (into another listener) ───────────────────────────────────────────────────────────────
+
+/**
+ * chain: the plaintext continues into `target` as if it had accepted it: its module's handlers take
+ * the TLS socket (Bun's reload swaps them in place), then greet, sniff (always by reading: the
+ * plaintext exists only in the TLS library) and route as on `target`'s own connections.
+ */
+function chain(conn: Conn, target: ListenerRuntime): void {
+  moveInto(conn, target);
+  const module = target.module;
+  const raw = conn.intake!.raw;
+  conn.intake = new Intake(module.newState?.(conn) ?? null);
+  conn.intake.raw = raw;
+  conn.lastActive = performance.now(); // the target's handshakeTimeoutMs runs from here
+  (conn.client as unknown as { reload(o: { socket: object }): void }).reload({ socket: readingFirstHandlers(module).tls });
+  if (!target.readsFirst) {
+    conn.flags &= ~SNIFFING;
+    conn.client.pause();
+    return route(conn);
+  }
+  conn.flags |= SNIFFING | HANDSHAKING;
+  greet(conn, module);
   conn.client.resume();
 }
 
@@ -287,8 +356,8 @@ function connectUpstream(conn: Conn, target: DialTarget): void {
   conn.lastActive = performance.now(); // the sweeper times the dial from here
   conn.upstreamAddr = formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
   // Failures arrive in the handlers' connectError; the promise's rejection is the same event.
-  const tls = target.kind === "inet" ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
   const handlers = upstreamHandlersFor(conn.listener.module);
+  const tls = target.kind === "inet" && handlers.startTls === null ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;
   const socket = tls ? handlers.tls : handlers.plain;
   if (target.kind === "unix") Bun.connect<Conn>({ unix: target.path, socket, data: conn, allowHalfOpen: true }).catch(ignore);
   else Bun.connect<Conn>({ hostname: target.ip, port: target.port, socket, data: conn, allowHalfOpen: true, tls }).catch(ignore);
@@ -309,6 +378,9 @@ function connected(upstream: Socket<Conn>): void {
   if (conn.reason !== null) return void upstream.end(); // the client left, or we gave up waiting
   conn.upstream = upstream;
   conn.routeCounters.observeConnect(performance.now() - conn.lastActive); // lastActive: set when the dial began
+  // Before any other byte: the backend's banner, a handshake, the client's ClientHello (route proxyProtocol).
+  const proxyHeader = conn.route?.config.proxyProtocol;
+  if (proxyHeader) writeProxyHeader(conn, upstream, proxyHeader);
   // TCP_NODELAY: Bun already sets it on every accepted and connected TCP socket (seen with strace),
   // so only keepalive is ours. Bun 1.4.5 sets SO_KEEPALIVE and leaves the timers to the kernel.
   if (!conn.upstreamText?.startsWith("unix:")) upstream.setKeepAlive(true, 60);
@@ -340,7 +412,34 @@ function upstreamHandshaken(conn: Conn, step: HandshakeStep): void {
       return startRelay(conn);
     case "fail":
       return abort(conn, step.reason, step.detail);
+    case "start-tls":
+      return startUpstreamTls(conn);
   }
+}
+
+/**
+ * The module asked the upstream for TLS in its protocol (UpstreamHandshake.tlsStarted): TLS over
+ * the connected socket with the route's upstreamTls. The TLS socket is `conn.upstream` from here;
+ * the one under it still reports its (encrypted) reads to the plain handlers, which ignore them.
+ */
+function startUpstreamTls(conn: Conn): void {
+  const handlers = upstreamHandlersFor(conn.listener.module).startTls;
+  const tls = routeUpstreamTls(conn, hostOf(conn.upstreamText ?? ""));
+  if (!handlers || !tls) return abort(conn, "upstream_tls_unconfigured", "the module asked for upstream TLS on a route without upstreamTls");
+  const raw = conn.upstream! as unknown as { upgradeTLS(o: object): [Socket<Conn>, Socket<Conn>] };
+  const [, secured] = raw.upgradeTLS({ tls, socket: handlers, data: conn });
+  conn.upstream = secured;
+  conn.markUserspaceOnly(); // the plaintext exists only inside the TLS library
+}
+
+/** The TLS handshake over an upgraded upstream ended: the module goes on, or the connection closes. */
+function upstreamTlsReady(s: Socket<Conn>, ok: boolean, authorizationError: Error | null): void {
+  const conn = s.data;
+  if (s !== conn.upstream || conn.flags & FINISHED) return;
+  // Bun's `ok` is "verified": with verify off an unverified peer goes on (a broken handshake closes the socket).
+  const verify = conn.route?.config.upstreamTls?.verify ?? true;
+  if (verify && (!ok || authorizationError)) return abort(conn, "upstream_tls_failed", authorizationError?.message ?? "handshake failed");
+  upstreamHandshaken(conn, conn.listener.module.upstreamHandshake!.tlsStarted!(conn));
 }
 
 // ─── socket handlers ─────────────────────────────────────────────────────────────────────────────
@@ -455,13 +554,43 @@ function servedHandlers(served: ServedConnections): ClientHandlers {
 
 /** The client handlers of `listener`'s accepted sockets, without `open` (src/listen/listeners.ts adds it). */
 export function clientHandlers(listener: ListenerRuntime): ClientHandlers {
-  return listener.readsFirst ? readingFirstHandlers(listener.module).accepted : CLIENT_HANDLERS;
+  const base = listener.readsFirst ? readingFirstHandlers(listener.module).accepted : CLIENT_HANDLERS;
+  return listener.proxyHeaderFrom === null ? base : proxyHeaderHandlers(base);
+}
+
+/** Per set of client handlers: the same, reading a trusted proxy's PROXY header first; made once. */
+const PROXY_HEADER_HANDLERS_OF = new Map<ClientHandlers, ClientHandlers>();
+
+/**
+ * Handlers of listeners with acceptProxyProtocol only (others keep theirs, and their per-read path):
+ * while a header is awaited the bytes are the header stage's, and an end is a refusal.
+ */
+function proxyHeaderHandlers(base: ClientHandlers): ClientHandlers {
+  let set = PROXY_HEADER_HANDLERS_OF.get(base);
+  if (set) return set;
+  const data = base.data!;
+  const end = base.end!;
+  set = {
+    ...base,
+    data(s, chunk) {
+      if (awaitingProxyHeader(s.data)) return proxyHeaderRead(s.data, chunk);
+      data(s, chunk);
+    },
+    end(s) {
+      if (awaitingProxyHeader(s.data)) return refuseConnection(s.data, endedBeforeProxyHeader(s.data));
+      end(s);
+    },
+  };
+  PROXY_HEADER_HANDLERS_OF.set(base, set);
+  return set;
 }
 
 interface UpstreamHandlerSet {
   readonly plain: SocketHandler<Conn>;
   /** For upstream TLS (route upstreamTls): a failed handshake or verification is named as such. */
   readonly tls: SocketHandler<Conn>;
+  /** Modules whose handshake starts upstream TLS itself (tlsStarted): the TLS socket's handlers; else null. */
+  readonly startTls: SocketHandler<Conn> | null;
 }
 
 /** Per module: the relay's upstream handlers (or the module's), opening into {@link connected}; made once. */
@@ -477,7 +606,22 @@ function composeUpstreamHandlers(module: ProtocolModule): UpstreamHandlerSet {
   const base = module.upstreamHandlers ?? UPSTREAM_HANDLERS;
   const handshake = module.upstreamHandshake;
   const plain: SocketHandler<Conn> = handshake ? { ...base, open: connected, data: handshakeData(base, handshake.data), end: handshakeEnd(base) } : { ...base, open: connected };
-  return { plain, tls: { ...plain, handshake: upstreamTlsHandshake } };
+  if (!handshake?.tlsStarted) return { plain, tls: { ...plain, handshake: upstreamTlsHandshake }, startTls: null };
+  // The socket under an upgraded one keeps these handlers: its events are the TLS socket's to report.
+  const current = currentUpstreamOnly(plain);
+  return { plain: current, tls: { ...current, handshake: upstreamTlsHandshake }, startTls: { ...current, open() {}, handshake: upstreamTlsReady } };
+}
+
+/** `handlers` for the socket that is conn.upstream; events of any other (the raw socket under TLS) are dropped. */
+function currentUpstreamOnly(handlers: SocketHandler<Conn>): SocketHandler<Conn> {
+  const out: SocketHandler<Conn> = { ...handlers };
+  for (const name of ["data", "drain", "end", "error"] as const) {
+    const handler = handlers[name] as ((s: Socket<Conn>, ...rest: unknown[]) => void) | undefined;
+    if (handler) (out as Record<string, unknown>)[name] = function ifCurrent(s: Socket<Conn>, ...rest: unknown[]) {
+      if (s === s.data.upstream) handler(s, ...rest);
+    };
+  }
+  return out;
 }
 
 /** While the module's upstream handshake runs, the upstream's bytes are the module's. */

@@ -17,6 +17,7 @@ import { ListenerGate, RouteGate } from "../protect/gate.ts";
 import { ListenerCerts } from "../tls/certs.ts";
 import { RouteTls } from "../tls/route-tls.ts";
 import { nextConnId } from "./conn-id.ts";
+import { CidrSet } from "../net/ip.ts";
 import { protocolModule } from "../protocol/registry.ts";
 import type { ProtocolModule } from "../protocol/module.ts";
 
@@ -28,6 +29,8 @@ export class RouteRuntime {
   readonly gate: RouteGate;
   /** Certificates and settings when this route terminates TLS; null otherwise. */
   readonly tls: RouteTls | null;
+  /** The listener this route's plaintext continues into (route `chain`), set once all listeners exist; null otherwise. */
+  chainTarget: ListenerRuntime | null = null;
 
   constructor(readonly config: RouteConfig, readonly listener: ListenerRuntime, metrics: Metrics) {
     this.gate = new RouteGate(listener.config.name, config);
@@ -44,6 +47,11 @@ export class RouteRuntime {
 export const UNROUTED = "-";
 /** Route name used in metrics for connections placed by the resolver module. */
 export const RESOLVED = "(resolver)";
+/**
+ * Route name used in metrics for connections whose module routes each message itself (HTTP: each
+ * request has its route; switchyard_http_requests_total counts them by it).
+ */
+export const PER_REQUEST = "(per-request)";
 
 export class ListenerRuntime {
   readonly counters: Counters;
@@ -51,6 +59,8 @@ export class ListenerRuntime {
   readonly unrouted: Counters;
   /** Counters of connections whose endpoint the resolver module chose. */
   readonly resolved: Counters;
+  /** Counters of connections the module serves, routing each message (ProtocolModule.serve); `unrouted` for other protocols. */
+  readonly perRequest: Counters;
   readonly routes: RouteRuntime[];
   readonly table: RouteTable<RouteRuntime>;
   readonly gate: ListenerGate;
@@ -62,6 +72,8 @@ export class ListenerRuntime {
   readonly certs: ListenerCerts | null;
   /** TLS ended before any route is known (postgres: SSLRequest or direct TLS); null when only routes terminate. */
   readonly preRouteTls: RouteTls | null;
+  /** acceptProxyProtocol.from: peers that open with a PROXY header; null when the listener reads none. */
+  readonly proxyHeaderFrom: CidrSet | null;
 
   constructor(readonly config: ListenerConfig, readonly state: ProxyState, metrics: Metrics) {
     this.gate = new ListenerGate(config);
@@ -70,9 +82,11 @@ export class ListenerRuntime {
     this.certs = this.module.certificates ? new ListenerCerts(config) : null;
     const early = this.module.tlsBeforeRouting;
     this.preRouteTls = early && this.certs ? new RouteTls(config, null, this.certs, early.alpn) : null;
+    this.proxyHeaderFrom = config.acceptProxyProtocol ? new CidrSet(config.acceptProxyProtocol.from) : null;
     this.counters = metrics.listener(config.name);
     this.unrouted = metrics.route(config.name, UNROUTED);
     this.resolved = metrics.route(config.name, RESOLVED);
+    this.perRequest = this.module.serve ? metrics.route(config.name, PER_REQUEST) : this.unrouted;
     this.routes = config.routes.map((r) => new RouteRuntime(r, this, metrics));
     this.table = new RouteTable(this.routes);
   }
@@ -94,6 +108,8 @@ export class ProxyState {
     readonly moduleOf: (protocol: Protocol) => ProtocolModule = protocolModule,
   ) {
     this.listeners = config.listeners.map((l) => new ListenerRuntime(l, this, metrics));
+    const byName = new Map(this.listeners.map((l) => [l.config.name, l]));
+    for (const l of this.listeners) for (const r of l.routes) if (r.config.chain !== undefined) r.chainTarget = byName.get(r.config.chain) ?? null;
     this.cache = new RouteCache(config.routeCache.ttlMs, config.routeCache.maxEntries, (k) => BigInt(Bun.hash.wyhash(k)));
   }
 

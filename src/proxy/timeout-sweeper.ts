@@ -11,10 +11,10 @@ import type { ProxyState } from "./runtime.ts";
 import type { Conn } from "./conn.ts";
 import { abort } from "./finish.ts";
 import { refuseConnection } from "./refusal.ts";
-import { DIALING, HANDSHAKING, NOT_OURS, UPSTREAM_OPEN } from "./conn.ts";
+import { DIALING, HANDSHAKING, NOT_OURS, READING_PROXY_HEADER, UPSTREAM_OPEN } from "./conn.ts";
 
 function handshakeTimeout(conn: Conn): void {
-  refuseConnection(conn, "handshake_timeout");
+  refuseConnection(conn, conn.flags & READING_PROXY_HEADER ? "proxy_header_timeout" : "handshake_timeout");
 }
 
 /**
@@ -22,7 +22,7 @@ function handshakeTimeout(conn: Conn): void {
  * connections live on beside the new one's). The period comes from the first state's timeouts.
  */
 export function startTimeoutSweeper(first: ProxyState, states: () => Iterable<ProxyState>): () => void {
-  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs, ...(l.readsFirst ? [l.config.handshakeTimeoutMs] : [])]).filter((t) => t > 0);
+  const timeouts = first.listeners.flatMap((l) => [l.config.idleTimeoutMs, l.config.connectTimeoutMs, ...(l.readsFirst || l.proxyHeaderFrom ? [l.config.handshakeTimeoutMs] : [])]).filter((t) => t > 0);
   const period = Math.min(1000, Math.max(50, Math.floor(Math.min(...timeouts) / 4)));
   const timer = setInterval(() => { for (const state of states()) sweep(state); }, period);
   timer.unref();

@@ -20,6 +20,7 @@ export function resolveContext(where: Addressed, facts: Readonly<ConnFacts>): Re
   return {
     listener: where.listener, port: where.port, client: { ip: where.clientIp, port: where.clientPort }, data: where.data,
     ...resolverFacts(facts),
+    connectionAttributes: facts.connectionAttributes === null ? null : Object.freeze(Object.fromEntries(facts.connectionAttributes)),
   };
 }
 
@@ -27,5 +28,7 @@ export function resolveContext(where: Addressed, facts: Readonly<ConnFacts>): Re
 export function cacheKey(ctx: ResolveContext): string {
   let key = `${ctx.listener}\0${ctx.port}\0${ctx.client.ip}`;
   for (const name of RESOLVER_FACTS) key += `\0${ctx[name] ?? ""}`;
+  // Attributes last, as JSON (names and values may hold any character; null and {} differ).
+  if (ctx.connectionAttributes !== null) key += `\0${JSON.stringify(ctx.connectionAttributes)}`;
   return key;
 }

@@ -17,6 +17,8 @@ export interface ResolveContext extends ResolverFacts {
   client: { ip: string; port: number };
   /** First bytes of the connection, for protocols that read before routing; null for plain TCP. */
   data: Uint8Array | null;
+  /** MySQL connection attributes (program_name, _client_name, …); null when none were sent or the protocol has none. */
+  connectionAttributes: Readonly<Record<string, string>> | null;
 }
 
 /**

@@ -13,6 +13,8 @@
  *   case-sensitive, RFC 9110 §9.1).
  * - `ehlo`/`rcptDomain` (SMTP) are domain patterns: exact, or `*.suffix` for exactly one more label
  *   (as sni's wildcard), compared in lower case (the SMTP module lowers the facts, the schema the patterns).
+ * - `connectionAttributes` (MySQL) names attributes, each with the values it accepts (exact): the
+ *   route matches when every named attribute was sent with one of them.
  * - `host` and `path` (HTTP) are patterns (src/route/host-pattern.ts); the host fact is normalised by
  *   the protocol (lower case, no port, no trailing dot), the path is matched without its query.
  *   HTTP asks the table once per request, not once per connection.
@@ -38,6 +40,8 @@ interface Matcher<R> {
   readonly clients: CidrSet | null;
   /** The route's conditions on facts (src/protocol/facts.ts MATCHED_FACTS), only those it names. */
   readonly conditions: readonly Condition[];
+  /** match.connectionAttributes: attribute name → accepted values; null when the route names none. */
+  readonly attributes: readonly (readonly [string, ReadonlySet<string>])[] | null;
 }
 
 export class RouteTable<R extends { readonly config: RouteConfig }> {
@@ -60,6 +64,7 @@ export class RouteTable<R extends { readonly config: RouteConfig }> {
         route,
         clients: m.clientCidr.length ? new CidrSet(m.clientCidr) : null,
         conditions: MATCHED_FACTS.filter((fact) => (m[fact]?.length ?? 0) > 0).map((fact) => condition(fact, m[fact]!)),
+        attributes: attributeConditions(m.connectionAttributes),
       };
       if (m.sni.length === 0 || m.sni.includes("")) {
         this.#anyName.push(matcher);
@@ -124,7 +129,7 @@ function first<R>(list: readonly Matcher<R>[], clientIp: string, facts: Readonly
       if (ip.v === undefined) ip.v = parseIp(clientIp);
       if (!ip.v || !m.clients.contains(ip.v)) continue;
     }
-    if (allHold(m.conditions, facts)) return m.route;
+    if (allHold(m.conditions, facts) && (m.attributes === null || attributesHold(m.attributes, facts.connectionAttributes))) return m.route;
   }
   return null;
 }
@@ -141,6 +146,21 @@ function holds(c: Condition, facts: Readonly<ConnFacts>): boolean {
   if (v === null) return false;
   for (const one of v) if (c.accepts(one)) return true;
   return false;
+}
+
+function attributeConditions(wanted: Readonly<Record<string, readonly string[]>> | undefined): Matcher<unknown>["attributes"] {
+  const entries = Object.entries(wanted ?? {});
+  return entries.length === 0 ? null : entries.map(([name, values]) => [name, new Set(values)] as const);
+}
+
+/** Every named attribute was sent, with an accepted value. */
+function attributesHold(wanted: NonNullable<Matcher<unknown>["attributes"]>, sent: ReadonlyMap<string, string> | null): boolean {
+  if (sent === null) return false;
+  for (const [name, accepted] of wanted) {
+    const v = sent.get(name);
+    if (v === undefined || !accepted.has(v)) return false;
+  }
+  return true;
 }
 
 /** `*.b.example` (kept as ".b.example") holds for "a.b.example": exactly one label before the suffix. */

@@ -25,6 +25,7 @@ import { backendData, backendStart, clientDuringHandshake } from "./backend-hand
 import { inspectClient, SMTP_UPSTREAM_HANDLERS } from "./relay-inspect.ts";
 import { closing } from "./proxy-replies.ts";
 import { SmtpSession } from "./session.ts";
+import { watchTimeouts } from "./timeouts.ts";
 
 export const SMTP: ProtocolModule = {
   name: "smtp",
@@ -39,7 +40,10 @@ export const SMTP: ProtocolModule = {
   },
 
   newState(conn: Conn): object {
-    return new SmtpSession(conn.listener.config.smtp!);
+    const config = conn.listener.config.smtp!;
+    conn.facts!.rcpt = 0; // every smtp record counts its accepted recipients
+    watchTimeouts(conn, config);
+    return new SmtpSession(config);
   },
 
   sniff(conn: Conn, collected: ByteQueue, full: boolean): SniffStep {

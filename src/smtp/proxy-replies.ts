@@ -37,6 +37,11 @@ export function sizeTooLarge(limit: number): Uint8Array {
   return r(552, "5.3.4", `Message size exceeds fixed limit of ${limit} bytes (message_too_large)`);
 }
 
+/** RFC 5321 §4.5.3.2 timeouts: 421 and RFC 3463 X.4.2 ("bad connection"), as Postfix answers, with the reason. */
+export function timedOut(hostname: string, reason: string): Uint8Array {
+  return r(421, "4.4.2", `${hostname} Error: timeout exceeded (${reason})`);
+}
+
 /** RFC 5321 §3.8: 421 before closing, with the reason. */
 export function closing(hostname: string, reason: string, detail = ""): Uint8Array {
   return r(421, "4.3.0", `${hostname} closing connection: ${detail === "" ? reason : `${detail}`} (${reason})`);

@@ -24,7 +24,7 @@ import { NOT_OURS, type Conn } from "../proxy/conn.ts";
 import { ConnFacts } from "../protocol/facts.ts";
 import { abort } from "../proxy/finish.ts";
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS } from "../relay/userspace.ts";
-import { parseReply } from "./reply.ts";
+import { replyExtent } from "./reply.ts";
 import { errorReply } from "./reply-builder.ts";
 import { ehloReply } from "./dialogue.ts";
 import * as R from "./proxy-replies.ts";
@@ -60,12 +60,12 @@ export const SMTP_UPSTREAM_HANDLERS: Omit<SocketHandler<Conn>, "open"> = {
     if (!s.fromBackend.push(chunk)) return abort(conn, "upstream_bad_reply", "reply over the bound");
     for (;;) {
       const bytes = s.fromBackend.bytes();
-      const parsed = parseReply(bytes);
+      const parsed = replyExtent(bytes); // passed on as it is: only its code matters here
       if (parsed.kind === "need-more") break;
       if (parsed.kind === "error") return abort(conn, "upstream_bad_reply", parsed.reason);
       const raw = bytes.subarray(0, parsed.size);
       s.fromBackend.consume(parsed.size);
-      backendReply(conn, s, parsed.reply.code, raw);
+      backendReply(conn, s, parsed.code, raw);
       if (conn.reason !== null) return;
     }
     if (!s.holding) pump(conn, s);
@@ -77,10 +77,10 @@ function backendReply(conn: Conn, s: SmtpSession, code: number, raw: Uint8Array)
   const owed = s.owed.shift();
   if (owed?.kind === "ehlo" && code === 250) down(conn, ehloReply(conn, s));
   else down(conn, raw);
+  if (owed?.kind === "rcpt" && code >= 200 && code < 300) conn.facts!.rcpt!++;
   if (owed?.kind === "data") {
     s.holding = false;
     if (code === 354) s.reader.startData();
-    conn.client.resume();
   }
   flushLocal(conn, s);
 }
@@ -121,12 +121,13 @@ function command(conn: Conn, s: SmtpSession, c: SmtpCommand, line: Uint8Array): 
   switch (c.kind) {
     case "rcpt":
       if (otherRoute(conn, c.domain)) return local(conn, s, R.OTHER_ROUTE_RCPT);
-      return forward(conn, s, line, "backend");
+      return forward(conn, s, line, "rcpt");
     case "data":
       forward(conn, s, line, "data");
       // RFC 2920 §3.1: DATA ends a pipelined group; what follows is the body only once 354 says so.
+      // The client is not paused meanwhile (it waits for 354, and a pause and resume per message
+      // cost six syscalls): what it sends early waits in the reader, bounded by its read limit.
       s.holding = true;
-      conn.client.pause();
       return;
     case "ehlo":
     case "helo":
@@ -153,7 +154,7 @@ function otherRoute(conn: Conn, domain: string): boolean {
   return conn.listener.table.match(conn.clientIp, probe) !== mine;
 }
 
-function forward(conn: Conn, s: SmtpSession, line: Uint8Array, owed: "backend" | "ehlo" | "data"): void {
+function forward(conn: Conn, s: SmtpSession, line: Uint8Array, owed: "backend" | "ehlo" | "data" | "rcpt"): void {
   up(conn, line);
   s.owed.push({ kind: owed });
 }

@@ -44,13 +44,48 @@ const SP = 0x20;
 const HYPHEN = 0x2d;
 const utf8 = new TextDecoder();
 
+export type ReplyExtent =
+  | { readonly kind: "need-more" }
+  /** A whole reply with this code; consume `size` bytes. Nothing is decoded. */
+  | { readonly kind: "reply"; readonly code: number; readonly size: number }
+  | Extract<ReplyParse, { kind: "error" }>;
+
+/**
+ * Where the reply at `bytes[start…]` ends and its code, checked as {@link parseReply} checks it but
+ * without decoding its text: what the relay needs of most replies (it passes them on as they are).
+ */
+export function replyExtent(bytes: Uint8Array, start = 0, limits: ReplyLimits = DEFAULT_REPLY_LIMITS): ReplyExtent {
+  const r = scanReply(bytes, start, limits, null);
+  return typeof r === "number" ? { kind: "reply", code: lastCode, size: r - start } : r;
+}
+
 /** Parse the reply at `bytes[start…]`. */
 export function parseReply(bytes: Uint8Array, start = 0, limits: ReplyLimits = DEFAULT_REPLY_LIMITS): ReplyParse {
   // First find the whole reply, without decoding anything: most calls end in need-more.
+  const lineEnds: number[] = [];
+  const r = scanReply(bytes, start, limits, lineEnds);
+  if (typeof r !== "number") return r;
+  const code = lastCode;
+  const lines: string[] = [];
+  let lineStart = start;
+  for (const end of lineEnds) {
+    lines.push(utf8.decode(bytes.subarray(Math.min(lineStart + 4, end), end)));
+    lineStart = end + 2;
+  }
+  return { kind: "reply", reply: { code, enhanced: enhancedCode(lines[0]!, code), lines }, size: r - start };
+}
+
+/** The code of the reply {@link scanReply} found last (read right after it returns). */
+let lastCode = -1;
+
+/**
+ * Find the whole reply: its end offset (and its code in `lastCode`), need-more, or the error;
+ * each line's end goes into `lineEnds` when given.
+ */
+function scanReply(bytes: Uint8Array, start: number, limits: ReplyLimits, lineEnds: number[] | null): number | typeof NEED_MORE | Extract<ReplyParse, { kind: "error" }> {
   let p = start;
   let code = -1;
   let count = 0;
-  const lineEnds: number[] = [];
   for (;;) {
     if (count === limits.maxLines) return { kind: "error", reason: "too_many_reply_lines" };
     const scan = scanLine(bytes, p, limits.maxLineBytes);
@@ -63,18 +98,13 @@ export function parseReply(bytes: Uint8Array, start = 0, limits: ReplyLimits = D
     if (code >= 0 && lineCode !== code) return { kind: "error", reason: "mixed_reply_codes" };
     code = lineCode;
     count++;
-    lineEnds.push(scan.end);
+    lineEnds?.push(scan.end);
     const last = scan.end === p + 3 || bytes[p + 3] === SP;
     p = scan.next;
     if (last) break;
   }
-  const lines: string[] = [];
-  let lineStart = start;
-  for (const end of lineEnds) {
-    lines.push(utf8.decode(bytes.subarray(Math.min(lineStart + 4, end), end)));
-    lineStart = end + 2;
-  }
-  return { kind: "reply", reply: { code, enhanced: enhancedCode(lines[0]!, code), lines }, size: p - start };
+  lastCode = code;
+  return p;
 }
 
 /** The code of a reply line: three digits (2-5, 0-5, 0-9) then SP, "-" or the end; -1 otherwise. */

@@ -22,10 +22,11 @@ export type SmtpPhase =
 /**
  * A reply the client is owed, in the order of its commands (RFC 2920 §3: replies in command order).
  * "backend": the backend's reply is passed on; "ehlo": the backend's 250 is replaced by the proxy's
- * own capabilities; "data": the reply to DATA, 354 opens the body; "local": the proxy's own bytes.
+ * own capabilities; "data": the reply to DATA, 354 opens the body; "rcpt": passed on, and a 2xx
+ * counts an accepted recipient (the access log's `rcpt`); "local": the proxy's own bytes.
  */
 export type OwedReply =
-  | { readonly kind: "backend" | "ehlo" | "data" }
+  | { readonly kind: "backend" | "ehlo" | "data" | "rcpt" }
   | { readonly kind: "local"; readonly bytes: Uint8Array };
 
 /** A backend's reply lines are short (RFC 5321 §4.5.3.1.5); an EHLO reply is the longest one, bounded by the reply parser. */

@@ -11,8 +11,18 @@ import { log } from "../log/logger.ts";
 
 /** Bun TLS options for the upstream of a terminated route with upstreamTls, else undefined. */
 export function upstreamTlsFor(conn: Conn, host: string): object | undefined {
+  if (conn.facts?.tls !== "terminate") return undefined;
+  return routeUpstreamTls(conn, host);
+}
+
+/**
+ * The route's upstreamTls as Bun TLS options, whatever the client's TLS: for protocols whose
+ * upstream TLS starts inside their own handshake (MySQL's SSLRequest), where a client in plain
+ * text gets it too. Undefined when the route has none.
+ */
+export function routeUpstreamTls(conn: Conn, host: string): object | undefined {
   const config = conn.route?.config.upstreamTls;
-  if (!config || conn.facts?.tls !== "terminate") return undefined;
+  if (!config) return undefined;
   // Made once per route and host: the CA file is read when first needed, not per connection.
   let byHost = upstreamSettings.get(config);
   if (!byHost) upstreamSettings.set(config, (byHost = new Map()));

@@ -168,6 +168,10 @@ export function relayPaths(pki: Pki): RelayPath[] {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SWITCHYARD_NATIVE: "off" }, client: { tls: backendName }, backend: { tls: backendCert }, noHalfClose: true },
     { name: "tls passthrough, splice relay", config: tls("splice", { terminateTls: false }), client: { tls: backendName }, backend: { tls: backendCert }, noHalfClose: true },
     { name: "tls passthrough, uring relay (the peeked hello read by the ring)", config: tls("uring", { terminateTls: false }), client: { tls: backendName }, backend: { tls: backendCert }, noHalfClose: true },
+    { name: "tls terminated, chained into a tcp listener (no address of its own)", client: { tls: edge }, backend: {}, noHalfClose: true,
+      config: (port) => ({ relay: "auto", listeners: [
+        { name: "tls", listen: "127.0.0.1:0", protocol: "tls", defaultCert: proxyCert, routes: [{ name: "r", terminateTls: true, upstreams: [{ listener: "plain" }] }] },
+        { name: "plain", listen: [], routes: [{ name: "p", upstreams: [`127.0.0.1:${port}`] }] }] }) },
     { name: "tls terminated, then upstream TLS", config: tls("userspace", { terminateTls: true, upstreamTls: { serverName: "backend.test", ca: pki.ca } }),
       client: { tls: edge }, backend: { tls: backendCert }, noHalfClose: true },
     { name: "postgres without TLS, relay auto", client: { postgres: true }, backend: { postgres: true },

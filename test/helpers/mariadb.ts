@@ -2,7 +2,8 @@
  * A throwaway MariaDB server for tests: mariadb-install-db into a temp dir, mariadbd started on a
  * free loopback port (and a unix socket for setting it up as root), stopped by the test by its pid.
  * Debian's mariadb-server provides both; the server runs as the current user (`--user` is needed
- * when that is root, as in CI).
+ * when that is root, as in CI). With `tls` (a certificate from test/helpers/certs.ts) the server
+ * offers SSL to its clients (`--ssl-cert`, `--ssl-key`, `--ssl-ca`).
  */
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -27,7 +28,7 @@ function must(cmd: string[]): string {
   return r.stdout.toString();
 }
 
-export async function startMariaDb(port: number): Promise<MariaDb> {
+export async function startMariaDb(port: number, tls?: { cert: string; key: string; ca: string }): Promise<MariaDb> {
   const dir = tempDir("switchyard-mariadb-");
   const data = join(dir, "data");
   const socket = join(dir, "sock");
@@ -35,7 +36,8 @@ export async function startMariaDb(port: number): Promise<MariaDb> {
   must(["mariadb-install-db", "--no-defaults", `--datadir=${data}`, "--auth-root-authentication-method=normal", "--skip-test-db", `--user=${user}`]);
   const proc: Subprocess = Bun.spawn(["/usr/sbin/mariadbd", "--no-defaults", `--datadir=${data}`, `--port=${port}`, "--bind-address=127.0.0.1",
     `--socket=${socket}`, `--pid-file=${join(dir, "pid")}`, `--user=${user}`, "--skip-log-bin", "--innodb-buffer-pool-size=16M",
-    "--skip-name-resolve", "--max-allowed-packet=256M", `--log-error=${join(dir, "error.log")}`], { stdout: "ignore", stderr: "ignore" });
+    "--skip-name-resolve", "--max-allowed-packet=256M", `--log-error=${join(dir, "error.log")}`,
+    ...(tls ? [`--ssl-cert=${tls.cert}`, `--ssl-key=${tls.key}`, `--ssl-ca=${tls.ca}`] : [])], { stdout: "ignore", stderr: "ignore" });
   const sql = (statements: string) => must(["mariadb", "--no-defaults", "-S", socket, "-uroot", "-N", "-B", "-e", statements]).trim();
   const deadline = Date.now() + 30_000;
   for (;;) {

@@ -33,6 +33,8 @@ export async function startSink(): Promise<Sink> {
 
 export interface PostfixInstance {
   readonly port: number;
+  /** A second smtpd that expects a PROXY header first (smtpd_upstream_proxy_protocol = haproxy). */
+  readonly proxyPort: number;
   /** Its maillog so far. */
   log(): string;
   stop(): Promise<void>;
@@ -45,12 +47,14 @@ export function postfixAvailable(): boolean {
 
 /**
  * Postfix's master and smtpd in a temp config directory, accepting mail for `domain` into the
- * discard transport, with XCLIENT allowed from loopback. Started with `postfix -c DIR start` and
+ * discard transport, with XCLIENT allowed from loopback, and a second smtpd on `proxyPort` that
+ * reads a PROXY protocol header (v1 or v2) before its banner. Started with `postfix -c DIR start` and
  * stopped with `postfix -c DIR stop` (which signals that master, by its pid file).
  */
 export async function startPostfix(domain: string): Promise<PostfixInstance> {
   const d = tempDir("switchyard-postfix-");
   const port = freePort();
+  const proxyPort = freePort();
   chmodSync(d, 0o755); // mkdtemp makes it 0700: the postfix user must reach data/
   for (const sub of ["conf", "queue", "data"]) mkdirSync(join(d, sub));
   Bun.spawnSync(["chown", "postfix", join(d, "data")]);
@@ -64,6 +68,7 @@ export async function startPostfix(domain: string): Promise<PostfixInstance> {
   const unix = (name: string, cmd: string, priv = "-", limit = "-") => `${name} unix - ${priv} n - ${limit} ${cmd}`;
   writeFileSync(join(d, "conf/master.cf"), [
     `127.0.0.1:${port} inet n - n - - smtpd`,
+    `127.0.0.1:${proxyPort} inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy`,
     "pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
     unix("rewrite", "trivial-rewrite"), unix("bounce", "bounce", "-", "0"), unix("defer", "bounce", "-", "0"),
     unix("trace", "bounce", "-", "0"), unix("verify", "verify", "-", "1"), "flush unix n - n 1000? 0 flush",
@@ -74,9 +79,11 @@ export async function startPostfix(domain: string): Promise<PostfixInstance> {
   const r = Bun.spawnSync(["postfix", "-c", join(d, "conf"), "start"], { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`postfix start: ${r.stderr.toString()} (see ${d}/maillog)`);
   await waitForPort(port, null);
+  await waitForPort(proxyPort, null);
   const log = () => (existsSync(join(d, "maillog")) ? readFileSync(join(d, "maillog"), "utf8") : "");
   return {
     port,
+    proxyPort,
     log,
     async stop() {
       Bun.spawnSync(["postfix", "-c", join(d, "conf"), "stop"], { stdout: "ignore", stderr: "ignore" });

@@ -136,8 +136,8 @@ describe("heads that are not clean are re-serialised", () => {
     );
   });
 
-  test("absolute-form: Host is written from the target's authority (RFC 9112 §3.2.2)", () => {
-    expect(forward(request(enc("GET http://real.example/x HTTP/1.1\r\nHost: spoofed\r\nAccept: */*\r\n\r\n")))).toBe(
+  test("absolute-form: Host is written from the target's authority (RFC 9112 §3.2.2; one that differs is refused)", () => {
+    expect(forward(request(enc("GET http://real.example/x HTTP/1.1\r\nHost: REAL.Example\r\nAccept: */*\r\n\r\n")))).toBe(
       "GET http://real.example/x HTTP/1.1\r\nHost: real.example\r\nAccept: */*\r\n\r\n",
     );
   });
@@ -159,7 +159,7 @@ describe("serializeHeadInto (a caller's buffer, body bytes may follow)", () => {
   const edits: HeadEdits[] = [{}, { set: [["X-Forwarded-For", "10.0.0.1"]] }, { add: [["Connection", "close"]] }, { remove: ["user-agent"] }];
   const heads = () => [
     request(fixture("http-req-curl-get")), request(fixture("http-req-curl-post-cl")),
-    request(enc("GET http://a.example/x HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")),
+    request(enc("GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")),
     request(enc("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n")),
     response(fixture("http-res-nginx-chunked-trailer")),
     response(enc("HTTP/1.1 200 OK\r\nServer : x\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok")),

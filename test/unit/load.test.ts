@@ -8,7 +8,7 @@ import type { Config } from "../../src/config/types.ts";
 
 const NOT_BUILT = "is not built yet in this version (see the status table in README.md)";
 const LISTENER_KEYS = "name, listen, protocol, reusePort, defaultCert, certDir, mtls, maxConnections, idleTimeoutMs, handshakeTimeoutMs, "
-  + "connectTimeoutMs, resolveTimeoutMs, skipValidation, protection, routes, smtp, http";
+  + "connectTimeoutMs, resolveTimeoutMs, skipValidation, protection, routes, smtp, acceptProxyProtocol, http";
 
 const dir = mkdtempSync(join(tmpdir(), "switchyard-load-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -140,7 +140,7 @@ describe("Counters", () => {
   });
 
   test("OK_REASONS are the clean endings", () => {
-    expect([...OK_REASONS].sort()).toEqual(["client_closed", "done", "responded", "upstream_closed"]);
+    expect([...OK_REASONS].sort()).toEqual(["chained", "client_closed", "done", "responded", "upstream_closed"]);
   });
 });
 

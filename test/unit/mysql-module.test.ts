@@ -334,6 +334,83 @@ describe("upstream handshake: the server's scramble relayed, the response rebuil
   });
 });
 
+describe("upstream handshake with upstreamTls: SSLRequest, TLS, then the same exchange inside it", () => {
+  const greeting = nativeServer[0]!; // MariaDB's greeting, with CLIENT_SSL
+  /** Routed on a route that asks for TLS to its server. */
+  function routedTls(): Fake {
+    const f = routed();
+    (f.conn as { route: unknown }).route = { config: { upstreamTls: { serverName: null, ca: null, verify: true } } };
+    return f;
+  }
+  const withoutSsl = (packet: Uint8Array) => {
+    const copy = packet.slice();
+    const g = parseInitialHandshakeOrThrow(packet);
+    // The low capability bytes follow version, NUL, id (4), scramble part 1 (8) and a filler.
+    const at = 4 + 1 + g.serverVersion.length + 1 + 4 + 8 + 1;
+    expect(copy[at]! | (copy[at + 1]! << 8)).toBe(g.capabilities & 0xffff);
+    copy[at + 1]! &= ~(CLIENT_SSL >> 8);
+    return copy;
+  };
+
+  test("the greeting gets an SSLRequest at sequence 1 (CLIENT_SSL, the client's character set) and the start-tls step; the client is told nothing yet", () => {
+    for (const chunks of cuts(greeting)) {
+      const f = routedTls();
+      MYSQL_UPSTREAM_AUTH.start(f.conn);
+      expect(fromServer(f, chunks)).toEqual({ kind: "start-tls" });
+      expect(f.toClient).toEqual([]);
+      expect(f.toServer.length).toBe(1);
+      const req = f.toServer[0]!;
+      expect([seqOf(req), req.length]).toEqual([1, 4 + 32]);
+      const parsed = parseClientHandshake(payloadOf(req));
+      if (parsed.kind !== "ssl-request") throw new Error(parsed.kind);
+      expect(has(parsed.hello.capabilities, CLIENT_SSL)).toBe(true);
+      expect(parsed.hello.characterSet).toBe(f.state.response!.characterSet);
+    }
+  });
+
+  test("once TLS is up the client is asked (AuthSwitchRequest, seq 2); its answer goes out as a HandshakeResponse41 at sequence 2 with CLIENT_SSL; the OK (seq 3) reaches the client as 4", () => {
+    const f = routedTls();
+    MYSQL_UPSTREAM_AUTH.start(f.conn);
+    fromServer(f, [greeting]);
+    expect(MYSQL_UPSTREAM_AUTH.tlsStarted!(f.conn)).toEqual({ kind: "need-more" });
+    expect(f.toClient.map(seqOf)).toEqual([2]);
+    expect(fromClient(f, [ANSWER])).toEqual({ kind: "need-more" });
+    const response = f.toServer[1]!;
+    expect(seqOf(response)).toBe(2);
+    const sent = parseClientHandshake(payloadOf(response));
+    if (sent.kind !== "response41") throw new Error(sent.kind);
+    expect(has(sent.response.capabilities, CLIENT_SSL)).toBe(true);
+    expect(sent.response.user).toBe("app");
+    const ok = toPackets(payloadOf(nativeServer[1]!), 3);
+    expect(fromServer(f, [ok])).toEqual({ kind: "relay" });
+    expect(seqOf(f.down.bytes())).toBe(4);
+  });
+
+  test("a greeting without CLIENT_SSL: refused (upstream_tls_unavailable), nothing sent to the server, an ERR for the client", () => {
+    const f = routedTls();
+    MYSQL_UPSTREAM_AUTH.start(f.conn);
+    expect(fromServer(f, [withoutSsl(greeting)])).toEqual({ kind: "fail", reason: "upstream_tls_unavailable", detail: "127.0.0.1:3306: the greeting does not offer CLIENT_SSL" });
+    expect(f.toServer).toEqual([]);
+    const r = parseErr(payloadOf(mysqlFarewell(f.conn, "upstream_tls_unavailable")!));
+    expect(r.kind === "err" && [r.err.code, r.err.sqlState, r.err.message]).toEqual([1105, "08S01",
+      'switchyard: server 127.0.0.1:3306 for user "app" and database "alpha" cannot be reached over TLS as its route requires: it does not offer TLS (upstream_tls_unavailable)']);
+  });
+
+  test("plaintext bytes after the greeting, before TLS: refused rather than taken for TLS data", () => {
+    const f = routedTls();
+    MYSQL_UPSTREAM_AUTH.start(f.conn);
+    expect(fromServer(f, [concat(greeting, toPackets(new Uint8Array([0, 0, 0, 2, 0, 0, 0]), 1))]))
+      .toEqual({ kind: "fail", reason: "upstream_bad_handshake", detail: "bytes after the greeting, before TLS" });
+  });
+
+  test("a route without upstreamTls never asks for TLS, even with a server that offers it", () => {
+    const f = routed();
+    MYSQL_UPSTREAM_AUTH.start(f.conn);
+    expect(fromServer(f, [greeting])).toEqual({ kind: "need-more" });
+    expect(f.toServer).toEqual([]);
+  });
+});
+
 function parseInitialHandshakeOrThrow(packet: Uint8Array) {
   const r = parseInitialHandshake(payloadOf(packet));
   if (r.kind !== "handshake") throw new Error(r.kind);

@@ -440,9 +440,36 @@ describe("required parts", () => {
   });
 });
 
+describe("acceptProxyProtocol", () => {
+  test("from: the trusted proxies' ranges", () => {
+    const l = valid(minimal({ acceptProxyProtocol: { from: ["10.0.0.5/32", "::1"] } })).listeners[0]!;
+    expect(l.acceptProxyProtocol!.from.map((c) => [c.family, c.prefix])).toEqual([[4, 32], [6, 128]]);
+    expect("acceptProxyProtocol" in valid(minimal()).listeners[0]!).toBe(false);
+  });
+  test.each<[string, Json, string]>([
+    ["no from", minimal({ acceptProxyProtocol: {} }), "listeners[0].acceptProxyProtocol: acceptProxyProtocol needs from"],
+    ["empty from", minimal({ acceptProxyProtocol: { from: [] } }), "listeners[0].acceptProxyProtocol.from: from is empty"],
+    ["a bad range", minimal({ acceptProxyProtocol: { from: ["10.0.0.0/33"] } }), 'listeners[0].acceptProxyProtocol.from[0]: not an address range: "10.0.0.0/33"'],
+    ["an unknown key", minimal({ acceptProxyProtocol: { from: ["10.0.0.1"], timeoutMs: 5 } }), "listeners[0].acceptProxyProtocol.timeoutMs"],
+  ])("%s", (_, value, start) => {
+    const found = issues(value);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toStartWith(start);
+  });
+});
+
+describe("proxyProtocol", () => {
+  test("v1 and v2 are kept on the route, none leaves it out", () => {
+    expect(valid(minimal({}, { proxyProtocol: "v1" })).listeners[0]!.routes[0]!.proxyProtocol).toBe("v1");
+    expect(valid(minimal({ protocol: "smtp" }, { proxyProtocol: "v2" })).listeners[0]!.routes[0]!.proxyProtocol).toBe("v2");
+    expect("proxyProtocol" in valid(minimal({}, { proxyProtocol: "none" })).listeners[0]!.routes[0]!).toBe(false);
+  });
+});
+
 describe("not built yet", () => {
   test.each<[string, Json, string]>([
-    ["proxyProtocol", minimal({}, { proxyProtocol: "v2" }), `listeners[0].routes[0].proxyProtocol: PROXY protocol ${NOT_BUILT}`],
+    ["proxyProtocol on http", minimal({ protocol: "http" }, { proxyProtocol: "v1" }), `listeners[0].routes[0].proxyProtocol: proxyProtocol on http routes ${NOT_BUILT}`],
+    ["proxyProtocol with upstreamTls", minimal({ protocol: "tls", defaultCert: { cert: "/c.pem", key: "/k.pem" } }, { proxyProtocol: "v2", terminateTls: true, upstreamTls: {} }), `listeners[0].routes[0].proxyProtocol: proxyProtocol with upstreamTls ${NOT_BUILT}`],
     ["suspended", minimal({}, { suspended: true }), `listeners[0].routes[0].suspended: suspended routes ${NOT_BUILT}`],
     ["ipAffinity", minimal({}, { ipAffinity: { ttlMs: 1 } }), `listeners[0].routes[0].ipAffinity: ipAffinity ${NOT_BUILT}`],
   ])("%s", (_, value, expected) => {

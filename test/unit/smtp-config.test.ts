@@ -20,6 +20,17 @@ describe("smtp schema", () => {
     expect(l.routes[0]!.xclient).toBe(false);
   });
 
+  test("RFC 5321 §4.5.3.2 timeouts: command 5 min, data block 3 min; idle above both on smtp listeners", () => {
+    const l = valid(smtp()).listeners[0]!;
+    expect(l.smtp).toMatchObject({ commandTimeoutMs: 300_000, dataTimeoutMs: 180_000 });
+    expect(l.idleTimeoutMs).toBe(600_000);
+    expect(valid(minimal()).listeners[0]!.idleTimeoutMs).toBe(60_000); // other protocols keep theirs
+    const set = valid(smtp({ idleTimeoutMs: 1000, smtp: { commandTimeoutMs: 20_000, dataTimeoutMs: 10_000 } })).listeners[0]!;
+    expect([set.idleTimeoutMs, set.smtp!.commandTimeoutMs, set.smtp!.dataTimeoutMs]).toEqual([1000, 20_000, 10_000]);
+    expect(issues(smtp({ smtp: { commandTimeoutMs: 0 } }))[0]).toStartWith("listeners[0].smtp.commandTimeoutMs: ");
+    expect(issues(smtp({ smtp: { dataTimeoutMs: "3m" } }))[0]).toStartWith("listeners[0].smtp.dataTimeoutMs: ");
+  });
+
   test("SPEC.md's example listener is valid", () => {
     const l = valid(minimal({
       protocol: "smtp", defaultCert: { cert: "/c.pem", key: "/k.pem" },

@@ -13,7 +13,7 @@ import { SmtpSession } from "../../src/smtp/session.ts";
 import type { RouteConfig, SmtpListenerConfig } from "../../src/config/types.ts";
 import type { Conn } from "../../src/proxy/conn.ts";
 
-const CONFIG: SmtpListenerConfig = { hostname: "mx.test", maxMessageBytes: 1000, requireTls: false, smtpUtf8: false, maxCommandsBeforeRouting: 50 };
+const CONFIG: SmtpListenerConfig = { hostname: "mx.test", maxMessageBytes: 1000, requireTls: false, smtpUtf8: false, maxCommandsBeforeRouting: 50, commandTimeoutMs: 300_000, dataTimeoutMs: 180_000 };
 
 function route(name: string, rcptDomain: string[] | null): { config: RouteConfig } {
   return {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ehloCapabilities } from "../../src/smtp/ehlo-capabilities.ts";
 import { SMTP_ERRORS, type SmtpErrorReason } from "../../src/smtp/errors.ts";
-import { parseReply, type ReplyParse, type SmtpReply } from "../../src/smtp/reply.ts";
+import { parseReply, replyExtent, type ReplyParse, type SmtpReply } from "../../src/smtp/reply.ts";
 import { buildBanner, buildEhloReply, buildReply, errorReply, MAX_REPLY_LINE_BYTES, proxyCapabilities } from "../../src/smtp/reply-builder.ts";
 import { buildXclient, xclientAddress, xtextDecode, xtextEncode } from "../../src/smtp/xclient.ts";
 import { fixture } from "../helpers/fixtures.ts";
@@ -220,5 +220,27 @@ describe("XCLIENT (Postfix XCLIENT_README) and xtext (RFC 3461 §4)", () => {
     expect(dec.decode(lines[1]!)).toBe(`XCLIENT HELO=${helo}\r\n`);
     const utf8Helo = "\u00e9".repeat(127); // 254 UTF-8 octets, 762 as xtext
     expect(buildXclient({ helo: utf8Helo }).map((l) => dec.decode(l))).toEqual(["XCLIENT HELO=[UNAVAILABLE]\r\n"]);
+  });
+});
+
+describe("replyExtent: where a reply ends and its code, nothing decoded", () => {
+  test("agrees with parseReply on every reply of the captured sessions, at every prefix", () => {
+    for (const stream of [PLAIN, XCLIENT]) {
+      for (let at = 0; at < stream.length; ) {
+        const full = parseReply(stream, at);
+        if (full.kind !== "reply") throw new Error(`fixture does not parse at ${at}`);
+        expect(replyExtent(stream, at)).toEqual({ kind: "reply", code: full.reply.code, size: full.size });
+        for (let cut = at; cut < at + full.size; cut++) expect(replyExtent(stream.subarray(0, cut), at).kind).toBe("need-more");
+        at += full.size;
+      }
+    }
+  });
+  test("the same errors as parseReply", () => {
+    const enc = new TextEncoder();
+    for (const bad of ["250-a\r\n251 b\r\n", "25x ok\r\n", "250 a\rb\r\n", "250 a\n", `250 ${"x".repeat(3000)}\r\n`]) {
+      const b = enc.encode(bad);
+      expect(replyExtent(b)).toEqual(parseReply(b) as Extract<ReplyParse, { kind: "error" }>);
+      expect(replyExtent(b).kind).toBe("error");
+    }
   });
 });

@@ -35,6 +35,16 @@ describe("TLS keys", () => {
     expect(issues(value)).toEqual([expected]);
   });
 
+  test("a mysql route may ask for TLS to its server (upstreamTls, verify on by default); a postgres route may not", () => {
+    const mysql = minimal({ protocol: "mysql" }, { match: { database: "alpha" }, upstreamTls: { serverName: "db.internal", ca: "/ca.pem" } });
+    expect(valid(mysql).listeners[0]!.routes[0]!.upstreamTls).toEqual({ serverName: "db.internal", ca: "/ca.pem", verify: true });
+    expect(valid(minimal({ protocol: "mysql" }, { upstreamTls: {} })).listeners[0]!.routes[0]!.upstreamTls).toEqual({ serverName: null, ca: null, verify: true });
+    expect(issues(minimal({ protocol: "mysql" }, { upstreamTls: { verify: "no" } }))).toHaveLength(1);
+    expect(issues(minimal({ protocol: "postgres" }, { upstreamTls: {} }))).toEqual([
+      "listeners[0].routes[0].upstreamTls: a postgres listener ends TLS before the route is known (the database is inside TLS): set nothing: TLS to PostgreSQL servers is not built",
+    ]);
+  });
+
   test("postgres routes terminate by default", () => {
     expect(valid(minimal({ protocol: "postgres" }, { match: { database: "orders" } })).listeners[0]!.routes[0]!.terminateTls).toBe(true);
   });
