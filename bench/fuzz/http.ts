@@ -22,7 +22,7 @@ import { RequestHead, ResponseHead } from "../../src/http/head.ts";
 import { FieldId } from "../../src/http/field-name.ts";
 import { isHopByHop } from "../../src/http/hop-by-hop.ts";
 import { parseRequestHead, parseResponseHead } from "../../src/http/parse-head.ts";
-import { serializeHead } from "../../src/http/serialize.ts";
+import { compactInPlace, serializeHead, serializeHeadInto } from "../../src/http/serialize.ts";
 import { fixture } from "../../test/helpers/fixtures.ts";
 import { fuzzMain } from "./byte-mutations.ts";
 import { type HeadSnapshot, enc, frameInPieces, snapshot } from "../../test/helpers/http.ts";
@@ -144,6 +144,8 @@ export function runFuzz(inputs: number, seed = 1): FuzzReport {
   const tight = { whole: heads(TIGHT), piece: heads(TIGHT) };
   let wholeHead = normal.whole, pieceHead = normal.piece;
   const otherHead = heads(LIMITS);
+  const inPlaceHead = heads(LIMITS);
+  const into = new Uint8Array(3 + 2 * LIMITS.maxHeaderBytes);
   const framer = new ChunkedFramer();
   const report: FuzzReport = { inputs: 0, failures: 0, seconds: 0, examples: [], outcomes: {} };
   const count = (outcome: string) => { report.outcomes[outcome] = (report.outcomes[outcome] ?? 0) + 1; };
@@ -210,6 +212,18 @@ export function runFuzz(inputs: number, seed = 1): FuzzReport {
       again.consumed !== out.length || (!again.clean && !absolute) || start !== before.start || again.contentLength !== before.cl ||
       again.transferEncoding !== before.te || hasHopByHopBesidesFraming(again, upgrade)
     ) fail(`${side} reserialized`, bytes, { before, after: snapshot(again) });
+    // The hot path's two other writers give the same bytes: into a caller's buffer, and in place.
+    const text = Buffer.from(out).toString("latin1");
+    const end = serializeHeadInto(head, edits, into, 3);
+    if (end < 0 || Buffer.from(into.subarray(3, end)).toString("latin1") !== text) fail(`${side} serializeHeadInto`, bytes, { end });
+    const copy = bytes.slice();
+    const h = parse(side, copy, inPlaceHead[side], 0);
+    if (h.kind !== "head") return fail(`${side} copy does not parse`, bytes, snapshot(h));
+    const tail = Buffer.from(copy.subarray(h.end)).toString("latin1");
+    const s = compactInPlace(h, edits);
+    if (s >= 0) {
+      if (Buffer.from(copy.subarray(s, h.end)).toString("latin1") !== text || Buffer.from(copy.subarray(h.end)).toString("latin1") !== tail) fail(`${side} compactInPlace`, bytes, { s });
+    } else if (Buffer.from(copy).toString("latin1") !== Buffer.from(bytes).toString("latin1")) fail(`${side} compactInPlace refused but wrote`, bytes, { s });
   };
 
   const checkChunked = (bytes: Uint8Array) => {

@@ -198,6 +198,13 @@ function sameIgnoringCase(bytes: Uint8Array, a: number, aEnd: number, b: number,
   return true;
 }
 
+/** Bytes `s..e` are `str`, one char per byte (the inverse of latin1). */
+function sameAsString(bytes: Uint8Array, s: number, e: number, str: string): boolean {
+  if (e - s !== str.length) return false;
+  for (let i = 0; i < str.length; i++) if (bytes[s + i] !== str.charCodeAt(i)) return false;
+  return true;
+}
+
 /** The forms of request-target (RFC 9112 §3.2). */
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 
@@ -217,6 +224,21 @@ export class RequestHead extends HttpHead {
     super.reset(bytes);
     this.hostIndex = -1;
     this.authorityStart = this.authorityEnd = 0;
+  }
+
+  /**
+   * Whether host() would return `previous` (compared on the bytes, nothing decoded): a keep-alive
+   * client sends the same Host request after request.
+   */
+  hostIs(previous: string): boolean {
+    if (this.authorityEnd > this.authorityStart) return sameAsString(this.bytes, this.authorityStart, this.authorityEnd, previous);
+    if (this.hostIndex < 0) return previous === "";
+    return sameAsString(this.bytes, this.fields[4 * this.hostIndex + 2]!, this.fields[4 * this.hostIndex + 3]!, previous);
+  }
+
+  /** Whether path() would return `previous` (origin-form compared on the bytes; other forms: false). */
+  pathIs(previous: string): boolean {
+    return this.targetForm === "origin" && sameAsString(this.bytes, this.targetStart, this.targetEnd, previous);
   }
 
   /** The request-target as received. */

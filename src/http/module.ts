@@ -18,7 +18,8 @@ import type { Conn } from "../proxy/conn.ts";
 import type { ByteQueue } from "../net/byte-queue.ts";
 import type { HttpListenerConfig } from "../config/types.ts";
 import { NEED_MORE, ROUTE, refuse, type ProtocolModule, type SniffStep } from "../protocol/module.ts";
-import { RequestHead } from "./head.ts";
+import type { RequestHead } from "./head.ts";
+import { takeRequestHead } from "./head-pool.ts";
 import { parseRequestHead } from "./parse-head.ts";
 import type { HeadError } from "./reasons.ts";
 import { errorResponse } from "./answers.ts";
@@ -29,7 +30,8 @@ import { HTTP_DEFAULTS } from "../config/http-schema.ts";
 
 /** The module's per-connection state (conn.intake.state). */
 class HttpIntake {
-  readonly head: RequestHead;
+  /** The first request's head, until the session takes it over. */
+  head: RequestHead | null;
   resume = 0;
   /** Why the first head was refused, for farewell. */
   error: HeadError | null = null;
@@ -39,7 +41,7 @@ class HttpIntake {
   retiring = false;
 
   constructor(readonly config: HttpListenerConfig) {
-    this.head = new RequestHead({ maxHeaderBytes: config.maxHeaderBytes, maxHeaders: config.maxHeaders });
+    this.head = takeRequestHead(config);
   }
 }
 
@@ -65,7 +67,7 @@ export const HTTP: ProtocolModule = {
 
   sniff(conn: Conn, collected: ByteQueue): SniffStep {
     const state = intakeOf(conn);
-    const r = parseRequestHead(collected.bytes(), 0, state.head, state.resume);
+    const r = parseRequestHead(collected.bytes(), 0, state.head!, state.resume);
     if (r.kind === "need-more") {
       state.resume = r.resume;
       return NEED_MORE; // the head's own limit (maxHeaderBytes ≤ the collector's bound) ends this first
@@ -85,7 +87,8 @@ export const HTTP: ProtocolModule = {
     logsEachMessage: true, // one record per request (src/http/exchange-log.ts)
     start(conn: Conn): void {
       const state = intakeOf(conn);
-      const session = new HttpSession(conn, state.config, state.head);
+      const session = new HttpSession(conn, state.config, state.head!);
+      state.head = null; // the session's now: it gives it back while the connection is idle
       state.session = session;
       session.retiring = state.retiring;
       const first = conn.intake!.first;

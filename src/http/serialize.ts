@@ -17,6 +17,7 @@ import { CR, FIELD_VALUE, LF, TOKEN, equalsIgnoringCase } from "./chars.ts";
 import { FieldId } from "./field-name.ts";
 import { FieldAction, type HttpHead, RequestHead } from "./head.ts";
 import { isHopByHop } from "./hop-by-hop.ts";
+import { copyRange } from "./copy-range.ts";
 
 export type FieldEdit = readonly [name: string, value: string];
 
@@ -44,6 +45,74 @@ let plan = new Uint8Array(128);
 
 /** The head as the next hop gets it. */
 export function serializeHead(head: HttpHead, edits: HeadEdits = NO_EDITS): Uint8Array {
+  const size = planHead(head, edits);
+  if (size < 0) return head.bytes.subarray(head.start, head.end);
+  const out = new Uint8Array(compacts ? Math.max(size, head.end - head.start) : size);
+  const at = writePlanned(out, 0, head, edits);
+  return at === out.length ? out : out.subarray(0, at);
+}
+
+/**
+ * The same bytes written into `out` from `at` (a caller's reusable buffer: no allocation, and body
+ * bytes can follow the head in one write). Returns the index after the head, or -1 (nothing written)
+ * when `out` lacks room from `at` for the head as written or, when lines are only left out (compacted
+ * in place), for the head as received.
+ */
+export function serializeHeadInto(head: HttpHead, edits: HeadEdits, out: Uint8Array, at: number): number {
+  const size = planHead(head, edits);
+  if (size < 0) {
+    const n = head.end - head.start;
+    if (at + n > out.length) return -1;
+    return copyRange(out, at, head.bytes, head.start, head.end);
+  }
+  if (at + (compacts ? Math.max(size, head.end - head.start) : size) > out.length) return -1;
+  return writePlanned(out, at, head, edits);
+}
+
+/**
+ * The head rewritten inside its own bytes, moved up so that it still ends at `head.end` (right before
+ * the body that follows it in the same chunk, which can then leave with it in one write, no copy):
+ * possible when the edits only leave lines out (hop-by-hop fields, a response's repeated
+ * Content-Length), as for a response to an HTTP/1.1 client. Returns the head's new start, or -1 when
+ * the edits need more (then nothing was changed). Overwrites the dropped lines' bytes: only for bytes
+ * the caller owns and does not read again as they were.
+ */
+export function compactInPlace(head: HttpHead, edits: HeadEdits): number {
+  const size = planHead(head, edits);
+  if (size < 0) return head.start;
+  const set = edits.set, add = edits.add;
+  if (!compacts || (set !== undefined && set.length > 0) || (add !== undefined && add.length > 0) || (edits.upgrade === true && head.isUpgrade)) return -1;
+  // From the last run of kept lines to the first, each moved up (never down): a run's destination is
+  // past the end of every run before it, so nothing not yet moved is overwritten.
+  const bytes = head.bytes;
+  let to = head.end - 2; // the empty line stays where it is
+  let runEnd = -1;
+  for (let i = head.count - 1; i >= -1; i--) {
+    if (i >= 0 && plan[i] === FieldAction.KEEP) {
+      if (runEnd < 0) runEnd = lineStartOrEnd(head, i + 1);
+      continue;
+    }
+    if (runEnd >= 0) {
+      const runStart = lineStartOrEnd(head, i + 1);
+      to -= runEnd - runStart;
+      if (to !== runStart) bytes.copyWithin(to, runStart, runEnd);
+      runEnd = -1;
+    }
+  }
+  const line = head.startLineEnd - head.start;
+  to -= line;
+  if (to !== head.start) bytes.copyWithin(to, head.start, head.startLineEnd);
+  return to;
+}
+
+/** Whether the last planHead can compact (every line kept as received or left out): set by planHead. */
+let compacts = false;
+
+/**
+ * Decide each line's fate into `plan` (synchronously consumed by writePlanned): the size of the head
+ * to write, or -1 when nothing changes (the received bytes go on as they are).
+ */
+function planHead(head: HttpHead, edits: HeadEdits): number {
   const bytes = head.bytes;
   const f = head.fields;
   const count = head.count;
@@ -72,22 +141,27 @@ export function serializeHead(head: HttpHead, edits: HeadEdits = NO_EDITS): Uint
     else if (action === FieldAction.NORMALIZE) size += f[4 * i + 1]! - f[4 * i]! + 2 + f[4 * i + 3]! - f[4 * i + 2]! + 2;
     else if (action === FieldAction.CONTENT_LENGTH) size += CONTENT_LENGTH.length + String(head.contentLength).length + 2;
   }
-  if (!changed) return bytes.subarray(head.start, head.end);
-
-  const host = absoluteHost ? (head as RequestHead).host() : null;
-  if (host !== null) size += HOST.length + host.length + 2;
+  if (!changed) return -1;
+  if (absoluteHost) size += HOST.length + (head as RequestHead).host().length + 2;
   if (upgrade) size += CONNECTION_UPGRADE.length;
   if (set !== undefined) for (let k = 0; k < set.length; k++) size += editLength(set[k]![0], set[k]![1], false);
   if (add !== undefined) for (let k = 0; k < add.length; k++) size += editLength(add[k]![0], add[k]![1], true);
+  compacts = onlyDrops;
+  return size;
+}
 
-  const out = new Uint8Array(onlyDrops ? Math.max(size, head.end - head.start) : size);
-  let at = onlyDrops ? compactInto(out, head) : rewriteInto(out, head, host);
+/** Write the head planHead just planned into `out` from `at` (room checked by the caller); the index after it. */
+function writePlanned(out: Uint8Array, at: number, head: HttpHead, edits: HeadEdits): number {
+  const upgrade = edits.upgrade === true && head.isUpgrade;
+  const host = !compacts && head instanceof RequestHead && head.targetForm === "absolute" && !named(edits.set, "host") ? head.host() : null;
+  const set = edits.set, add = edits.add;
+  at = compacts ? compactInto(out, at, head) : rewriteInto(out, at, head, host);
   if (upgrade) at = writeAscii(out, at, CONNECTION_UPGRADE);
   if (set !== undefined) for (let k = 0; k < set.length; k++) at = writeField(out, at, set[k]![0], set[k]![1]);
   if (add !== undefined) for (let k = 0; k < add.length; k++) at = writeField(out, at, add[k]![0], add[k]![1]);
   out[at++] = CR;
   out[at++] = LF;
-  return at === out.length ? out : out.subarray(0, at);
+  return at;
 }
 
 /**
@@ -95,18 +169,19 @@ export function serializeHead(head: HttpHead, edits: HeadEdits = NO_EDITS): Uint
  * appended): one copy of the head into `out`, then each run of kept lines moved down over the dropped
  * ones, never up, so nothing unread is overwritten. Returns where the appended fields go.
  */
-function compactInto(out: Uint8Array, head: HttpHead): number {
+function compactInto(out: Uint8Array, to: number, head: HttpHead): number {
   const bytes = head.bytes, f = head.fields, base = head.start, count = head.count;
-  out.set(base === 0 && head.end === bytes.length ? bytes : bytes.subarray(base, head.end));
-  let at = head.startLineEnd - base;
+  copyRange(out, to, bytes, base, head.end);
+  const shift = to - base; // out[i + shift] holds bytes[i]
+  let at = head.startLineEnd + shift;
   let runStart = -1;
   for (let i = 0; i <= count; i++) {
     if (i < count && plan[i] === FieldAction.KEEP) {
-      if (runStart < 0) runStart = f[4 * i]! - base;
+      if (runStart < 0) runStart = f[4 * i]! + shift;
       continue;
     }
     if (runStart >= 0) {
-      const runEnd = lineStartOrEnd(head, i) - base;
+      const runEnd = lineStartOrEnd(head, i) + shift;
       if (runStart !== at) out.copyWithin(at, runStart, runEnd);
       at += runEnd - runStart;
       runStart = -1;
@@ -116,10 +191,10 @@ function compactInto(out: Uint8Array, head: HttpHead): number {
 }
 
 /** Some lines rewritten from their offsets (FieldAction), and Host when `host` is given. Returns where the appended fields go. */
-function rewriteInto(out: Uint8Array, head: HttpHead, host: string | null): number {
+function rewriteInto(out: Uint8Array, to: number, head: HttpHead, host: string | null): number {
   const bytes = head.bytes, f = head.fields, count = head.count;
-  out.set(bytes.subarray(head.start, head.startLineEnd));
-  let at = head.startLineEnd - head.start;
+  copyRange(out, to, bytes, head.start, head.startLineEnd);
+  let at = to + head.startLineEnd - head.start;
   if (host !== null) at = writeField(out, at, "Host", host);
   let runStart = -1; // the first line of a run of KEEP lines, copied in one go
   for (let i = 0; i <= count; i++) {
@@ -130,8 +205,7 @@ function rewriteInto(out: Uint8Array, head: HttpHead, host: string | null): numb
     }
     if (runStart >= 0) {
       const runEnd = lineStartOrEnd(head, i);
-      out.set(bytes.subarray(runStart, runEnd), at);
-      at += runEnd - runStart;
+      at = copyRange(out, at, bytes, runStart, runEnd);
       runStart = -1;
     }
     if (action === FieldAction.NORMALIZE) {
@@ -234,6 +308,5 @@ function writeAscii(out: Uint8Array, at: number, s: string): number {
 }
 
 function copy(out: Uint8Array, at: number, bytes: Uint8Array, s: number, e: number): number {
-  out.set(bytes.subarray(s, e), at);
-  return at + e - s;
+  return copyRange(out, at, bytes, s, e);
 }

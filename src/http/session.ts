@@ -30,7 +30,7 @@ import { RequestHead, ResponseHead } from "./head.ts";
 import { parseRequestHead, parseResponseHead } from "./parse-head.ts";
 import { requestBody, responseBody, type RequestBody, type ResponseBody } from "./body.ts";
 import { ChunkedFramer } from "./chunked.ts";
-import { serializeHead, type HeadEdits } from "./serialize.ts";
+import { compactInPlace, serializeHead, serializeHeadInto, type FieldEdit, type HeadEdits } from "./serialize.ts";
 import { forwardedEdits } from "./forwarded.ts";
 import { errorResponse, notFoundResponse, redirectResponse, respondResponse, type TemplateValues } from "./answers.ts";
 import { requestEdits, responseEdits } from "./header-edits.ts";
@@ -46,6 +46,9 @@ import { countExchange } from "./request-metrics.ts";
 import { resolveRequest, resolvedPool } from "./resolve-request.ts";
 import { watch, unwatch } from "./timeouts.ts";
 import { MAX_READ_BYTES } from "../sniff/collect.ts";
+import { freeRequestHeads, giveRequestHead, takeRequestHead } from "./head-pool.ts";
+import { FINISHED } from "../proxy/conn.ts";
+import { copyRange } from "./copy-range.ts";
 
 /** Where the connection is in its request loop. */
 export const enum Phase {
@@ -84,7 +87,10 @@ export class HttpSession implements LinkOwner {
   readonly upbuf = new ByteQueue(RESPONSE_LIMITS.maxHeaderBytes + MAX_READ_BYTES, "response_head_too_large");
   /** Bytes the client socket has not taken yet. */
   readonly clientOut = new ByteQueue(CLIENT_OUT_LIMIT, "client_write_overflow");
-  readonly head: RequestHead;
+  /** The request head being read or answered (from head-pool.ts; none while idle: see `head`). */
+  private currentHead: RequestHead | null;
+  /** The listener's free heads (head-pool.ts), looked up once. */
+  private readonly freeHeads: RequestHead[];
   /** The response head of the exchange in flight, from a shared free list: an idle connection holds none. */
   response: ResponseHead | null = null;
   resume = 0;
@@ -101,19 +107,30 @@ export class HttpSession implements LinkOwner {
   upstreamIndex = -1;
   pool: UpstreamPool | null = null;
   link: UpstreamLink | null = null;
-  /** The head as sent upstream (kept to send again if a pooled connection died while idle). */
-  sentHead: Uint8Array | null = null;
+  /**
+   * The last request's Host (as received) and path, and the host as routes compare it: keep-alive
+   * clients repeat them, so a request whose bytes are the same reuses the strings (no decoding).
+   */
+  rawHost = "";
+  routeHost = "";
+  path = "";
+  /** X-Forwarded-* for an untrusted peer: they depend only on its address and rawHost (forwardedFor). */
+  forwardedFor: FieldEdit[] | null = null;
+  forwardedHost = "";
   requestStart = 0;
   sentAt = 0;
   method = "";
   requestKind: RequestBody = "none";
   requestLeft = 0;
   requestDone = true;
-  readonly requestFramer = new ChunkedFramer();
+  /** Made for the first chunked body (most connections never see one): memory per idle connection. */
+  requestFramer: ChunkedFramer | null = null;
   responseState = Response.HEAD;
   responseKind: ResponseBody = "none";
   responseLeft = 0;
-  readonly responseFramer = new ChunkedFramer();
+  responseFramer: ChunkedFramer | null = null;
+  /** The edits of the response head (see responseHead). */
+  responseEdits: HeadEdits = NO_EDITS;
   /** Bytes of this exchange's response already given to the client (after that, no error answer can be sent). */
   responseBytes = 0;
   /** The upstream connection may carry another request after this one. */
@@ -139,10 +156,23 @@ export class HttpSession implements LinkOwner {
   bytesOutBefore = 0;
 
   constructor(readonly conn: Conn, readonly config: HttpListenerConfig, head: RequestHead) {
-    this.head = head;
+    this.currentHead = head;
+    this.freeHeads = freeRequestHeads(config);
     this.inbuf = new ByteQueue(config.maxHeaderBytes + MAX_READ_BYTES, "request_buffer_overflow");
     const ip = parseIp(conn.clientIp);
     this.trustedPeer = ip !== null && config.trustedProxies.length > 0 && trustedSet(config).contains(ip);
+  }
+
+  /** The current request's head; an idle connection holds none, the next request takes one. */
+  get head(): RequestHead {
+    return (this.currentHead ??= takeRequestHead(this.config, this.freeHeads));
+  }
+
+  /** Idle (no head being read, none answered): give the head back. */
+  releaseHead(): void {
+    if (this.currentHead === null) return;
+    giveRequestHead(this.freeHeads, this.currentHead);
+    this.currentHead = null;
   }
 
   // ─── client side ───────────────────────────────────────────────────────────────────────────────
@@ -191,13 +221,18 @@ export class HttpSession implements LinkOwner {
     this.requestStart = performance.now();
     this.method = head.method;
     facts.method = head.method;
-    facts.host = normaliseHost(head.host());
-    facts.path = head.path();
+    if (!head.hostIs(this.rawHost)) {
+      this.rawHost = head.host();
+      this.routeHost = normaliseHost(this.rawHost);
+    }
+    if (!head.pathIs(this.path)) this.path = head.path();
+    facts.host = this.routeHost;
+    facts.path = this.path;
     this.resetExchange();
     this.requestKind = requestBody(head);
     this.requestDone = this.requestKind === "none";
     this.requestLeft = this.requestKind === "length" ? head.contentLength : 0;
-    if (this.requestKind === "chunked") this.requestFramer.reset();
+    if (this.requestKind === "chunked") (this.requestFramer ??= new ChunkedFramer()).reset();
     this.closeAfter = !head.keepAlive || this.retiring;
     // An upgrade is forwarded (tunnel.ts) when it is HTTP/1.1 and has no body; otherwise say so rather than pass or hang.
     this.upgrading = forwardsAsUpgrade(this);
@@ -305,11 +340,16 @@ export class HttpSession implements LinkOwner {
   /** The client socket closed (after our end, an abort, or the peer's reset). */
   clientClosed(): void {
     unwatch(this);
+    if (stagedBy === this) {
+      staged = 0;
+      stagedBy = null;
+    }
     if ((this.phase === Phase.EXCHANGE || this.phase === Phase.TUNNEL) && this.link) {
       if (this.phase === Phase.EXCHANGE) this.outcome = this.outcome === "done" ? "client_closed" : this.outcome;
       this.finishExchange();
     }
     abort(this.conn, this.phase === Phase.CLOSING ? "done" : "client_closed");
+    this.releaseHead();
   }
 
   /**
@@ -340,6 +380,7 @@ export class HttpSession implements LinkOwner {
   }
 
   writeClient(bytes: Uint8Array): boolean {
+    if (stagedBy === this) this.flushStage(); // what was staged goes first
     const client = this.conn.client;
     this.conn.bytesOut += bytes.length;
     this.responseBytes += bytes.length;
@@ -365,7 +406,91 @@ export class HttpSession implements LinkOwner {
     return true;
   }
 
+  /**
+   * Bytes of the response for the client, gathered in STAGE while an upstream event is handled, so that
+   * a head and the body bytes that came with it leave in one send (a send on loopback costs about as
+   * much as all the rest of a small request's work). upstreamData flushes after each event. Only bytes
+   * that can join staged ones are copied: a body read on its own is written as it is. False when the
+   * client socket is behind (the caller pauses the upstream).
+   */
+  stageClient(bytes: Uint8Array, s: number, e: number): boolean {
+    if (stagedBy !== this && stagedBy !== null) stagedBy.flushStage();
+    const n = e - s;
+    if (n === 0) return this.clientOut.size === 0;
+    if (this.clientOut.size > 0 || n > STAGE.length - staged || staged === 0) {
+      return this.writeClient(s === 0 && e === bytes.length ? bytes : bytes.subarray(s, e));
+    }
+    staged = copyRange(STAGE, staged, bytes, s, e);
+    stagedBy = this;
+    this.conn.bytesOut += n;
+    this.responseBytes += n;
+    return true;
+  }
+
+  /** A head written straight into STAGE (no copy of its own); false when the client socket is behind. */
+  stageHead(head: ResponseHead, edits: HeadEdits): boolean {
+    if (stagedBy !== this && stagedBy !== null) stagedBy.flushStage();
+    let end = serializeHeadInto(head, edits, STAGE, staged);
+    if (end < 0) {
+      this.flushStage();
+      end = serializeHeadInto(head, edits, STAGE, 0); // STAGE holds the largest response head allowed
+    }
+    const n = end - staged;
+    staged = end;
+    stagedBy = this;
+    this.conn.bytesOut += n;
+    this.responseBytes += n;
+    return this.clientOut.size === 0;
+  }
+
+  /**
+   * A response whose head needs no more than lines left out (an HTTP/1.1 client on a keep-alive
+   * connection: the usual case) and whose body is all in `bytes` after it: the head is compacted
+   * inside the received chunk up to its body, and head and body go out in one write straight from
+   * it, with no copy. Returns the index after the response, or -1 (nothing done) when that cannot be.
+   */
+  wholeResponseInPlace(bytes: Uint8Array, at: number): number {
+    const res = this.response!;
+    if (staged > 0 || this.clientOut.size > 0 || this.responseEdits !== NO_EDITS) return -1;
+    const kind = this.responseKind;
+    const body = kind === "length" ? this.responseLeft : kind === "none" ? 0 : -1;
+    if (body < 0 || bytes.length - at < body) return -1;
+    const start = compactInPlace(res, NO_EDITS);
+    if (start < 0) return -1;
+    const end = at + body;
+    this.responseLeft = 0;
+    const n = end - start;
+    this.conn.bytesOut += n;
+    this.responseBytes += n;
+    const w = this.conn.client.write(bytes, start, n);
+    if (w < n) {
+      if (!this.clientOut.push(bytes.slice(w > 0 ? start + w : start, end))) abort(this.conn, this.clientOut.limitReason);
+      if (this.link) pauseLink(this.link);
+    }
+    return end;
+  }
+
+  /** Write what is staged; false when the socket did not take it all (the rest waits in clientOut). */
+  flushStage(): boolean {
+    if (stagedBy !== this) return this.clientOut.size === 0;
+    const n = staged;
+    staged = 0;
+    stagedBy = null;
+    if (n === 0 || (this.conn.flags & FINISHED) !== 0) return true;
+    if (this.clientOut.size > 0) {
+      this.clientOut.push(STAGE.slice(0, n));
+      return false;
+    }
+    const w = this.conn.client.write(STAGE, 0, n);
+    if (w < n) {
+      if (!this.clientOut.push(STAGE.slice(w > 0 ? w : 0, n))) abort(this.conn, this.clientOut.limitReason);
+      return false;
+    }
+    return true;
+  }
+
   endClient(): void {
+    if (stagedBy === this) this.flushStage();
     if (this.clientOut.size > 0) return; // clientDrain ends it once flushed
     this.conn.because("done");
     this.conn.client.end();
@@ -394,14 +519,11 @@ export class HttpSession implements LinkOwner {
     this.answer(status, errorResponse(status, message ? `${reason}: ${message}` : reason, this.answerCloses(), this.method === "HEAD"), reason);
   }
 
-  /** Serialise the head for this.pool's upstream and send it over a pooled connection or a new one. */
+  /** Send the request over a pooled connection of this.pool's upstream, or a new one (send serializes the head). */
   sendRequest(): void {
-    const conn = this.conn, head = this.head;
-    let edits = requestEdits(this.route, this.config, head.minorVersion, forwardedEdits(head, this.config.forwarded, conn.clientIp, this.trustedPeer, conn.facts!.tls === "terminate" ? "https" : "http"));
-    if (this.upgrading) edits = withUpgrade(edits);
-    const bytes = serializeHead(head, edits);
-    // A view of inbuf's bytes stays valid (nothing writes into them), but a retry needs them after inbuf moved on.
-    this.sentHead = bytes.buffer === head.bytes.buffer ? bytes.slice() : bytes;
+    const head = this.head;
+    // The head's bytes stay valid after this (nothing writes into them, and the head is not parsed
+    // again before the exchange ends): send() serializes from them, again for a retry.
     this.inbuf.consume(head.consumed);
     const link = this.pool!.take(this);
     if (link) {
@@ -433,13 +555,47 @@ export class HttpSession implements LinkOwner {
     this.send(this.pool!.dial(target, this));
   }
 
-  /** Send the head (queued while the link connects), then whatever of the body is here. */
+  /**
+   * Send the head (queued while the link connects), with as much of a Content-Length body as is here
+   * in the same write (serialized into REQUEST_STAGE: no allocation), then the rest of the body.
+   */
   send(link: UpstreamLink): void {
     this.link = link;
     this.conn.upstreamAddr = link.addr;
     this.sentAt = performance.now();
-    link.write(this.sentHead!);
+    let edits = requestEdits(this.route, this.config, this.head.minorVersion, this.forwardedFields());
+    if (this.upgrading) edits = withUpgrade(edits);
+    let end = serializeHeadInto(this.head, edits, REQUEST_STAGE, 0);
+    if (end < 0) {
+      link.write(serializeHead(this.head, edits)); // a head longer than REQUEST_STAGE (a huge X-Forwarded-For): its own array
+    } else {
+      if (this.requestKind === "length" && this.inbuf.size > 0) {
+        const bytes = this.inbuf.bytes();
+        const n = Math.min(this.requestLeft, bytes.length, REQUEST_STAGE.length - end);
+        REQUEST_STAGE.set(n === bytes.length ? bytes : bytes.subarray(0, n), end);
+        end += n;
+        this.inbuf.consume(n);
+        this.requestLeft -= n;
+        if (this.requestLeft === 0) this.requestDone = true;
+      }
+      link.write(REQUEST_STAGE.subarray(0, end), true); // a short write pauses the client in pumpRequestBody
+    }
     if (!this.requestDone) this.pumpRequestBody();
+  }
+
+  /** The X-Forwarded-* fields of the current request (made again only when they can differ), or null. */
+  forwardedFields(): FieldEdit[] | null {
+    const mode = this.config.forwarded;
+    if (mode === "off") return null;
+    const conn = this.conn;
+    const proto = conn.facts!.tls === "terminate" ? "https" : "http";
+    if (this.trustedPeer) return forwardedEdits(this.head, mode, conn.clientIp, true, proto);
+    // From an untrusted peer they depend only on its address, the connection's TLS and the host.
+    if (this.forwardedFor === null || this.forwardedHost !== this.rawHost) {
+      this.forwardedFor = forwardedEdits(this.head, mode, conn.clientIp, false, proto);
+      this.forwardedHost = this.rawHost;
+    }
+    return this.forwardedFor;
   }
 
   upstreamOpen(link: UpstreamLink): void {
@@ -460,7 +616,7 @@ export class HttpSession implements LinkOwner {
         this.requestLeft -= n;
         if (this.requestLeft === 0) this.requestDone = true;
       } else {
-        const r = this.requestFramer.feed(bytes, 0, bytes.length);
+        const r = this.requestFramer!.feed(bytes, 0, bytes.length);
         if (r.kind === "error") return this.refuse(400, r.reason);
         n = r.consumed;
         if (r.kind === "done") this.requestDone = true;
@@ -496,68 +652,108 @@ export class HttpSession implements LinkOwner {
     if (this.phase === Phase.TUNNEL) return tunnelUpstreamData(this, link, chunk);
     if (!this.upbuf.push(chunk)) return this.upstreamFailed("response_head_too_large");
     this.pumpResponse();
+    if (stagedBy === this && !this.flushStage() && this.link === link) pauseLink(link);
   }
 
-  /** Parse response heads and hand the body on, as far as the bytes in upbuf go. */
+  /**
+   * Parse response heads and hand the body on, as far as the bytes in upbuf go. Works over one view of
+   * upbuf with an offset, consumed once before anything that can end the exchange (and at the end), so
+   * a head and its body out of one chunk cost no sub-view (see copy-range.ts).
+   */
   pumpResponse(): void {
     const link = this.link!;
-    while (this.upbuf.size > 0 && this.link === link) {
+    const upbuf = this.upbuf;
+    let bytes = upbuf.bytes();
+    let at = 0;
+    while (at < bytes.length && this.link === link) {
       if (this.responseState === Response.HEAD) {
-        const r = parseResponseHead(this.upbuf.bytes(), 0, (this.response ??= takeResponseHead()), this.responseResume);
+        if (at > 0) {
+          // A head after an interim response: parsed from 0, where a need-more can resume it.
+          upbuf.consume(at);
+          bytes = upbuf.bytes();
+          at = 0;
+        }
+        const r = parseResponseHead(bytes, 0, (this.response ??= takeResponseHead()), this.responseResume);
         if (r.kind === "need-more") {
           this.responseResume = r.resume;
           return;
         }
         this.responseResume = 0;
         if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
-        this.responseHead();
+        at = r.consumed;
+        const bodyFollows = this.responseHead();
+        if (this.phase === Phase.TUNNEL) return; // a 101: tunnel.ts took upbuf's bytes, head and all
+        if ((this.responseState as Response) === Response.BODY) {
+          const end = this.wholeResponseInPlace(bytes, at);
+          if (end >= 0) {
+            upbuf.consume(end);
+            this.responseEnded();
+            bytes = upbuf.bytes();
+            at = 0;
+            continue;
+          }
+          // Staged (not sent): the body bytes that came with the head join it in one write.
+          if (!this.stageHead(this.response!, this.responseEdits) && this.link) pauseLink(this.link);
+        }
+        if (!bodyFollows) {
+          upbuf.consume(at);
+          this.responseEnded();
+          bytes = upbuf.bytes();
+          at = 0;
+        }
         continue;
       }
       if (this.responseState === Response.DONE) {
         // Bytes after the response's end: the upstream is out of step; the link is not reused.
         this.upstreamReusable = false;
-        this.upbuf.clear();
+        upbuf.clear();
         return;
       }
-      const bytes = this.upbuf.bytes();
       let n: number;
       let ended = false;
       if (this.responseKind === "length") {
-        n = Math.min(this.responseLeft, bytes.length);
+        n = Math.min(this.responseLeft, bytes.length - at);
         this.responseLeft -= n;
         ended = this.responseLeft === 0;
       } else if (this.responseKind === "chunked") {
-        const r = this.responseFramer.feed(bytes, 0, bytes.length);
+        const r = this.responseFramer!.feed(bytes, at, bytes.length);
         if (r.kind === "error") return this.upstreamFailed(`bad_response_${r.reason}`);
         n = r.consumed;
         ended = r.kind === "done";
-        if (!ended && n === 0) return;
+        if (!ended && n === 0) break; // an unfinished chunk line: wait for the rest
       } else {
-        n = bytes.length; // until close
+        n = bytes.length - at; // until close
       }
-      const all = this.writeClient(n === bytes.length ? bytes : bytes.subarray(0, n));
-      this.upbuf.consume(n);
+      const all = this.stageClient(bytes, at, at + n);
+      at += n;
       if (!all) pauseLink(link);
-      if (ended) this.responseEnded();
+      if (ended) {
+        upbuf.consume(at);
+        this.responseEnded();
+        bytes = upbuf.bytes();
+        at = 0;
+      }
     }
+    if (at > 0 && this.link === link) upbuf.consume(at);
   }
 
-  /** A whole response head is in `this.response`. */
-  responseHead(): void {
+  /**
+   * A whole response head is in `this.response` (the caller consumes its bytes and, for a final
+   * response, writes it with `responseEdits`; an interim one is staged here). False when the response
+   * ends with its head (no body): the caller ends it.
+   */
+  responseHead(): boolean {
     const res = this.response!;
     if (res.status >= 100 && res.status < 200) {
       // 101 answers an upgrade we forwarded (tunnel.ts); to anything else it is out of step.
       if (res.status === 101) {
-        if (this.upgrading && startTunnel(this, this.link!)) return;
-        return this.upstreamFailed("unexpected_101");
+        if (!(this.upgrading && startTunnel(this, this.link!))) this.upstreamFailed("unexpected_101");
+        return true;
       }
       // 100 Continue, 103 Early Hints: relayed (RFC 9110 §15.2), except to an HTTP/1.0 client, which
       // must not be sent one; the final response follows.
-      const interim = this.head.minorVersion === 0 ? null : serializeHead(res);
-      const copy = interim && interim.buffer === res.bytes.buffer ? interim.slice() : interim;
-      this.upbuf.consume(res.consumed);
-      if (copy) this.writeClient(copy);
-      return;
+      if (this.head.minorVersion !== 0) this.stageHead(res, NO_EDITS);
+      return true;
     }
     this.status = res.status;
     this.upstreamMs = performance.now() - this.sentAt;
@@ -567,14 +763,11 @@ export class HttpSession implements LinkOwner {
     const edits = responseEdits(this.closeAfter
       ? CLOSE_EDITS
       : this.head.minorVersion === 0 ? KEEP_ALIVE_EDITS : NO_EDITS, this.route, this.config, res.minorVersion);
-    const out = serializeHead(res, edits);
-    const copy = out.buffer === res.bytes.buffer ? out.slice() : out;
-    this.upbuf.consume(res.consumed);
-    this.writeClient(copy);
+    this.responseEdits = edits; // pumpResponse writes the head
     this.responseState = Response.BODY;
     this.responseLeft = this.responseKind === "length" ? res.contentLength : 0;
-    if (this.responseKind === "chunked") this.responseFramer.reset();
-    if (this.responseKind === "none") this.responseEnded();
+    if (this.responseKind === "chunked") (this.responseFramer ??= new ChunkedFramer()).reset();
+    return this.responseKind !== "none";
   }
 
   responseEnded(): void {
@@ -649,6 +842,7 @@ export class HttpSession implements LinkOwner {
     this.headSince = this.idleSince;
     this.resumeClient();
     if (this.inbuf.size > 0) this.readHead();
+    else this.releaseHead();
   }
 
   /** Release what the exchange holds and write its access-log record (once). */
@@ -695,7 +889,6 @@ export class HttpSession implements LinkOwner {
   resetExchange(): void {
     this.route = null;
     this.pool = null;
-    this.sentHead = null;
     this.responseState = Response.HEAD;
     this.responseKind = "none";
     this.responseBytes = 0;
@@ -712,6 +905,21 @@ export class HttpSession implements LinkOwner {
     this.conn.upstreamAddr = null;
   }
 }
+
+/**
+ * Client-bound bytes of the upstream event being handled (see stageClient): one buffer for the
+ * process, as events are handled one at a time; big enough for the largest response head allowed
+ * (RESPONSE_LIMITS) plus edits. A body chunk is copied in only to join what is staged.
+ */
+const STAGE = new Uint8Array(RESPONSE_LIMITS.maxHeaderBytes + 32 * 1024);
+
+/**
+ * A request head on its way upstream, with the body bytes that join it (see send). Heads longer
+ * than this (a maxHeaderBytes near its bound plus a long X-Forwarded-For) get an array of their own.
+ */
+const REQUEST_STAGE = new Uint8Array(64 * 1024);
+let staged = 0;
+let stagedBy: HttpSession | null = null;
 
 /** Response heads not in use (each holds its field offsets: a few KiB), shared by every session. */
 const FREE_RESPONSE_HEADS: ResponseHead[] = [];

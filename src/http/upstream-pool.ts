@@ -47,16 +47,20 @@ export class UpstreamLink {
 
   constructor(readonly pool: UpstreamPool) {}
 
-  /** Write now or queue; false when the socket did not take everything (the caller pauses its source). */
-  write(bytes: Uint8Array): boolean {
+  /**
+   * Write now or queue; false when the socket did not take everything (the caller pauses its source).
+   * `transient`: the caller reuses `bytes` after this, so what is queued is a copy.
+   */
+  write(bytes: Uint8Array, transient = false): boolean {
     if (this.closed) return true;
     if (this.socket === null || this.out.size > 0) {
-      this.out.push(bytes);
+      this.out.push(transient ? bytes.slice() : bytes);
       return false;
     }
     const n = this.socket.write(bytes);
     if (n < bytes.length) {
-      this.out.push(n > 0 ? bytes.subarray(n) : bytes);
+      const rest = n > 0 ? bytes.subarray(n) : bytes;
+      this.out.push(transient ? rest.slice() : rest);
       return false;
     }
     return true;

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { RequestHead, ResponseHead } from "../../src/http/head.ts";
 import { hasHopByHop } from "../../src/http/hop-by-hop.ts";
 import { parseRequestHead, parseResponseHead } from "../../src/http/parse-head.ts";
-import { type HeadEdits, isEditableField, serializeHead } from "../../src/http/serialize.ts";
+import { type HeadEdits, compactInPlace, isEditableField, serializeHead, serializeHeadInto } from "../../src/http/serialize.ts";
 import { fixture } from "../helpers/fixtures.ts";
 import { LIMITS, enc } from "../helpers/http.ts";
 
@@ -152,5 +152,70 @@ describe("heads that are not clean are re-serialised", () => {
     expect(forward(response(enc("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n")))).toBe(
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n",
     );
+  });
+});
+
+describe("serializeHeadInto (a caller's buffer, body bytes may follow)", () => {
+  const edits: HeadEdits[] = [{}, { set: [["X-Forwarded-For", "10.0.0.1"]] }, { add: [["Connection", "close"]] }, { remove: ["user-agent"] }];
+  const heads = () => [
+    request(fixture("http-req-curl-get")), request(fixture("http-req-curl-post-cl")),
+    request(enc("GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")),
+    request(enc("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n")),
+    response(fixture("http-res-nginx-chunked-trailer")),
+    response(enc("HTTP/1.1 200 OK\r\nServer : x\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok")),
+  ];
+  test("writes at an offset exactly what serializeHead returns, and says where it ends", () => {
+    for (const e of edits) {
+      for (const head of heads()) {
+        const want = text(serializeHead(head, e));
+        for (const at of [0, 7]) {
+          const out = new Uint8Array(at + 4096).fill(0x7e);
+          const end = serializeHeadInto(head, e, out, at);
+          expect(end).toBe(at + want.length);
+          expect(text(out.subarray(at, end))).toBe(want);
+          expect(out.subarray(0, at).every((b) => b === 0x7e)).toBe(true); // nothing before `at` touched
+        }
+      }
+    }
+  });
+  test("-1 and nothing written when the buffer has no room", () => {
+    for (const head of heads()) {
+      const want = serializeHead(head, edits[1]).length;
+      const out = new Uint8Array(want - 1 + 3).fill(0x7e);
+      expect(serializeHeadInto(head, edits[1]!, out, 3)).toBe(-1);
+      expect(out.every((b) => b === 0x7e)).toBe(true);
+    }
+  });
+});
+
+describe("compactInPlace (a head moved up to its body inside its own bytes)", () => {
+  test("ends where it ended, holds exactly what serializeHead writes, the body after it untouched", () => {
+    const cases = [
+      "HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: x-hop\r\nX-Hop: 1\r\nX-B: 2\r\n\r\nhello",
+      "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", // nothing to drop: unchanged
+    ];
+    for (const c of cases) {
+      const bytes = enc(c);
+      const head = response(bytes);
+      const want = text(serializeHead(head));
+      const body = text(bytes.subarray(head.end));
+      const start = compactInPlace(head, {});
+      expect(start).toBeGreaterThanOrEqual(0);
+      expect(text(bytes.subarray(start, head.end))).toBe(want);
+      expect(text(bytes.subarray(head.end))).toBe(body);
+    }
+  });
+  test("-1, bytes unchanged, when the edits add fields or a line must be rewritten", () => {
+    for (const [c, e] of [
+      ["HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", { add: [["Connection", "close"]] }],
+      ["HTTP/1.1 200 OK\r\nServer : x\r\nContent-Length: 0\r\n\r\n", {}],
+    ] as [string, HeadEdits][]) {
+      const bytes = enc(c);
+      expect(compactInPlace(response(bytes), e)).toBe(-1);
+      expect(text(bytes)).toBe(c);
+    }
   });
 });
