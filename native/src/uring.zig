@@ -957,7 +957,7 @@ pub const Engine = struct {
         p.next = self.live;
         if (self.live) |h| h.prev = p;
         self.live = p;
-        var e: Event = .{ .key = token, .kind = @intFromEnum(accept_mod.EventKind.accepted), .arg = l.id };
+        var e: Event = .{ .key = token, .kind = @intFromEnum(accept_mod.EventKind.accepted), .arg = l.id, .fd = fd };
         accept_mod.peerOf(fd, &e);
         self.events.push(e);
     }
@@ -1023,7 +1023,7 @@ pub const Engine = struct {
         p.dial = null;
         p.relaying = true;
         p.last_ms = self.now;
-        self.events.push(.{ .key = p.id, .kind = @intFromEnum(accept_mod.EventKind.connected), .arg = @intCast(@min(us, std.math.maxInt(u32))) });
+        self.events.push(.{ .key = p.id, .kind = @intFromEnum(accept_mod.EventKind.connected), .arg = @intCast(@min(us, std.math.maxInt(u32))), .fd = p.fb });
         self.maybeArm(p, &p.ab);
         self.maybeArm(p, &p.ba);
     }
@@ -1670,6 +1670,7 @@ test "native accept: the client is announced with its address, dialled on JS's a
     const conn = try waitEvent(e);
     try testing.expectEqual(@intFromEnum(accept_mod.EventKind.connected), conn.kind);
     try testing.expectEqual(@as(u64, 77), conn.key);
+    try testing.expect(conn.fd >= 0 and conn.fd != ev.fd and ev.fd >= 0);
     try testing.expect(conn.arg < 2_000_000);
     // The upstream socket has TCP_NODELAY; the accepted one inherited it from the listening socket.
     var v: i32 = 0;

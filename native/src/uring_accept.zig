@@ -26,7 +26,10 @@ pub const Event = extern struct {
     family: u16 = 0,
     /// IPv4 in the first 4 bytes, or IPv6, network order.
     addr: [16]u8 = @splat(0),
-    _pad: u32 = 0,
+    /// The socket this event adds (accepted: the client's; connected: the upstream's), so JS can
+    /// set SO_LINGER 0 on it at once when it must cut the pair (a reset at exit, which a command
+    /// queued for the ring thread might not beat).
+    fd: i32 = -1,
 };
 
 comptime {

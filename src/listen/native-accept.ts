@@ -9,8 +9,9 @@
  *
  * Which listeners ({@link nativeAcceptRefusal}): the protocol reads nothing before routing and takes
  * no part afterwards (tcp), no route answers from the proxy (`respond`) or speaks TLS to its
- * upstream, the address is inet, and the engine runs. Otherwise Bun accepts as before, and the start
- * log says why (`native accept off`).
+ * upstream, the address is inet, the engine runs, and SWITCHYARD_NATIVE_ACCEPT is not `off` (the
+ * opt-out: Bun accepts and hands the pair to the engine at connect, as before native accept).
+ * Otherwise Bun accepts as before, and the start log says why (`native accept off`).
  *
  * Pausing (out of fds), stopping (drain, reload without the address) and resuming stop and restart
  * the engine's accept; connections queued in the kernel meanwhile stay there. A reload that makes
@@ -26,6 +27,7 @@ import { nativeAcceptUnavailable, onAcceptEvents, uringListen, uringRefuse, urin
 import { nativeClient, nativeConnected } from "../relay/uring-accept.ts";
 import { closeFd, localPort } from "../native/sockets.ts";
 import { log } from "../log/logger.ts";
+import { nativeEnv } from "../native/index.ts";
 
 /** Not asked for (relay is not uring): no log line. */
 export const NOT_CONFIGURED = "relay is not uring";
@@ -41,6 +43,7 @@ export function nativeAcceptRefusal(listener: ListenerRuntime, address: SocketAd
     if (r.config.respond) return `route ${r.config.name} answers from the proxy (respond)`;
     if (r.config.upstreamTls) return `route ${r.config.name} speaks TLS to its upstream`;
   }
+  if (nativeEnv().SWITCHYARD_NATIVE_ACCEPT === "off") return "refused by SWITCHYARD_NATIVE_ACCEPT=off";
   if (relayEngine(listener.state.config) !== "uring") return "the uring engine is not running";
   return nativeAcceptUnavailable();
 }
@@ -49,10 +52,13 @@ let nextId = 1;
 const byId = new Map<number, NativeAcceptListener>();
 
 onAcceptEvents({
-  accepted(token, id, ip, port) {
+  accepted(token, id, ip, port, fd) {
     const l = byId.get(id);
-    if (!l) return uringRefuse(token, false);
-    accept(l.runtime, nativeClient(token, ip, port, l.port));
+    if (!l) {
+      log.debug("native accept: a client accepted after its listener went to Bun is refused", { listener: id });
+      return uringRefuse(token, false);
+    }
+    accept(l.runtime, nativeClient(token, ip, port, l.port, fd));
   },
   connected: nativeConnected,
 });

@@ -32,10 +32,13 @@ let why = "";
 
 /** What an event tells (uring_accept.EventKind). */
 export interface AcceptEvents {
-  /** A client on listener `listener`, known to the engine as `token`, from `ip`:`port` ("unix", 0 for a unix socket). */
-  accepted(token: number, listener: number, ip: string, port: number): void;
-  /** The dial of connection `id` connected in `micros` µs; the engine relays it from now on. */
-  connected(id: number, micros: number): void;
+  /**
+   * A client on listener `listener`, known to the engine as `token`, from `ip`:`port` ("unix", 0 for
+   * a unix socket); `fd` is the engine's socket (only ever given to {@link resetOnClose}-like calls).
+   */
+  accepted(token: number, listener: number, ip: string, port: number, fd: number): void;
+  /** The dial of connection `id` connected in `micros` µs on socket `fd`; the engine relays it from now on. */
+  connected(id: number, micros: number, fd: number): void;
 }
 
 let receiver: AcceptEvents | null = null;
@@ -71,6 +74,7 @@ const bytes = new Uint8Array(buffer);
 const u64 = new BigUint64Array(buffer);
 const u32 = new Uint32Array(buffer);
 const u16 = new Uint16Array(buffer);
+const i32 = new Int32Array(buffer);
 const KIND_ACCEPTED = 1;
 const KIND_CONNECTED = 2;
 
@@ -87,14 +91,14 @@ function drainEvents(l: Lib): void {
       const kind = u32[i * 10 + 2]!;
       const arg = u32[i * 10 + 3]!;
       if (kind === KIND_CONNECTED) {
-        receiver?.connected(key, arg);
+        receiver?.connected(key, arg, i32[i * 10 + 9]!);
       } else if (kind === KIND_ACCEPTED) {
         const family = u16[i * 20 + 9]!;
         const port = u16[i * 20 + 8]!;
         const at = i * EVENT_BYTES + 20;
         const ip = family === 4 ? `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`
           : family === 6 ? formatIp({ family: 6, bytes: bytes.slice(at, at + 16) }) : "unix";
-        if (receiver) receiver.accepted(key, arg, ip, port);
+        if (receiver) receiver.accepted(key, arg, ip, port, i32[i * 10 + 9]!);
         else l.sy_uring_refuse(key, 0);
       }
     }

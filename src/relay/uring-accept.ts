@@ -18,6 +18,7 @@ import { uringDial, uringKill, uringRefuse } from "../native/uring-accept.ts";
 import { adoptNative, handedOverConn } from "./handover.ts";
 import { abort } from "../proxy/finish.ts";
 import { notifyConnect } from "./userspace.ts";
+import { resetOnClose } from "../native/sockets.ts";
 
 /**
  * Stands in for the client socket of a natively accepted connection: what the stages before the
@@ -29,11 +30,16 @@ export class NativeClient {
   /** Refused or reset: nothing more to tell the engine. */
   #closed = false;
 
+  /** The engine's upstream socket once connected (-1 before). */
+  upstreamFd = -1;
+
   constructor(
     readonly token: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
     readonly localPort: number,
+    /** The engine's client socket: JS only ever sets SO_LINGER 0 on it ({@link terminate}). */
+    readonly fd: number,
   ) {}
 
   pause(): void {}
@@ -52,10 +58,17 @@ export class NativeClient {
     uringRefuse(this.token, false);
   }
 
-  /** A reset (drain deadline, a second stop signal): RST, before or after the dial. */
+  /**
+   * A reset (drain deadline, a second stop signal): RST, before or after the dial. SO_LINGER 0 is
+   * set here, at once: the process may exit before the ring thread takes the command, and the
+   * kernel's close at exit must reset too. (The sockets are the engine's until the pair's record,
+   * which has not come: reset() is only called on connections not finished.)
+   */
   terminate(): void {
     if (this.#closed) return;
     this.#closed = true;
+    resetOnClose(this.fd);
+    resetOnClose(this.upstreamFd);
     if (this.#dialled) uringKill(this.token);
     else uringRefuse(this.token, true);
   }
@@ -70,8 +83,8 @@ export class NativeClient {
 const NATIVE_UPSTREAM = { end() {}, terminate() {}, pause() {}, resume() {} } as unknown as Socket<Conn>;
 
 /** A Conn for a natively accepted client (the pipeline's accept stage takes it from here). */
-export function nativeClient(token: number, ip: string, port: number, localPort: number): Socket<Conn> {
-  return new NativeClient(token, ip, port, localPort) as unknown as Socket<Conn>;
+export function nativeClient(token: number, ip: string, port: number, localPort: number, fd: number): Socket<Conn> {
+  return new NativeClient(token, ip, port, localPort, fd) as unknown as Socket<Conn>;
 }
 
 /** Whether the uring engine accepted `conn` (its client is a {@link NativeClient}, not a Bun socket). */
@@ -94,9 +107,10 @@ export function dialNatively(conn: Conn, target: DialTarget): void {
 }
 
 /** The engine's `connected` event: count the connect time, mark the connection open, tell the resolver. */
-export function nativeConnected(id: number, micros: number): void {
+export function nativeConnected(id: number, micros: number, fd: number): void {
   const conn = handedOverConn(id);
   if (!conn || conn.upstream) return;
+  (conn.client as unknown as NativeClient).upstreamFd = fd;
   conn.upstream = NATIVE_UPSTREAM;
   conn.flags |= UPSTREAM_OPEN;
   conn.routeCounters.observeConnect(micros / 1000);
