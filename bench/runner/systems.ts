@@ -186,17 +186,29 @@ const direct: System = {
   start: async (backend) => ({ address: backend, pid: null, stop: async () => {} }),
 };
 
-function switchyard(ctx: Ctx, engine: string, workers: number): System {
+/**
+ * A variant of a switchyard system: `uring-bun-accept` is `--relay uring` with native accept off
+ * (SWITCHYARD_NATIVE_ACCEPT=off: Bun accepts and dials, the engine relays from the connect), the
+ * before/after of issue 17's native accept in one run.
+ */
+const VARIANTS: Record<string, { relay: string; env: Record<string, string> }> = {
+  "uring-bun-accept": { relay: "uring", env: { SWITCHYARD_NATIVE_ACCEPT: "off" } },
+};
+
+function switchyard(ctx: Ctx, name: string, workers: number): System {
+  const variant = VARIANTS[name];
+  const engine = variant?.relay ?? name;
+  const env = variant ? { ...(process.env as Record<string, string>), ...variant.env } : undefined;
   return {
-    id: `switchyard/${engine}/w${workers}`,
+    id: `switchyard/${name}/w${workers}`,
     kind: "switchyard",
-    describe: `dist/switchyard serve -c FILE --relay ${engine} --workers ${workers} (access log off)`,
+    describe: `${variant ? `${Object.entries(variant.env).map(([k, v]) => `${k}=${v} `).join("")}` : ""}dist/switchyard serve -c FILE --relay ${engine} --workers ${workers} (access log off)`,
     start: async (backend) => {
-      const dir = dirFor(ctx, `switchyard-${engine}-${workers}`);
+      const dir = dirFor(ctx, `switchyard-${name}-${workers}`);
       const listen = `127.0.0.1:${freePort()}`;
       const cfg = join(dir, "switchyard.jsonc");
       writeFileSync(cfg, switchyardConfig(listen, backend));
-      const c = new Child(`switchyard ${engine} w${workers}`, [ctx.switchyard, "serve", "-c", cfg, "--relay", engine, "--workers", String(workers)], join(dir, "switchyard"));
+      const c = new Child(`switchyard ${name} w${workers}`, [ctx.switchyard, "serve", "-c", cfg, "--relay", engine, "--workers", String(workers)], join(dir, "switchyard"), env);
       try {
         await c.waitFor(/switchyard ready/);
         await waitPort(listen, 10_000, c);
@@ -305,7 +317,9 @@ export async function discoverSystems(ctx: Ctx, backends: Backends, wanted: (id:
   for (const o of other) notes.push(`switchyard relay ${o} (from \`switchyard version\`): skipped`);
   if (usable.length === 0) problems.push("`switchyard version` lists no usable relay engine");
   const workerCounts = [...new Set([1, 2, ctx.nproc])].sort((a, b) => a - b);
-  for (const engine of usable) {
+  // auto is not an engine of its own (`switchyard version` lists engines), but a rule: measured too.
+  const variants = usable.includes("uring") ? ["auto", "uring-bun-accept"] : ["auto"];
+  for (const engine of [...usable, ...variants]) {
     for (const workers of workerCounts) {
       const s = switchyard(ctx, engine, workers);
       if (!wanted(s.id)) continue;

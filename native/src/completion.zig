@@ -1,4 +1,4 @@
-//! What a relay engine (splice.zig, sockmap.zig) tells JS when a pair ends: fixed-size records in a
+//! What a relay engine (splice.zig, sockmap.zig, uring.zig) tells JS when a pair ends: fixed-size records in a
 //! queue that JS drains by polling (threadsafe JS callbacks from foreign threads are not used: they
 //! have crashed Bun). One queue per engine; src/native/ decodes both with one function.
 const std = @import("std");
@@ -20,6 +20,11 @@ pub const Reason = enum(u32) {
     /// RESET_AT behind, or a pair being handed back holding more than STRANDED_AT outside any
     /// buffer accounting (sockmap.zig); both peers are reset.
     overflow = 8,
+    /// uring native accept only: the upstream refused the connection or could not be reached (err
+    /// says how: ECONNREFUSED, EHOSTUNREACH, ...); nothing was relayed.
+    connect_failed = 9,
+    /// uring native accept only: no answer from the upstream within the connect timeout.
+    connect_timeout = 10,
 };
 
 /// One completed pair, as JS reads it: 4 x 64-bit little-endian words.

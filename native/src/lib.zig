@@ -10,13 +10,14 @@ const listen = @import("listen.zig");
 const limits = @import("limits.zig");
 const sockmap = @import("sockmap.zig");
 const uring = @import("uring.zig");
+const uring_accept = @import("uring_accept.zig");
 const completion = @import("completion.zig");
 const peek_mod = @import("peek.zig");
 const cpu = @import("cpu.zig");
 const sys = @import("sys.zig");
 
 /// Bumped whenever an exported signature changes; src/native/ refuses a library of another version.
-pub const ABI_VERSION: c_int = 4;
+pub const ABI_VERSION: c_int = 5;
 
 export fn sy_abi_version() c_int {
     return ABI_VERSION;
@@ -262,6 +263,53 @@ export fn sy_uring_active() c_int {
     return e.activeCount();
 }
 
+// ---- uring native accept (native/src/uring.zig, "native accept"; bound by src/native/uring-accept.ts) ----
+
+/// The bell JS reads (a pipe: a byte when events wait), or -ENOTCONN before sy_uring_start.
+export fn sy_uring_bell() c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.bellFd();
+}
+
+/// Accept on listening socket `fd` as listener `id` (the engine dups it). 0, or -errno.
+export fn sy_uring_listen(fd: c_int, id: u32) c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.listen(fd, id);
+}
+
+export fn sy_uring_unlisten(id: u32) c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.unlisten(id);
+}
+
+/// Copy up to `max` events (40 bytes each, uring_accept.Event); fewer than `max` re-arms the bell.
+export fn sy_uring_events(buf: [*]uring.Event, max: c_int) c_int {
+    const e = uring_engine orelse return 0;
+    return @intCast(e.pollEvents(buf[0..@intCast(@max(max, 0))]));
+}
+
+/// Dial for accepted `token`: family 4/6 (`addr` 4 or 16 network-order bytes) or 1 (`addr` a unix
+/// path of `addr_len` bytes), `port` host order, connect timeout and idle timeout in ms (0: none).
+/// The record of `conn_id` comes whatever happens. 0, or -errno (EINVAL: a bad address).
+export fn sy_uring_connect(token: i64, conn_id: i64, family: c_int, addr: [*]const u8, addr_len: c_int, port: c_int, timeout_ms: c_int, idle_ms: c_int) c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    const cmd = uring_accept.Command.dial(@bitCast(token), @bitCast(conn_id), family, addr[0..@intCast(@max(addr_len, 0))], @intCast(port & 0xffff), @intCast(@max(timeout_ms, 0)), @max(idle_ms, 0)) orelse
+        return -@as(c_int, @intFromEnum(linux.E.INVAL));
+    return e.connect(cmd);
+}
+
+/// Close accepted `token` without dialling (FIN; RST with `reset` != 0). No record.
+export fn sy_uring_refuse(token: i64, reset: c_int) c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.refuse(@bitCast(token), reset != 0);
+}
+
+/// Reset both sides of accepted `token` (its record, if a dial was asked for, says `shutdown`).
+export fn sy_uring_kill(token: i64) c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.kill(@bitCast(token));
+}
+
 // ---- peek (native/src/peek.zig) ---------------------------------------------------------------
 
 /// Up to `len` waiting bytes of socket `fd` copied into `buf`, left unread: the count (0: the
@@ -363,6 +411,7 @@ test {
     _ = limits;
     _ = sockmap;
     _ = uring;
+    _ = uring_accept;
     _ = completion;
     _ = @import("sys.zig");
     _ = @import("bpf.zig");

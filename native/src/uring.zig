@@ -54,6 +54,9 @@ const linux = std.os.linux;
 const IoUring = linux.IoUring;
 const sys = @import("sys.zig");
 const completion = @import("completion.zig");
+const accept_mod = @import("uring_accept.zig");
+pub const Event = accept_mod.Event;
+const Command = accept_mod.Command;
 pub const Reason = completion.Reason;
 pub const Record = completion.Record;
 const Lock = sys.Lock;
@@ -92,9 +95,12 @@ const MSG_NOSIGNAL: u32 = linux.MSG.NOSIGNAL;
 
 /// What a completion's user_data names: a pair's pointer (8-byte aligned) with the operation in its
 /// low bits, or one of the engine's own (below 8).
-const Op = enum(u3) { recv_ab, recv_ba, send_ab, send_ba, cancel };
+/// `accept` names a Listener instead of a pair.
+const Op = enum(u3) { recv_ab, recv_ba, send_ab, send_ba, cancel, connect, link_timeout, accept };
 const TAG_WAKE: u64 = 1;
 const TAG_TICK: u64 = 2;
+/// A completion nobody waits for (the cancel of a listener's accept).
+const TAG_IGNORE: u64 = 3;
 
 const Which = enum { ab, ba };
 
@@ -149,6 +155,16 @@ const Pair = struct {
     next: ?*Pair = null,
     /// The incoming list (add() to the ring thread).
     link: ?*Pair = null,
+    /// Both sockets are there and the relay runs (a natively accepted pair: once connected).
+    relaying: bool = false,
+    /// JS waits for this pair's record (handed over, or natively accepted and asked to dial).
+    owes: bool = true,
+    /// An IORING_OP_CONNECT of fb is in flight.
+    connecting: bool = false,
+    /// Natively accepted: the token JS answers with (0: handed over by add()).
+    token: u64 = 0,
+    /// The dial being made (its address and timeout), until the connect completes.
+    dial: ?*Command = null,
 
     fn other(p: *Pair, d: *Dir) *Dir {
         return if (d == &p.ab) &p.ba else &p.ab;
@@ -177,10 +193,15 @@ pub const Engine = struct {
     stopping: bool = false,
     incoming: ?*Pair = null,
     queue: completion.Queue,
+    /// Native accept: events for JS (with their bell) and JS's commands (newest first).
+    events: accept_mod.Events,
+    commands: ?*Command = null,
 
     // ---- the ring thread's own -------------------------------------------------------------
     ring: IoUring = undefined,
     live: ?*Pair = null,
+    /// Stopping: newly accepted connections are closed at once.
+    halting: bool = false,
     now: i64 = 0,
     tick_ts: linux.kernel_timespec = .{ .sec = 0, .nsec = TICK_MS * std.time.ns_per_ms },
     buf_count: u32,
@@ -195,6 +216,10 @@ pub const Engine = struct {
     /// The fewest buffers found in the ring before a refill since the last tick.
     ring_low: u32 = std.math.maxInt(u32),
     starved_head: ?*Dir = null,
+    /// Native accept: the listening sockets, and the accepted pairs by token (for their life).
+    listeners: ?*Listener = null,
+    tokens: std.AutoHashMapUnmanaged(u64, *Pair) = .empty,
+    next_token: u64 = 1,
     /// Multishot receives carry a byte cap (probe: recv_cap_supported).
     recv_cap: bool = false,
     /// Per buffer: DIRTY (written since its pages were last given back), HELD (in a direction's list).
@@ -224,7 +249,9 @@ pub const Engine = struct {
         }
         const self = try gpa.create(Engine);
         errdefer gpa.destroy(self);
-        self.* = .{ .gpa = gpa, .queue = completion.Queue.init(gpa), .buf_count = opts.buf_count, .recv_cap = opts.recv_cap orelse recv_cap_supported };
+        var events = accept_mod.Events.init(gpa) catch return error.EventFd;
+        errdefer events.deinit();
+        self.* = .{ .gpa = gpa, .queue = completion.Queue.init(gpa), .events = events, .buf_count = opts.buf_count, .recv_cap = opts.recv_cap orelse recv_cap_supported };
         const rc = linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
         if (linux.errno(rc) != .SUCCESS) return error.EventFd;
         self.evfd = @intCast(rc);
@@ -256,6 +283,13 @@ pub const Engine = struct {
         self.stop();
         closeFd(self.evfd);
         self.queue.deinit();
+        var c = self.commands;
+        while (c) |cmd| {
+            c = cmd.next;
+            if (cmd.kind == .listen) closeFd(cmd.fd);
+            self.gpa.destroy(cmd);
+        }
+        self.events.deinit();
         self.gpa.destroy(self);
     }
 
@@ -397,6 +431,7 @@ pub const Engine = struct {
         self.gpa.free(self.buf_state);
         self.gpa.free(self.scratch_iov);
         self.gpa.free(self.scratch_msg);
+        self.tokens.deinit(self.gpa);
     }
 
     fn loop(self: *Engine) void {
@@ -408,6 +443,7 @@ pub const Engine = struct {
                 stopping = self.stopping;
                 self.lock.unlock();
                 if (stopping) {
+                    self.halting = true;
                     // add() refuses from now on (same lock): this takes the last of the incoming.
                     self.takeIncoming();
                     var it = self.live;
@@ -416,6 +452,7 @@ pub const Engine = struct {
                         self.complete(p, .shutdown, 0);
                         self.settle(p);
                     }
+                    self.closeListeners();
                 }
             }
             if (stopping and self.live == null) return;
@@ -442,6 +479,7 @@ pub const Engine = struct {
                     _ = linux.read(self.evfd, @ptrCast(&v), 8);
                     if (c.flags & linux.IORING_CQE_F_MORE == 0) self.armWake();
                     self.takeIncoming();
+                    self.takeCommands();
                 },
                 TAG_TICK => {
                     self.armTick();
@@ -451,13 +489,17 @@ pub const Engine = struct {
             }
             return;
         }
+        const op: Op = @enumFromInt(@as(u3, @truncate(c.user_data)));
+        if (op == .accept) return self.onAccept(@ptrFromInt(c.user_data & ~@as(u64, 7)), c);
         const p: *Pair = @ptrFromInt(c.user_data & ~@as(u64, 7));
-        switch (@as(Op, @enumFromInt(@as(u3, @truncate(c.user_data))))) {
+        switch (op) {
             .recv_ab => self.onRecv(p, &p.ab, c),
             .recv_ba => self.onRecv(p, &p.ba, c),
             .send_ab => self.onSend(p, &p.ab, c),
             .send_ba => self.onSend(p, &p.ba, c),
-            .cancel => p.inflight -= 1,
+            .cancel, .link_timeout => p.inflight -= 1,
+            .connect => self.onConnect(p, c),
+            .accept => unreachable,
         }
         self.settle(p);
     }
@@ -470,6 +512,7 @@ pub const Engine = struct {
         while (list) |p| {
             list = p.link;
             p.link = null;
+            p.relaying = true;
             p.last_ms = self.now;
             p.next = self.live;
             if (self.live) |h| h.prev = p;
@@ -581,7 +624,7 @@ pub const Engine = struct {
     /// Arm `d`'s receive if it may take more: multishot normally, one-shot while throttled; a
     /// direction with no buffer to receive into waits on the starved list.
     fn maybeArm(self: *Engine, p: *Pair, d: *Dir) void {
-        if (p.done or d.eof or d.armed or d.starved) return;
+        if (p.done or !p.relaying or d.eof or d.armed or d.starved) return;
         if (d.throttled) {
             if (d.held >= self.limit()) return;
         } else if (d.held >= LOW) return;
@@ -641,7 +684,7 @@ pub const Engine = struct {
         // Whatever is in flight holds a reference to its socket (and may hold a buffer): cancel it
         // and wait for its completion before the dups are closed and the record goes out.
         if (p.ab.armed or p.ba.sending) self.cancelFd(p, p.fa);
-        if (p.ba.armed or p.ab.sending) self.cancelFd(p, p.fb);
+        if (p.ba.armed or p.ab.sending or p.connecting) self.cancelFd(p, p.fb);
     }
 
     fn cancelFd(self: *Engine, p: *Pair, fd: i32) void {
@@ -667,7 +710,9 @@ pub const Engine = struct {
         closeFd(p.fb);
         if (p.prev) |pv| pv.next = p.next else self.live = p.next;
         if (p.next) |nx| nx.prev = p.prev;
-        self.queue.push(.{ .id = p.id, .a_to_b = p.ab.total, .b_to_a = p.ba.total, .reason = @intFromEnum(p.reason), .err = p.err });
+        if (p.token != 0) _ = self.tokens.remove(p.token);
+        if (p.dial) |d| self.gpa.destroy(d);
+        if (p.owes) self.queue.push(.{ .id = p.id, .a_to_b = p.ab.total, .b_to_a = p.ba.total, .reason = @intFromEnum(p.reason), .err = p.err });
         self.gpa.destroy(p);
     }
 
@@ -677,6 +722,10 @@ pub const Engine = struct {
         self.ring_low = std.math.maxInt(u32);
         if (self.consumed == 0 and self.dirty > 0) self.reclaim();
         self.consumed = 0;
+        var l = self.listeners;
+        while (l) |ls| : (l = ls.next) {
+            if (!ls.armed and !ls.closing) self.armAccept(ls);
+        }
         var it = self.live;
         while (it) |p| {
             it = p.next;
@@ -710,6 +759,273 @@ pub const Engine = struct {
                 continue;
             };
         }
+    }
+
+    // ---- native accept: the JS thread's calls (commands for the ring thread) -------------------
+
+    /// The bell JS reads: a byte arrives when events wait after it drained them all.
+    pub fn bellFd(self: *Engine) i32 {
+        return self.events.bell_read;
+    }
+
+    pub fn pollEvents(self: *Engine, out: []Event) usize {
+        return self.events.poll(out);
+    }
+
+    /// Accept on listening socket `fd` from now on, as listener `id` (the engine works on its own
+    /// dup; the caller keeps its fd). TCP_NODELAY and SO_KEEPALIVE are set on the listening socket:
+    /// accepted sockets inherit both (tcp_create_openreq_child copies them), which saves two
+    /// setsockopt calls per connection. 0, or -errno.
+    pub fn listen(self: *Engine, fd: i32, id: u32) c_int {
+        const dup = sys.dupNonblock(fd);
+        if (dup < 0) return dup;
+        setIntOpt(dup, linux.IPPROTO.TCP, linux.TCP.NODELAY);
+        setIntOpt(dup, linux.SOL.SOCKET, linux.SO.KEEPALIVE);
+        return self.command(.{ .kind = .listen, .fd = dup, .listener = id });
+    }
+
+    /// Stop accepting as listener `id` (connections queued in the kernel stay there).
+    pub fn unlisten(self: *Engine, id: u32) c_int {
+        return self.command(.{ .kind = .unlisten, .listener = id });
+    }
+
+    /// JS's answer to an accepted connection: dial this address and relay; the pair's record (id
+    /// `conn_id`) comes whatever happens, a failed connect included.
+    pub fn connect(self: *Engine, dial: Command) c_int {
+        return self.command(dial);
+    }
+
+    /// JS's other answer: close the client (FIN, or RST with `reset`). No record.
+    pub fn refuse(self: *Engine, token: u64, reset: bool) c_int {
+        return self.command(.{ .kind = .refuse, .token = token, .reset = reset });
+    }
+
+    /// Reset both sides of a natively accepted connection (the drain deadline); its record says `shutdown`.
+    pub fn kill(self: *Engine, token: u64) c_int {
+        return self.command(.{ .kind = .kill, .token = token });
+    }
+
+    fn command(self: *Engine, cmd: Command) c_int {
+        const c = self.gpa.create(Command) catch {
+            if (cmd.kind == .listen) closeFd(cmd.fd);
+            return sys.errnoInt(.NOMEM);
+        };
+        c.* = cmd;
+        self.lock.lock();
+        if (self.stopping) {
+            self.lock.unlock();
+            if (cmd.kind == .listen) closeFd(cmd.fd);
+            self.gpa.destroy(c);
+            return sys.errnoInt(.SHUTDOWN);
+        }
+        // A dial owes a record from here on (as add() does), so activeCount never misses one.
+        if (cmd.kind == .connect) self.queue.begin();
+        c.next = self.commands;
+        self.commands = c;
+        self.lock.unlock();
+        self.wake();
+        return 0;
+    }
+
+    // ---- native accept: the ring thread ------------------------------------------------------
+
+    fn takeCommands(self: *Engine) void {
+        self.lock.lock();
+        var list = self.commands;
+        self.commands = null;
+        self.lock.unlock();
+        // Newest first: reverse, so a listen and its unlisten run in the order they were made.
+        var ordered: ?*Command = null;
+        while (list) |c| {
+            list = c.next;
+            c.next = ordered;
+            ordered = c;
+        }
+        while (ordered) |c| {
+            ordered = c.next;
+            c.next = null;
+            self.run_command(c);
+        }
+    }
+
+    fn run_command(self: *Engine, c: *Command) void {
+        switch (c.kind) {
+            .listen => {
+                const l = self.gpa.create(Listener) catch {
+                    closeFd(c.fd);
+                    return self.gpa.destroy(c);
+                };
+                l.* = .{ .id = c.listener, .fd = c.fd, .next = self.listeners };
+                self.listeners = l;
+                self.armAccept(l);
+                self.gpa.destroy(c);
+            },
+            .unlisten => {
+                var it = self.listeners;
+                while (it) |l| : (it = l.next) {
+                    if (l.id == c.listener and !l.closing) self.closeListener(l);
+                }
+                self.gpa.destroy(c);
+            },
+            .connect => self.startDial(c),
+            .refuse, .kill => {
+                defer self.gpa.destroy(c);
+                const p = self.tokens.get(c.token) orelse return;
+                if (c.kind == .refuse and p.owes) return; // dialling already: only kill cuts it
+                if (c.kind == .kill or c.reset) {
+                    setLingerZero(p.fa);
+                    if (p.fb >= 0) setLingerZero(p.fb);
+                }
+                self.complete(p, .shutdown, 0);
+                self.settle(p);
+            },
+        }
+    }
+
+    fn armAccept(self: *Engine, l: *Listener) void {
+        const sqe = self.getSqe();
+        sqe.prep_multishot_accept(l.fd, null, null, linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC);
+        sqe.user_data = @intFromPtr(l) | @intFromEnum(Op.accept);
+        l.armed = true;
+    }
+
+    fn closeListener(self: *Engine, l: *Listener) void {
+        l.closing = true;
+        if (!l.armed) return self.freeListener(l);
+        const sqe = self.getSqe();
+        sqe.prep_cancel(@intFromPtr(l) | @intFromEnum(Op.accept), 0);
+        sqe.user_data = TAG_IGNORE;
+    }
+
+    fn freeListener(self: *Engine, l: *Listener) void {
+        var at = &self.listeners;
+        while (at.*) |x| : (at = &x.next) {
+            if (x == l) {
+                at.* = l.next;
+                break;
+            }
+        }
+        closeFd(l.fd);
+        self.gpa.destroy(l);
+    }
+
+    /// Stopping: every listener's dup closes (the kernel cancels its accept with the ring).
+    fn closeListeners(self: *Engine) void {
+        while (self.listeners) |l| {
+            self.listeners = l.next;
+            closeFd(l.fd);
+            self.gpa.destroy(l);
+        }
+    }
+
+    fn onAccept(self: *Engine, l: *Listener, c: linux.io_uring_cqe) void {
+        if (c.flags & linux.IORING_CQE_F_MORE == 0) l.armed = false;
+        if (c.res >= 0) {
+            self.accepted(l, c.res);
+        } else switch (@as(linux.E, @enumFromInt(-c.res))) {
+            // Out of fds or memory: the next tick arms it again (not at once: it would fail again).
+            .CANCELED, .MFILE, .NFILE, .NOBUFS, .NOMEM => {},
+            else => {},
+        }
+        if (l.armed) return;
+        if (l.closing) return self.freeListener(l);
+        if (c.res >= 0 or c.res == -@as(i32, @intFromEnum(linux.E.INTR))) self.armAccept(l);
+    }
+
+    /// A new client: a pair with only its client side, known to JS by a token, waiting for JS's
+    /// answer (dial or refuse); nothing is read from it until the upstream is connected.
+    fn accepted(self: *Engine, l: *Listener, fd: i32) void {
+        if (self.halting) return closeFd(fd);
+        const p = self.gpa.create(Pair) catch return closeFd(fd);
+        const token = self.next_token;
+        self.tokens.put(self.gpa, token, p) catch {
+            self.gpa.destroy(p);
+            return closeFd(fd);
+        };
+        self.next_token += 1;
+        p.* = .{
+            .id = 0,
+            .fa = fd,
+            .fb = -1,
+            .ab = .{ .which = .ab, .src = fd, .dst = -1 },
+            .ba = .{ .which = .ba, .src = -1, .dst = fd },
+            .idle_ms = 0,
+            .last_ms = self.now,
+            .owes = false,
+            .token = token,
+        };
+        p.next = self.live;
+        if (self.live) |h| h.prev = p;
+        self.live = p;
+        var e: Event = .{ .key = token, .kind = @intFromEnum(accept_mod.EventKind.accepted), .arg = l.id, .fd = fd };
+        accept_mod.peerOf(fd, &e);
+        self.events.push(e);
+    }
+
+    fn startDial(self: *Engine, c: *Command) void {
+        const p = self.tokens.get(c.token) orelse {
+            // Gone already (stopping, or killed): the record JS waits for still comes.
+            self.queue.push(.{ .id = c.conn_id, .a_to_b = 0, .b_to_a = 0, .reason = @intFromEnum(Reason.shutdown), .err = 0 });
+            return self.gpa.destroy(c);
+        };
+        if (p.owes or p.done) {
+            self.queue.push(.{ .id = c.conn_id, .a_to_b = 0, .b_to_a = 0, .reason = @intFromEnum(Reason.shutdown), .err = 0 });
+            return self.gpa.destroy(c);
+        }
+        p.id = c.conn_id;
+        p.idle_ms = c.idle_ms;
+        p.owes = true;
+        p.dial = c;
+        const rc = linux.socket(c.family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0);
+        if (linux.errno(rc) != .SUCCESS) {
+            self.complete(p, .connect_failed, @intFromEnum(linux.errno(rc)));
+            return self.settle(p);
+        }
+        const fd: i32 = @intCast(rc);
+        if (c.family != linux.AF.UNIX) {
+            setIntOpt(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY);
+            setIntOpt(fd, linux.SOL.SOCKET, linux.SO.KEEPALIVE);
+        }
+        p.fb = fd;
+        p.ab.dst = fd;
+        p.ba.src = fd;
+        c.started_ns = sys.nowNs();
+        const timed = c.timeout.sec != 0 or c.timeout.nsec != 0;
+        // A linked pair must not be split by a submit in between: make room for both first.
+        if (timed and self.ring.sq.sqes.len - self.ring.sq_ready() < 2) _ = self.ring.submit() catch 0;
+        const sqe = self.getSqe();
+        sqe.prep_connect(fd, c.sockaddr(), c.salen);
+        sqe.user_data = p.userData(.connect);
+        p.inflight += 1;
+        p.connecting = true;
+        if (timed) {
+            sqe.flags |= linux.IOSQE_IO_LINK;
+            const t = self.getSqe();
+            t.prep_link_timeout(&c.timeout, 0);
+            t.user_data = p.userData(.link_timeout);
+            p.inflight += 1;
+        }
+    }
+
+    fn onConnect(self: *Engine, p: *Pair, c: linux.io_uring_cqe) void {
+        p.inflight -= 1;
+        p.connecting = false;
+        if (p.done) return;
+        if (c.res < 0) {
+            // The linked timeout cancels a connect it outlived.
+            const e: linux.E = @enumFromInt(-c.res);
+            if (e == .CANCELED or e == .TIME) return self.complete(p, .connect_timeout, 0);
+            return self.complete(p, .connect_failed, @intFromEnum(e));
+        }
+        const d = p.dial.?;
+        const us = (sys.nowNs() - d.started_ns) / std.time.ns_per_us;
+        self.gpa.destroy(d);
+        p.dial = null;
+        p.relaying = true;
+        p.last_ms = self.now;
+        self.events.push(.{ .key = p.id, .kind = @intFromEnum(accept_mod.EventKind.connected), .arg = @intCast(@min(us, std.math.maxInt(u32))), .fd = p.fb });
+        self.maybeArm(p, &p.ab);
+        self.maybeArm(p, &p.ba);
     }
 
     // ---- buffers -----------------------------------------------------------------------------
@@ -815,6 +1131,22 @@ pub const Engine = struct {
     }
 };
 
+/// A listening socket the engine accepts on (native accept): its dup and its multishot accept.
+const Listener = struct {
+    id: u32,
+    fd: i32,
+    /// The multishot accept is in flight.
+    armed: bool = false,
+    /// unlisten(): freed once the accept's last completion has come.
+    closing: bool = false,
+    next: ?*Listener = null,
+};
+
+fn setIntOpt(fd: i32, level: i32, opt: u32) void {
+    const one: i32 = 1;
+    _ = linux.setsockopt(fd, level, opt, @ptrCast(&one), @sizeOf(i32));
+}
+
 fn pairOf(d: *Dir) *Pair {
     return if (d.which == .ab) @fieldParentPtr("ab", d) else @fieldParentPtr("ba", d);
 }
@@ -863,7 +1195,7 @@ pub fn probe() c_int {
     if (ring.features & FEATURES != FEATURES) return sys.errnoInt(.OPNOTSUPP);
     probe_step = .opcodes;
     const ops = ring.get_probe() catch return sys.errnoInt(.OPNOTSUPP);
-    for ([_]linux.IORING_OP{ .RECV, .SEND, .SENDMSG, .ASYNC_CANCEL, .TIMEOUT, .POLL_ADD }) |op| {
+    for ([_]linux.IORING_OP{ .RECV, .SEND, .SENDMSG, .ASYNC_CANCEL, .TIMEOUT, .POLL_ADD, .ACCEPT, .CONNECT, .LINK_TIMEOUT }) |op| {
         if (!ops.is_supported(op)) return sys.errnoInt(.OPNOTSUPP);
     }
     probe_step = .buffer_ring;
@@ -1262,4 +1594,269 @@ fn patternSum(total: usize) u64 {
 test "a pair costs the engine one small allocation" {
     // Per idle pair: this struct (malloc) and the 2 dups; buffers are shared and given back when idle.
     try testing.expect(@sizeOf(Pair) <= 256);
+}
+
+// ---- native accept --------------------------------------------------------------------------------
+//   client c -> listening socket ls [engine accepts, JS answers, engine dials] -> backend bs
+
+const LOOPBACK = [4]u8{ 127, 0, 0, 1 };
+
+/// A listening loopback socket with `backlog`, and its port.
+fn listenLoopback(backlog: u31) !struct { fd: i32, port: u16 } {
+    const fd: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC | linux.SOCK.NONBLOCK, 0));
+    var addr = linux.sockaddr.in{ .port = 0, .addr = @bitCast(LOOPBACK) };
+    var len: linux.socklen_t = @sizeOf(linux.sockaddr.in);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.bind(fd, @ptrCast(&addr), len)));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.listen(fd, backlog)));
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.getsockname(fd, @ptrCast(&addr), &len)));
+    return .{ .fd = fd, .port = std.mem.bigToNative(u16, addr.port) };
+}
+
+/// A blocking client connected to loopback `port`, and its own port.
+fn connectLoopback(port: u16) !struct { fd: i32, port: u16 } {
+    const fd: i32 = @intCast(linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0));
+    var addr = linux.sockaddr.in{ .port = std.mem.nativeToBig(u16, port), .addr = @bitCast(LOOPBACK) };
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(linux.connect(fd, @ptrCast(&addr), @sizeOf(linux.sockaddr.in))));
+    var len: linux.socklen_t = @sizeOf(linux.sockaddr.in);
+    _ = linux.getsockname(fd, @ptrCast(&addr), &len);
+    return .{ .fd = fd, .port = std.mem.bigToNative(u16, addr.port) };
+}
+
+fn acceptBlocking(ls: i32) !i32 {
+    var i: usize = 0;
+    while (i < 5000) : (i += 1) {
+        const rc = linux.accept4(ls, null, null, linux.SOCK.CLOEXEC);
+        if (linux.errno(rc) == .SUCCESS) return @intCast(rc);
+        sleepMs(1);
+    }
+    return error.NoConnection;
+}
+
+fn waitEvent(e: *Engine) !Event {
+    var out: [1]Event = undefined;
+    var i: usize = 0;
+    while (i < 5000) : (i += 1) {
+        if (e.pollEvents(&out) == 1) return out[0];
+        sleepMs(1);
+    }
+    return error.NoEvent;
+}
+
+fn dialLoopback(e: *Engine, token: u64, id: u64, port: u16, timeout_ms: u32) !void {
+    try testing.expectEqual(@as(c_int, 0), e.connect(Command.dial(token, id, 4, &LOOPBACK, port, timeout_ms, 0).?));
+}
+
+test "native accept: the client is announced with its address, dialled on JS's answer, relayed both ways to FIN" {
+    const e = try startEngine(.{});
+    defer e.destroy();
+    const front = try listenLoopback(16);
+    defer closeFd(front.fd);
+    const back = try listenLoopback(16);
+    defer closeFd(back.fd);
+    try testing.expectEqual(@as(c_int, 0), e.listen(front.fd, 3));
+    const c = try connectLoopback(front.port);
+    defer closeFd(c.fd);
+    const ev = try waitEvent(e);
+    try testing.expectEqual(@intFromEnum(accept_mod.EventKind.accepted), ev.kind);
+    try testing.expectEqual(@as(u32, 3), ev.arg);
+    try testing.expectEqual(@as(u16, 4), ev.family);
+    try testing.expectEqual(c.port, ev.port);
+    try testing.expectEqualSlices(u8, &LOOPBACK, ev.addr[0..4]);
+    // Bytes sent before the answer wait in the kernel and arrive first.
+    try writeAll(c.fd, "early ");
+    try dialLoopback(e, ev.key, 77, back.port, 2000);
+    const b = try acceptBlocking(back.fd);
+    defer closeFd(b);
+    const conn = try waitEvent(e);
+    try testing.expectEqual(@intFromEnum(accept_mod.EventKind.connected), conn.kind);
+    try testing.expectEqual(@as(u64, 77), conn.key);
+    try testing.expect(conn.fd >= 0 and conn.fd != ev.fd and ev.fd >= 0);
+    try testing.expect(conn.arg < 2_000_000);
+    // The upstream socket has TCP_NODELAY; the accepted one inherited it from the listening socket.
+    var v: i32 = 0;
+    var len: linux.socklen_t = 4;
+    _ = linux.getsockopt(front.fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, @ptrCast(&v), &len);
+    try testing.expectEqual(@as(i32, 1), v);
+    try writeAll(c.fd, "question");
+    _ = linux.shutdown(c.fd, linux.SHUT.WR);
+    const q = try readToEof(b);
+    try testing.expectEqual(@as(u64, 14), q.n);
+    try writeAll(b, "answer");
+    _ = linux.shutdown(b, linux.SHUT.WR);
+    const a = try readToEof(c.fd);
+    try testing.expectEqual(@as(u64, 6), a.n);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 77), rec.id);
+    try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
+    try testing.expectEqual(@as(u64, 14), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 6), rec.b_to_a);
+    try testing.expectEqual(@as(i32, 0), e.activeCount());
+    try testing.expectEqual(@as(u32, 0), e.tokens.count());
+}
+
+test "accepted sockets inherit TCP_NODELAY and SO_KEEPALIVE from the listening socket" {
+    const front = try listenLoopback(4);
+    defer closeFd(front.fd);
+    setIntOpt(front.fd, linux.IPPROTO.TCP, linux.TCP.NODELAY);
+    setIntOpt(front.fd, linux.SOL.SOCKET, linux.SO.KEEPALIVE);
+    const c = try connectLoopback(front.port);
+    defer closeFd(c.fd);
+    const s = try acceptBlocking(front.fd);
+    defer closeFd(s);
+    for ([_][2]u32{ .{ linux.IPPROTO.TCP, linux.TCP.NODELAY }, .{ linux.SOL.SOCKET, linux.SO.KEEPALIVE } }) |o| {
+        var v: i32 = 0;
+        var len: linux.socklen_t = 4;
+        _ = linux.getsockopt(s, @intCast(o[0]), o[1], @ptrCast(&v), &len);
+        try testing.expectEqual(@as(i32, 1), v);
+    }
+}
+
+test "native accept: a refused connect is a connect_failed record with ECONNREFUSED, and the client gets FIN" {
+    const e = try startEngine(.{});
+    defer e.destroy();
+    const front = try listenLoopback(16);
+    defer closeFd(front.fd);
+    const dead = try listenLoopback(1);
+    const dead_port = dead.port;
+    closeFd(dead.fd); // nobody listens there now
+    try testing.expectEqual(@as(c_int, 0), e.listen(front.fd, 1));
+    const c = try connectLoopback(front.port);
+    defer closeFd(c.fd);
+    const ev = try waitEvent(e);
+    try dialLoopback(e, ev.key, 5, dead_port, 1000);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 5), rec.id);
+    try testing.expectEqual(@intFromEnum(Reason.connect_failed), rec.reason);
+    try testing.expectEqual(@as(u32, @intFromEnum(linux.E.CONNREFUSED)), rec.err);
+    _ = try readToEof(c.fd);
+}
+
+test "native accept: an upstream that never answers the SYN ends in connect_timeout after the timeout" {
+    const e = try startEngine(.{});
+    defer e.destroy();
+    const front = try listenLoopback(16);
+    defer closeFd(front.fd);
+    // A backlog of 0 that one unaccepted connection fills: the kernel drops further SYNs.
+    const full = try listenLoopback(0);
+    defer closeFd(full.fd);
+    const filler = try connectLoopback(full.port);
+    defer closeFd(filler.fd);
+    const filler2 = linux.socket(linux.AF.INET, linux.SOCK.STREAM | linux.SOCK.CLOEXEC | linux.SOCK.NONBLOCK, 0);
+    defer closeFd(@intCast(filler2));
+    var fa = linux.sockaddr.in{ .port = std.mem.nativeToBig(u16, full.port), .addr = @bitCast(LOOPBACK) };
+    _ = linux.connect(@intCast(filler2), @ptrCast(&fa), @sizeOf(linux.sockaddr.in));
+    sleepMs(50);
+    try testing.expectEqual(@as(c_int, 0), e.listen(front.fd, 1));
+    const c = try connectLoopback(front.port);
+    defer closeFd(c.fd);
+    const ev = try waitEvent(e);
+    const t0 = nowMs();
+    try dialLoopback(e, ev.key, 6, full.port, 300);
+    const rec = try waitRecord(e);
+    const took = nowMs() - t0;
+    try testing.expectEqual(@intFromEnum(Reason.connect_timeout), rec.reason);
+    try testing.expect(took >= 290 and took < 2000);
+}
+
+test "native accept: refuse closes the client with FIN (or RST), kill resets a relayed pair; unknown tokens are ignored" {
+    const e = try startEngine(.{});
+    defer e.destroy();
+    const front = try listenLoopback(16);
+    defer closeFd(front.fd);
+    const back = try listenLoopback(16);
+    defer closeFd(back.fd);
+    try testing.expectEqual(@as(c_int, 0), e.listen(front.fd, 1));
+    const c1 = try connectLoopback(front.port);
+    defer closeFd(c1.fd);
+    const ev1 = try waitEvent(e);
+    try testing.expectEqual(@as(c_int, 0), e.refuse(ev1.key, false));
+    try testing.expectEqual(@as(u64, 0), (try readToEof(c1.fd)).n);
+    const c2 = try connectLoopback(front.port);
+    defer closeFd(c2.fd);
+    const ev2 = try waitEvent(e);
+    try testing.expectEqual(@as(c_int, 0), e.refuse(ev2.key, true));
+    try testing.expectError(error.ConnReset, readToEof(c2.fd));
+    const c3 = try connectLoopback(front.port);
+    defer closeFd(c3.fd);
+    const ev3 = try waitEvent(e);
+    try dialLoopback(e, ev3.key, 9, back.port, 1000);
+    const b = try acceptBlocking(back.fd);
+    defer closeFd(b);
+    _ = try waitEvent(e); // connected
+    try writeAll(c3.fd, "x");
+    _ = try rig.readExact(b, 1);
+    try testing.expectEqual(@as(c_int, 0), e.kill(ev3.key));
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 9), rec.id);
+    try testing.expectEqual(@intFromEnum(Reason.shutdown), rec.reason);
+    try testing.expectEqual(@as(u64, 1), rec.a_to_b);
+    try testing.expectError(error.ConnReset, readToEof(c3.fd));
+    try testing.expectError(error.ConnReset, readToEof(b));
+    try testing.expectEqual(@as(c_int, 0), e.refuse(12345, false));
+    try testing.expectEqual(@as(c_int, 0), e.kill(12345));
+    // A dial for a token that is gone still gets its record.
+    try dialLoopback(e, 12345, 10, back.port, 1000);
+    const gone = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 10), gone.id);
+    try testing.expectEqual(@intFromEnum(Reason.shutdown), gone.reason);
+    try testing.expectEqual(@as(i32, 0), e.activeCount());
+}
+
+test "native accept: unlisten stops accepting; queued clients stay in the kernel for the next acceptor" {
+    const e = try startEngine(.{});
+    defer e.destroy();
+    const front = try listenLoopback(16);
+    defer closeFd(front.fd);
+    try testing.expectEqual(@as(c_int, 0), e.listen(front.fd, 2));
+    const c1 = try connectLoopback(front.port);
+    defer closeFd(c1.fd);
+    const ev = try waitEvent(e);
+    try testing.expectEqual(@as(c_int, 0), e.refuse(ev.key, false));
+    try testing.expectEqual(@as(c_int, 0), e.unlisten(2));
+    sleepMs(50);
+    const c2 = try connectLoopback(front.port);
+    defer closeFd(c2.fd);
+    sleepMs(50);
+    var out: [1]Event = undefined;
+    try testing.expectEqual(@as(usize, 0), e.pollEvents(&out));
+    const s = try acceptBlocking(front.fd); // still queued on the socket
+    closeFd(s);
+    // Listening again (a paused listener resuming) accepts as before.
+    try testing.expectEqual(@as(c_int, 0), e.listen(front.fd, 2));
+    const c3 = try connectLoopback(front.port);
+    defer closeFd(c3.fd);
+    const ev3 = try waitEvent(e);
+    try testing.expectEqual(@as(u32, 2), ev3.arg);
+    try testing.expectEqual(c3.port, ev3.port);
+}
+
+test "native accept: stopping the engine closes unanswered clients and completes dialled pairs with `shutdown`" {
+    const e = try startEngine(.{});
+    defer e.destroy();
+    const front = try listenLoopback(16);
+    defer closeFd(front.fd);
+    const back = try listenLoopback(16);
+    defer closeFd(back.fd);
+    try testing.expectEqual(@as(c_int, 0), e.listen(front.fd, 1));
+    const before = try rig.countFds();
+    const c1 = try connectLoopback(front.port);
+    defer closeFd(c1.fd);
+    _ = try waitEvent(e); // not answered
+    const c2 = try connectLoopback(front.port);
+    defer closeFd(c2.fd);
+    const ev2 = try waitEvent(e);
+    try dialLoopback(e, ev2.key, 21, back.port, 1000);
+    const b = try acceptBlocking(back.fd);
+    defer closeFd(b);
+    _ = try waitEvent(e);
+    e.stop();
+    var recs: [4]Record = undefined;
+    try testing.expectEqual(@as(usize, 1), e.poll(&recs));
+    try testing.expectEqual(@as(u64, 21), recs[0].id);
+    try testing.expectEqual(@intFromEnum(Reason.shutdown), recs[0].reason);
+    _ = try readToEof(c1.fd);
+    // Opened since: the clients (2) and the backend's accepted socket; closed: the engine's dup of
+    // the listening socket and its ring. Nothing of the pairs is left open.
+    try testing.expectEqual(before + 3 - 2, try rig.countFds());
+    try testing.expect(e.listen(front.fd, 1) < 0);
 }

@@ -150,9 +150,9 @@ export class Service {
       for (const a of added) a.bound.stop(true);
       throw e;
     }
-    for (const [text, { listener }] of wanted) {
+    for (const [text, { address, listener }] of wanted) {
       const existing = this.#bound.get(text);
-      if (existing) rebind(existing, listener);
+      if (existing) rebind(existing, listener, address);
     }
     for (const { key, bound } of added) {
       this.#bound.set(key, bound);

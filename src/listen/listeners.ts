@@ -16,6 +16,7 @@ import { socketFd } from "../net/socket-fd.ts";
 import { log } from "../log/logger.ts";
 import { BoundListener, type Handlers, type Relisten } from "./bound-listener.ts";
 import { fdPressure } from "./fd-pressure.ts";
+import { NativeAcceptListener, NOT_CONFIGURED, nativeAcceptRefusal } from "./native-accept.ts";
 
 /** The socket handlers of one listener: the shared relay handlers plus an `open` that knows it. */
 export function handlersFor(listener: ListenerRuntime): Handlers {
@@ -53,19 +54,19 @@ export function bindAddress(address: SocketAddress, listener: ListenerRuntime, k
   if (source.kind === "inherited" && (source.fds.has(key) || !source.bindOthers)) {
     const fd = source.fds.get(key);
     if (fd === undefined) throw new Error(`cannot listen on ${text}: the supervisor holds no socket for it`);
-    return onFd(fd, text, true, name, handlers);
+    return listenOn(fd, text, true, address, listener, handlers);
   }
   if (source.kind === "native") {
     const fd = source.handedIn.get(key);
     if (fd !== undefined) {
       source.handedIn.delete(key);
-      return onFd(fd, text, true, name, handlers);
+      return listenOn(fd, text, true, address, listener, handlers);
     }
     if (address.kind === "inet") {
       const { fds: [fd], bound } = listenNatively(address, listener.config.protocol, 1, listener.config.reusePort);
       try {
-        // Bun owns the fd from here: stop() closes it.
-        return onFd(fd!, bound, false, name, handlers);
+        // Bun (or the uring engine's listener) owns the fd from here: stop() closes it.
+        return listenOn(fd!, bound, false, address, listener, handlers);
       } catch (e) {
         closeFd(fd!);
         throw e;
@@ -78,6 +79,24 @@ export function bindAddress(address: SocketAddress, listener: ListenerRuntime, k
   const again = address.kind === "inet" ? { ...address, port: (server as { port: number }).port } : address; // port 0: the one it got
   const rebinds: Relisten = { again: (h) => listen(again, h, reusePort), release: () => {}, fd: -1 };
   return new BoundListener(text, false, server, name, handlers, rebinds);
+}
+
+/**
+ * A listener on socket `fd`: the uring engine's (src/listen/native-accept.ts) where the listener
+ * qualifies for native accept, else Bun's.
+ */
+function listenOn(fd: number, text: string, inherited: boolean, address: SocketAddress, listener: ListenerRuntime, handlers: Handlers): BoundListener {
+  let why = nativeAcceptRefusal(listener, address);
+  if (why === null) {
+    try {
+      const host = address.kind === "inet" ? address.host : "";
+      return new NativeAcceptListener(text, inherited, fd, host, listener, handlers, (now) => onFd(fd, text, inherited, now.config.name, handlersFor(now)));
+    } catch (e) {
+      why = (e as Error).message;
+    }
+  }
+  if (why !== NOT_CONFIGURED) log.info("native accept off", { listener: listener.config.name, address: text, reason: why });
+  return onFd(fd, text, inherited, listener.config.name, handlers);
 }
 
 /** A listener on socket `fd`, keeping a duplicate to pause with (none without the native library). */
@@ -116,7 +135,8 @@ function listenOnFd(fd: number, handlers: Handlers) {
 const PLAIN: SocketSource = { kind: "bind" };
 
 /** Point an already bound address at another listener runtime (a reload): the socket stays open. */
-export function rebind(bound: BoundListener, listener: ListenerRuntime): void {
+export function rebind(bound: BoundListener, listener: ListenerRuntime, address: SocketAddress): void {
+  if (bound instanceof NativeAcceptListener) return bound.repointTo(listener, handlersFor(listener), address);
   bound.repoint(listener.config.name, handlersFor(listener));
 }
 

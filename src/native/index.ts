@@ -14,7 +14,7 @@ import libPath from "./libswitchyard.so" with { type: "file" };
 import { drainRecords, type OnRecord } from "./records.ts";
 
 /** Must equal ABI_VERSION in native/src/lib.zig. */
-const EXPECTED_ABI = 4;
+const EXPECTED_ABI = 5;
 
 const SYMBOLS = {
   sy_abi_version: { args: [], returns: FFIType.i32 },

@@ -1,12 +1,12 @@
 /**
- * Completion records of the native relay engines (splice and sockmap share the shape, defined in
+ * Completion records of the native relay engines (splice, sockmap and uring share the shape, defined in
  * native/src/completion.zig): 32 bytes each, {id, bytes a->b, bytes b->a: u64; reason, errno: u32}.
  * JS drains them by polling; no native thread ever calls into JS.
  * @module
  */
 
 /** Close reasons, by the engines' code (completion.Reason). */
-export const RELAY_REASONS = ["done", "a_reset", "b_reset", "idle_timeout", "a_error", "b_error", "shutdown", "migrate", "overflow"] as const;
+export const RELAY_REASONS = ["done", "a_reset", "b_reset", "idle_timeout", "a_error", "b_error", "shutdown", "migrate", "overflow", "connect_failed", "connect_timeout"] as const;
 export type RelayReason = (typeof RELAY_REASONS)[number];
 
 export type OnRecord = (id: number, aToB: number, bToA: number, reason: RelayReason, errno: number) => void;

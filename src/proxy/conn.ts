@@ -33,6 +33,7 @@ export const RELAYED_BY_SOCKMAP = 131072; // the sockmap engine took it
 export const RELAYED_BY_URING = 262144; // the uring engine took it
 export const LOGGED_BY_MODULE = 524288; // a served connection whose module writes its own access-log records (one per message)
 export const READING_PROXY_HEADER = 1048576; // a trusted proxy's PROXY header is awaited before anything else (acceptProxyProtocol)
+export const NATIVE_ACCEPTED = 2097152; // accepted by the uring engine (src/listen/native-accept.ts): no Bun socket; the engine dials and relays
 /** Connections whose Bun socket events the userspace relay must ignore. */
 export const NOT_OURS = FINISHED | HANDED_OVER;
 

@@ -42,6 +42,7 @@ import { NOTICE, peekAgain, readInstead, startPeeking, stopWaiting, waitForMore,
 import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../tls/terminate.ts";
 import { routeUpstreamTls, upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tls/upstream.ts";
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS, startRelay } from "../relay/userspace.ts";
+import { acceptedNatively, dialNatively } from "../relay/uring-accept.ts";
 import { formatSocketAddress } from "../net/address.ts";
 import type { RouteTls } from "../tls/route-tls.ts";
 import { awaitProxyHeader, awaitingProxyHeader, endedBeforeProxyHeader, fromTrustedProxy, proxyHeaderData, writeProxyHeader } from "./proxy-header-stage.ts";
@@ -355,6 +356,7 @@ function connectUpstream(conn: Conn, target: DialTarget): void {
   conn.flags = (conn.flags | DIALING) & ~HANDSHAKING; // the connect timeout takes over from the handshake timeout
   conn.lastActive = performance.now(); // the sweeper times the dial from here
   conn.upstreamAddr = formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
+  if (acceptedNatively(conn)) return dialNatively(conn, target); // no Bun socket: the uring engine dials
   // Failures arrive in the handlers' connectError; the promise's rejection is the same event.
   const handlers = upstreamHandlersFor(conn.listener.module);
   const tls = target.kind === "inet" && handlers.startTls === null ? upstreamTlsFor(conn, hostOf(conn.upstreamText ?? target.ip)) : undefined;

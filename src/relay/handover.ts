@@ -25,7 +25,7 @@
  * @module
  */
 import {
-  CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, RELAYED_BY_SOCKMAP, RELAYED_BY_SPLICE, RELAYED_BY_URING, UPSTREAM_EOF, UPSTREAM_SHUT,
+  CLIENT_EOF, CLIENT_SHUT, Conn, HANDED_OVER, KERNEL_LATER, NATIVE_ACCEPTED, RELAYED_BY_SOCKMAP, RELAYED_BY_SPLICE, RELAYED_BY_URING, UPSTREAM_EOF, UPSTREAM_SHUT,
   USERSPACE_ONLY,
   nothingPending,
 } from "../proxy/conn.ts";
@@ -108,6 +108,19 @@ function handOver(conn: Conn): boolean {
 /** The flag that records which engine took a pair (Conn.relay, the access log's `relay`). */
 const RELAYED_BY = { sockmap: RELAYED_BY_SOCKMAP, uring: RELAYED_BY_URING, splice: RELAYED_BY_SPLICE } as const;
 
+/**
+ * A natively accepted connection (src/relay/uring-accept.ts) whose dial the uring engine was asked
+ * for: its record arrives here like a handed-over pair's.
+ */
+export function adoptNative(conn: Conn): void {
+  handedOver(conn, "uring");
+}
+
+/** The handed-over (or natively dialled) connection with this id, while its record has not come. */
+export function handedOverConn(id: number): Conn | undefined {
+  return live.get(id);
+}
+
 function handedOver(conn: Conn, engine: "sockmap" | "uring" | "splice"): true {
   conn.flags |= HANDED_OVER | RELAYED_BY[engine];
   live.set(conn.id, conn);
@@ -135,7 +148,13 @@ function drain(): void {
 const REASONS: Record<RelayReason, string | null> = {
   done: null, a_reset: "client_reset", b_reset: "upstream_reset", idle_timeout: "idle_timeout",
   a_error: "client_error", b_error: "upstream_error", shutdown: "shutdown", migrate: null,
-  overflow: "relay_overflow",
+  overflow: "relay_overflow", connect_failed: "upstream_error", connect_timeout: "connect_timeout",
+};
+
+/** A native dial's failure, named as the Bun path names it (src/relay/userspace.ts errorReason). */
+const CONNECT_FAILURES: Record<string, string> = {
+  ECONNREFUSED: "upstream_refused", EHOSTUNREACH: "upstream_unreachable", ENETUNREACH: "upstream_unreachable",
+  ETIMEDOUT: "upstream_timeout", ENOENT: "upstream_no_socket", ECONNRESET: "upstream_reset",
 };
 
 /** A pair sockmap handed back mid-stream (`migrate`): the userspace relay carries on. */
@@ -155,10 +174,17 @@ function completed(id: number, aToB: number, bToA: number, reason: RelayReason, 
   conn.lastActive = performance.now();
   if (reason === "migrate") return carryOn(conn);
   live.delete(id);
-  const why = REASONS[reason];
-  if (errno) log.warn(`${reason === "a_error" ? "client" : "upstream"} socket error`, { id, error: errnoName(-errno), relay: conn.relay });
+  let why = REASONS[reason];
+  if (reason === "connect_failed" || reason === "connect_timeout") {
+    const error = errno ? errnoName(-errno) : "no answer";
+    why = CONNECT_FAILURES[error] ?? why;
+    log.warn(`connection closed: ${why}`, { id, listener: conn.listener.config.name, client: conn.clientIp, upstream: conn.upstreamText, detail: `${conn.upstreamText}: ${error}` });
+  } else if (errno) {
+    log.warn(`${reason === "a_error" ? "client" : "upstream"} socket error`, { id, error: errnoName(-errno), relay: conn.relay });
+  }
   if (why) conn.because(why);
   finish(conn); // first: closing a socket fires its close handler, which must find us finished
+  if (conn.flags & NATIVE_ACCEPTED) return; // the engine owned its only sockets, and closed them
   if (reason === "a_reset" || reason === "b_reset" || reason === "overflow") {
     conn.client.terminate();
     conn.upstream!.terminate();

@@ -242,7 +242,8 @@ function errorReason(side: string, error: Error): string {
   return `${side}_error`;
 }
 
-function notifyConnect(conn: Conn): void {
+/** The resolver module's onConnect, once the upstream is open (also for natively dialled connections). */
+export function notifyConnect(conn: Conn): void {
   const state = conn.listener.state;
   const hook = state.resolver?.onConnect;
   if (!hook) return;

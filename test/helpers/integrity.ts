@@ -159,7 +159,9 @@ export function relayPaths(pki: Pki): RelayPath[] {
   return [
     { name: "tcp, userspace relay", config: tcp("userspace"), client: {}, backend: {} },
     { name: "tcp, splice relay", config: tcp("splice"), client: {}, backend: {} },
-    { name: "tcp, uring relay", config: tcp("uring"), client: {}, backend: {} },
+    { name: "tcp, uring relay (native accept: the engine accepts, dials and relays)", config: tcp("uring"), client: {}, backend: {} },
+    { name: "tcp, uring relay (Bun accepts and dials, handed over at connect)", config: tcp("uring"),
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SWITCHYARD_NATIVE_ACCEPT: "off" }, client: {}, backend: {} },
     { name: "tcp, auto (userspace, then splice mid-stream)", config: tcp("auto"), client: {}, backend: {} },
     { name: "tls terminated, userspace relay", config: tls("userspace", { terminateTls: true }), client: { tls: edge }, backend: {}, noHalfClose: true },
     { name: "tls terminated, relay auto (stays in userspace)", config: tls("auto", { terminateTls: true }), client: { tls: edge }, backend: {}, noHalfClose: true },
