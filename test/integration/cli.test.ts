@@ -64,7 +64,7 @@ test("version names the native library and the engines usable here", async () =>
   expect(code).toBe(0);
   expect(stdout).toMatch(/^switchyard \d+\.\d+\.\d+/);
   expect(stdout).toContain("bun 1.4.5");
-  expect(stdout).toContain("native library: loaded (ABI 4)");
+  expect(stdout).toContain("native library: loaded (ABI 5)");
   expect(stdout).toContain("userspace: usable");
   expect(stdout).toMatch(/  sockmap: (usable|not usable \(.+\))\n/);
   expect(stdout).toMatch(/  uring: (usable|not usable \(.+\))(\n|$)/);
