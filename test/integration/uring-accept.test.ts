@@ -287,3 +287,20 @@ test("not asked for: relay splice or a protocol that reads first keeps Bun's acc
     echo.stop();
   }
 });
+
+test("a route that sends a PROXY header keeps Bun's accept (JS writes the header at connect), the log says why, the header arrives first", async () => {
+  let got = "";
+  const recorder = serve({ data(_s, d) { got += Buffer.from(d).toString("latin1"); } } as Parameters<typeof serve>[0]);
+  const { p } = await proxyFor({ listeners: [{ name: "edge", listen: ["127.0.0.1:0"], routes: [{ name: "pp", upstreams: [`127.0.0.1:${recorder.port}`], proxyProtocol: "v1" }] }] });
+  try {
+    expect(p.stderr()).toMatch(/native accept off listener=edge address=127\.0\.0\.1:\d+ reason="route pp sends a PROXY header/);
+    const c = await connect(p.port);
+    c.socket.write("payload");
+    await eventually(() => got.endsWith("payload"), 5000, "the bytes at the backend");
+    expect(got).toMatch(/^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\npayload$/);
+    c.socket.end();
+  } finally {
+    await p.stop();
+    recorder.stop();
+  }
+});
