@@ -14,9 +14,9 @@ cd "$(dirname "$0")/.."
 bun=node_modules/.bin/bun
 missing=()
 for f in dist/switchyard bench/loadgen/zig-out/bin/loadgen "$bun"; do [ -x "$f" ] || missing+=("$f"); done
-for t in haproxy nginx wrk hyperfine openssl; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in haproxy nginx wrk hyperfine openssl redis-server redis-benchmark; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench: missing ${missing[*]} (build with 'bash scripts/build.sh'; install the tools with apt-get install haproxy nginx libnginx-mod-stream wrk hyperfine)" >&2
+  echo "bench: missing ${missing[*]} (build with 'bash scripts/build.sh'; install the tools with apt-get install haproxy nginx libnginx-mod-stream wrk hyperfine redis-server redis-tools)" >&2
   exit 1
 fi
 

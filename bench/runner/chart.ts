@@ -95,11 +95,11 @@ export function chartSvg(r: Results): string {
   }
   const med = (sc: string, sys: string) => r.medians.find((m) => m.scenario === sc && m.system === sys);
   const present = (sc: string) => r.scenarios.some((s) => s.id === sc) && r.medians.some((m) => m.scenario === sc);
-  const through = ["rr-1k", "bulk", "http", "rate"].filter(present).map((sc) => ({
+  const through = ["rr-1k", "redis-get", "bulk", "http", "rate"].filter(present).map((sc) => ({
     label: sc,
     bars: systems.map((s) => { const v = med(sc, s)?.vsHaproxy ?? null; return { system: s, value: v, label: v === null ? "–" : v.toFixed(2), errors: med(sc, s)?.errors }; }),
   }));
-  const p99 = ["rr-1k", "http", "rate", "hold"].filter(present).map((sc) => ({
+  const p99 = ["rr-1k", "redis-get", "http", "rate", "hold"].filter(present).map((sc) => ({
     label: sc === "hold" ? "hold (connect → verified)" : sc,
     bars: systems.map((s) => { const v = med(sc, s)?.p99Us ?? null; return { system: s, value: v === null ? null : v / 1000, label: v === null ? "–" : fmtMs(v / 1000), errors: med(sc, s)?.errors }; }),
   }));

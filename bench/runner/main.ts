@@ -28,6 +28,7 @@ const { values: opt } = parseArgs({
     out: { type: "string" },
     workdir: { type: "string" },
     command: { type: "string" },
+    syscalls: { type: "boolean", default: false },
   },
 });
 
@@ -48,6 +49,7 @@ const settings: Settings = {
   warmup: Number(opt.warmup ?? (quick ? 0.2 : 1)),
   hold: Number(opt.hold ?? (quick ? 300 : 5000)),
   holdSettle: quick ? 0.3 : 1,
+  syscalls: opt.syscalls ?? false,
 };
 const wanted = opt.scenarios ? opt.scenarios.split(",") : null;
 const scenarios = SCENARIOS.filter((s) => !wanted || wanted.includes(s.id));
@@ -93,7 +95,7 @@ async function main(): Promise<number> {
   const machine = machineFacts(ctx);
   const git = Bun.spawnSync(["git", "-C", root, "describe", "--always", "--dirty"]).stdout.toString().trim() || "unknown";
   try {
-    const backends = await startBackends(ctx, backendsStarted);
+    const backends = await startBackends(ctx, backendsStarted, new Set(scenarios.map((s) => s.backend)));
     console.log(`backends: echo ${backends.echo}, sink ${backends.sink}, http (nginx) ${backends.http}`);
     const found = await discoverSystems(ctx, backends, wantedSystem);
     problems.push(...found.problems);

@@ -240,3 +240,29 @@ export async function waitQuiet(minIdle: number, maxMs: number): Promise<number>
     await Bun.sleep(700);
   }
 }
+
+/**
+ * Counts the system calls and context switches of a process tree (every thread of every process
+ * under `rootPid` at the start) with `perf stat`, from now until stop(). Null where perf is missing
+ * or refused (perf_event_paranoid). perf's tracepoint counting costs the traced process a little: a
+ * run with it measures syscalls, not speed.
+ */
+export function countSyscalls(rootPid: number, out: string): { stop(): Promise<{ syscalls: number; contextSwitches: number } | null> } | null {
+  if (!Bun.which("perf")) return null;
+  const pids = [rootPid, ...descendants(rootPid)].join(",");
+  const p = Bun.spawn(["perf", "stat", "-x", ",", "-o", out, "-e", "raw_syscalls:sys_enter,context-switches", "-p", pids], { stdout: "ignore", stderr: "pipe" });
+  track(p.pid, "perf stat");
+  return {
+    async stop() {
+      p.kill("SIGINT");
+      await p.exited;
+      untrack(p.pid);
+      let text = "";
+      try { text = readFileSync(out, "utf8"); } catch { return null; }
+      const count = (event: string) => Number(text.split("\n").find((l) => l.includes(event))?.split(",")[0]);
+      const syscalls = count("raw_syscalls:sys_enter");
+      const contextSwitches = count("context-switches");
+      return Number.isFinite(syscalls) ? { syscalls, contextSwitches } : null;
+    },
+  };
+}

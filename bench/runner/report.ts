@@ -110,20 +110,24 @@ export function readme(r: Results, jsonName: string, others: string[]): string {
     })), "");
   }
 
-  const rrRuns = r.runs.filter((x) => x.scenario === "rr-1k" && x.ok && typeof x.detail.host_ticks_per_100k === "number");
-  if (rrRuns.length) {
-    out.push("## CPU per request (rr-1k)", "");
-    out.push("Clock ticks (1/100 s) per 100k requests: the proxy's process tree (utime + stime of every process and thread under it) and the whole host (/proc/stat busy time, load generator and echo backend included). Warmup included in both (requests = measured rate × run time). Median of the rounds.", "");
+  for (const sc of ["rr-1k", "redis-get"]) {
+    const rrRuns = r.runs.filter((x) => x.scenario === sc && x.ok && typeof x.detail.host_ticks_per_100k === "number");
+    if (!rrRuns.length) continue;
+    out.push(`## CPU per request (${sc})`, "");
+    out.push("Clock ticks (1/100 s) per 100k requests: the proxy's process tree (utime + stime of every process and thread under it) and the whole host (/proc/stat busy time, load generator and backend included). " +
+      (sc === "rr-1k" ? "Warmup included in both (requests = measured rate × run time)." : "Over the measured redis-benchmark run only (a fixed request count).") + " Median of the rounds.", "");
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
-    const bySystem = new Map<string, { proxy: number[]; host: number[] }>();
+    const bySystem = new Map<string, { proxy: number[]; host: number[]; syscalls: number[] }>();
     for (const x of rrRuns) {
-      const e = bySystem.get(x.system) ?? { proxy: [], host: [] };
+      const e = bySystem.get(x.system) ?? { proxy: [], host: [], syscalls: [] };
       if (typeof x.detail.proxy_ticks_per_100k === "number") e.proxy.push(x.detail.proxy_ticks_per_100k);
+      if (typeof x.detail.syscalls_per_req === "number") e.syscalls.push(x.detail.syscalls_per_req);
       e.host.push(x.detail.host_ticks_per_100k as number);
       bySystem.set(x.system, e);
     }
-    out.push(table(["system", "proxy ticks / 100k req", "host ticks / 100k req", "rounds (proxy)"], [...bySystem].map(([sys, e]) => [
-      `\`${sys}\``, e.proxy.length ? median(e.proxy).toFixed(1) : "-", median(e.host).toFixed(1), e.proxy.map((n) => n.toFixed(1)).join(" · ") || "-",
+    out.push(table(["system", "proxy ticks / 100k req", "host ticks / 100k req", "proxy syscalls / req (--syscalls)", "rounds (proxy)"], [...bySystem].map(([sys, e]) => [
+      `\`${sys}\``, e.proxy.length ? median(e.proxy).toFixed(1) : "-", median(e.host).toFixed(1), e.syscalls.length ? median(e.syscalls).toFixed(2) : "-",
+      e.proxy.map((n) => n.toFixed(1)).join(" · ") || "-",
     ])), "");
   }
 

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Child, cpuTicksOf, memoryOf, run } from "./procs.ts";
+import { Child, countSyscalls, cpuTicksOf, memoryOf, run } from "./procs.ts";
 import type { Backends, Ctx, Instance } from "./systems.ts";
 
 export interface Settings {
@@ -19,6 +19,8 @@ export interface Settings {
   hold: number;
   /** Seconds between HOLDING and the memory reading. */
   holdSettle: number;
+  /** Count the proxy's system calls per request in rr-1k and redis-get with perf stat (--syscalls). */
+  syscalls: boolean;
 }
 
 export interface Measure {
@@ -87,14 +89,74 @@ const rr: Scenario = {
     // the requests are the measured rate times warmup + duration, as in bulk.
     const proxyBefore = t.pid === null ? 0 : cpuTicksOf(t.pid);
     const hostBefore = hostCpuSeconds();
+    const perf = syscallCounter(ctx, s, t);
     const rep = await loadgen(ctx, s, ["rr", "--target", t.address, "--connections", "50", "--size", "1024"]);
+    const counted = await perf?.stop();
     const host = hostCpuSeconds() - hostBefore;
     const proxy = t.pid === null ? null : cpuTicksOf(t.pid) - proxyBefore;
     const m = fromLoadgen(rep, rep.rps);
-    const per100k = 1e5 / Math.max(1, rep.rps * (s.duration + s.warmup));
+    const requests = Math.max(1, rep.rps * (s.duration + s.warmup));
+    const per100k = 1e5 / requests;
     m.detail.proxy_ticks_per_100k = proxy === null ? null : Math.round(proxy * per100k * 10) / 10;
     m.detail.host_ticks_per_100k = Math.round(host * 100 * per100k * 10) / 10;
+    perRequest(m.detail, counted, requests);
     return m;
+  },
+};
+
+/** perf stat on the proxy for this run when --syscalls asked for it (null otherwise, or for direct). */
+function syscallCounter(ctx: Ctx, s: Settings, t: Instance) {
+  return s.syscalls && t.pid !== null ? countSyscalls(t.pid, join(ctx.work, `perf-${Date.now()}.csv`)) : null;
+}
+
+function perRequest(detail: Measure["detail"], counted: { syscalls: number; contextSwitches: number } | null | undefined, requests: number): void {
+  if (!counted) return;
+  detail.syscalls_per_req = Math.round((counted.syscalls / requests) * 1000) / 1000;
+  detail.context_switches_per_req = Math.round((counted.contextSwitches / requests) * 1000) / 1000;
+}
+
+/** One redis-benchmark run; its --csv line for the test (rps and latency percentiles in ms). */
+async function redisBenchmark(address: string, args: string[]): Promise<{ rps: number; p50Ms: number; p99Ms: number }> {
+  const i = address.lastIndexOf(":");
+  const cmd = ["redis-benchmark", "-h", address.slice(0, i), "-p", address.slice(i + 1), "-d", "1024", "--csv", ...args];
+  const r = await run("redis-benchmark", cmd, 300_000);
+  const row = r.stdout.trim().split("\n").reverse().find((l) => /^"[A-Z]/.test(l));
+  if (r.code !== 0 || !row) throw new Error(`${cmd.join(" ")} exited ${r.code}: ${(r.stderr + r.stdout).trim().slice(0, 300)}`);
+  const f = row.split(",").map((c) => c.replace(/"/g, ""));
+  return { rps: Number(f[1]), p50Ms: Number(f[4]), p99Ms: Number(f[6]) };
+}
+
+const redisGet: Scenario = {
+  id: "redis-get", title: "redis-benchmark GET of a 1 KB value, 64 connections, to redis-server", unit: "req/s",
+  higherIsBetter: true, backend: "redis", direct: true,
+  async run(_ctx, s, t) {
+    // A fixed request count (redis-benchmark has no duration): about `duration` seconds at 60k/s.
+    const requests = Math.max(20_000, Math.round(60_000 * s.duration));
+    await redisBenchmark(t.address, ["-t", "set", "-n", "2000", "-c", "8"]); // the key GET reads
+    if (s.warmup > 0) await redisBenchmark(t.address, ["-t", "get", "-n", String(Math.round(20_000 * s.warmup)), "-c", "64"]);
+    const proxyBefore = t.pid === null ? 0 : cpuTicksOf(t.pid);
+    const hostBefore = hostCpuSeconds();
+    const perf = syscallCounter(_ctx, s, t);
+    const rep = await redisBenchmark(t.address, ["-t", "get", "-n", String(requests), "-c", "64"]);
+    const counted = await perf?.stop();
+    const host = hostCpuSeconds() - hostBefore;
+    const proxy = t.pid === null ? null : cpuTicksOf(t.pid) - proxyBefore;
+    const per100k = 1e5 / requests;
+    const detail: Measure["detail"] = {};
+    perRequest(detail, counted, requests);
+    return {
+      value: rep.rps,
+      p99Us: rep.p99Ms * 1000,
+      errors: 0,
+      detail: {
+        requests,
+        p50_us: rep.p50Ms * 1000,
+        proxy_ticks_per_100k: proxy === null ? null : Math.round(proxy * per100k * 10) / 10,
+        host_ticks_per_100k: Math.round(host * 100 * per100k * 10) / 10,
+        ...detail,
+      },
+      raw: rep,
+    };
   },
 };
 
@@ -271,4 +333,4 @@ const tlsRr: Scenario = {
 };
 
 /** In run order: `rate` last, since it leaves tens of thousands of TIME_WAIT sockets behind. */
-export const SCENARIOS: Scenario[] = [rr, bulk, http, hold, tlsRr, tlsNew, tlsResumed, rate];
+export const SCENARIOS: Scenario[] = [rr, redisGet, bulk, http, hold, tlsRr, tlsNew, tlsResumed, rate];

@@ -1,5 +1,6 @@
 /**
- * The backends (one loadgen echo, one loadgen sink, one nginx HTTP server) and the systems under test
+ * The backends (one loadgen echo, one loadgen sink, one nginx HTTP server, one redis-server when a
+ * scenario needs it) and the systems under test
  * in front of them: direct, switchyard (each usable relay engine × worker count), HAProxy, nginx stream.
  * Every proxy is started fresh for each run, from a config generated in the work dir.
  * @module
@@ -16,7 +17,7 @@ export interface Ctx {
   nproc: number;
 }
 
-export interface Backends { echo: string; sink: string; http: string }
+export interface Backends { echo: string; sink: string; http: string; redis: string }
 
 export interface Instance {
   address: string;
@@ -62,7 +63,7 @@ function dirFor(ctx: Ctx, name: string): string {
 
 // ---------------------------------------------------------------- backends
 
-export async function startBackends(ctx: Ctx, started: Child[]): Promise<Backends> {
+export async function startBackends(ctx: Ctx, started: Child[], needs: Set<keyof Backends>): Promise<Backends> {
   const serve = async (mode: string) => {
     const c = new Child(`loadgen serve ${mode}`, [ctx.loadgen, "serve", "--listen", "127.0.0.1:0", "--mode", mode], join(ctx.work, `backend-${mode}`));
     started.push(c);
@@ -77,7 +78,20 @@ export async function startBackends(ctx: Ctx, started: Child[]): Promise<Backend
   started.push(c);
   await waitPort(http, 10_000, c);
   c.adoptChildren();
-  return { echo, sink, http };
+  const redis = needs.has("redis") ? await startRedis(ctx, started) : "";
+  return { echo, sink, http, redis };
+}
+
+/** redis-server on loopback, nothing persisted (the scenario measures the proxy, not the disk). */
+async function startRedis(ctx: Ctx, started: Child[]): Promise<string> {
+  const dir = dirFor(ctx, "redis-backend");
+  const port = freePort();
+  const c = new Child("redis-server", ["redis-server", "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no",
+    "--dir", dir, "--maxclients", "10000", "--protected-mode", "no"], join(dir, "redis"));
+  started.push(c);
+  const address = `127.0.0.1:${port}`;
+  await waitPort(address, 10_000, c);
+  return address;
 }
 
 // ---------------------------------------------------------------- configs

@@ -1,6 +1,7 @@
 /**
- * Native accept (issue 17): a tcp listener whose routes need no bytes, with `relay: uring`, is
- * accepted on by the uring engine instead of Bun. The engine arms a multishot accept on the
+ * Native accept (issue 17): a tcp listener whose routes need no bytes, with `relay: uring` or `auto`
+ * (src/relay/engine.ts says why auto does), is accepted on by the uring engine instead of Bun. The
+ * engine arms a multishot accept on the
  * listener's socket (the SO_REUSEPORT socket the supervisor made for this worker, or the one this
  * process made), each client comes to JS as an event (src/native/uring-accept.ts), the pipeline's
  * stages decide as for any tcp connection (src/proxy/pipeline.ts accept, with a stand-in client from
@@ -22,19 +23,20 @@ import type { SocketAddress } from "../net/address.ts";
 import type { ListenerRuntime } from "../proxy/runtime.ts";
 import { accept } from "../proxy/pipeline.ts";
 import { BoundListener, type Handlers, type Server } from "./bound-listener.ts";
-import { relayEngine } from "../relay/engine.ts";
+import { relayEngine, uringRunning } from "../relay/engine.ts";
 import { nativeAcceptUnavailable, onAcceptEvents, uringListen, uringRefuse, uringUnlisten } from "../native/uring-accept.ts";
 import { nativeClient, nativeConnected } from "../relay/uring-accept.ts";
 import { closeFd, localPort } from "../native/sockets.ts";
 import { log } from "../log/logger.ts";
 import { nativeEnv } from "../native/index.ts";
 
-/** Not asked for (relay is not uring): no log line. */
-export const NOT_CONFIGURED = "relay is not uring";
+/** Not asked for (relay is neither uring nor auto): no log line. */
+export const NOT_CONFIGURED = "relay is not uring or auto";
 
 /** Why `listener`'s address is not accepted natively, or null when it is to be. */
 export function nativeAcceptRefusal(listener: ListenerRuntime, address: SocketAddress): string | null {
-  if (listener.state.config.relay !== "uring") return NOT_CONFIGURED;
+  const relay = listener.state.config.relay;
+  if (relay !== "uring" && relay !== "auto") return NOT_CONFIGURED;
   const m = listener.module;
   if (listener.readsFirst) return "the protocol reads the client's first bytes";
   if (m.upstreamHandshake || m.upstreamHandlers || m.serve || m.relayClientData) return "the protocol takes part after routing";
@@ -46,7 +48,8 @@ export function nativeAcceptRefusal(listener: ListenerRuntime, address: SocketAd
     if (r.config.proxyProtocol) return `route ${r.config.name} sends a PROXY header (written by JS at connect)`;
   }
   if (nativeEnv().SWITCHYARD_NATIVE_ACCEPT === "off") return "refused by SWITCHYARD_NATIVE_ACCEPT=off";
-  if (relayEngine(listener.state.config) !== "uring") return "the uring engine is not running";
+  relayEngine(listener.state.config); // decides (once) whether the uring engine runs
+  if (!uringRunning()) return "the uring engine is not running";
   return nativeAcceptUnavailable();
 }
 

@@ -4,7 +4,7 @@
  *
  *   relay sockmap: sockmap (kernel, BPF) ─► splice (native threads) ─► userspace (Bun sockets)
  *   relay uring:   uring (io_uring, one native thread) ─► splice ─► userspace
- *   relay auto:    splice ─► userspace
+ *   relay auto:    uring for connections accepted natively, splice for the rest ─► userspace
  *   relay splice:  splice ─► userspace
  *
  * `relay: sockmap` / `--relay sockmap` / TCP_SOCKMAP_ENABLED use sockmap where the host allows it
@@ -15,7 +15,17 @@
  * `relay: uring` / `--relay uring` use the io_uring engine (native/src/uring.zig) where the kernel
  * passes its probe (io_uring_setup allowed, provided-buffer rings, multishot receive: Linux 6.0;
  * SWITCHYARD_NATIVE_URING=off simulates a refusal), else splice, else userspace, the log saying why.
- * `auto` does not pick it (yet): see the README's figures.
+ *
+ * `auto` (the default) starts both the uring engine and splice where they work, and gives each the
+ * traffic it was measured fastest for (README, Relay engines; bench/results/2026-12-03-uring-auto.md):
+ * - a tcp listener whose routes need no bytes is accepted natively by the uring engine
+ *   (src/listen/native-accept.ts), which dials and relays from the first byte: request/response
+ *   costs under one system call per request, an idle pair 2 fds and no Bun socket;
+ * - every other connection (sniffing, TLS passthrough, protocols; native accept refused) starts in
+ *   userspace and moves to splice once it has moved KERNEL_AUTO_AFTER_BYTES: splice moves bulk
+ *   with the least CPU of the proxy, since uring copies each byte through its buffers.
+ * Without io_uring (kernel, io_uring_disabled, SWITCHYARD_NATIVE_URING=off) auto is splice ─►
+ * userspace as before, and the start log says why uring is not used.
  *
  * Why `auto` never takes sockmap, though the kernel relays its bytes without a syscall:
  * - the kernel gives a redirected stream no backpressure, and the only safe bound
@@ -41,6 +51,7 @@ const SPLICE_THREADS = 1;
 
 let engine: Engine | null = null;
 let spliceReady = false;
+let uringReady = false;
 
 /** Decide once which engine this process uses and log it with the reason. */
 export function relayEngine(config: Config): Engine {
@@ -53,7 +64,10 @@ export function relayEngine(config: Config): Engine {
   const spliceWhy = spliceStart(SPLICE_THREADS);
   spliceReady = spliceWhy === null;
   const sockmapWhy = configured === "sockmap" ? sockmapStart() : null;
-  const uringWhy = configured === "uring" ? uringStart() : null;
+  const uringWanted = configured === "uring" || configured === "auto";
+  const uringWhy = uringWanted ? uringStart() : null;
+  uringReady = uringWanted && uringWhy === null;
+  const nativeAccept = uringReady ? "uring" : `off (${uringWhy})`;
   const handover = configured === "auto" ? `after ${KERNEL_AUTO_AFTER_BYTES / 1024} KiB` : "at connect";
   const warn = (msg: string, fields: Record<string, unknown>) => (configured === "auto" ? log.info(msg, fields) : log.warn(msg, fields));
   if (configured === "sockmap" && sockmapWhy === null) {
@@ -71,12 +85,22 @@ export function relayEngine(config: Config): Engine {
   }
   if (spliceReady) {
     if (configured === "sockmap") warn("relay engine: splice (sockmap unavailable)", { configured, reason: sockmapWhy, handover });
+    else if (configured === "auto") log.info("relay engine: splice", { configured, threads: SPLICE_THREADS, handover, nativeAccept });
     else log.info("relay engine: splice", { configured, threads: SPLICE_THREADS, handover });
     return (engine = "splice");
   }
   if (configured === "sockmap") warn("relay engine: userspace (sockmap and splice unavailable)", { configured, reason: spliceWhy, sockmap: sockmapWhy });
+  else if (configured === "auto") warn("relay engine: userspace (splice unavailable)", { configured, reason: spliceWhy, nativeAccept });
   else warn("relay engine: userspace (splice unavailable)", { configured, reason: spliceWhy });
   return (engine = "userspace");
+}
+
+/**
+ * Whether the uring engine runs: with `relay: uring` it is the engine; with `auto` it accepts,
+ * dials and relays the connections of listeners that need no bytes (src/listen/native-accept.ts).
+ */
+export function uringRunning(): boolean {
+  return uringReady;
 }
 
 /** Whether the splice engine runs (also as the fallback for pairs sockmap cannot take). */

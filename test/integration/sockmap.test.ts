@@ -107,9 +107,9 @@ test("relay auto takes splice where both work (src/relay/engine.ts says why)", a
   }
 });
 
-test("relay auto never picks sockmap: without splice, a busy connection stays in userspace (src/relay/engine.ts says why)", async () => {
+test("relay auto never picks sockmap: without splice (and io_uring), a busy connection stays in userspace (src/relay/engine.ts says why)", async () => {
   const echo = echoServer();
-  const p = await startProxy(serveArgs(echo.port), { env: { ...ENV, SWITCHYARD_NATIVE_SPLICE: "off" } });
+  const p = await startProxy(serveArgs(echo.port), { env: { ...ENV, SWITCHYARD_NATIVE_SPLICE: "off", SWITCHYARD_NATIVE_URING: "off" } });
   try {
     await p.waitForLog("relay engine: userspace (splice unavailable) configured=auto");
     const big = await connect(p.port);

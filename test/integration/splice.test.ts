@@ -108,17 +108,21 @@ describe("fallbacks", () => {
     }
   });
 
-  test("relay auto: short exchanges stay in userspace, a busy connection moves to splice mid-stream", async () => {
-    const echo = echoServer();
-    const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`], { env: ENV });
-    try {
-      await p.waitForLog("relay engine: splice configured=auto");
-      await autoHandsOverOnceBusy(p);
-    } finally {
-      await p.stop();
-      echo.stop();
-    }
-  });
+  // auto gives natively acceptable tcp listeners to the uring engine (src/relay/engine.ts); every
+  // connection Bun accepts (here: native accept turned off, or no io_uring) starts in userspace.
+  for (const [how, env] of [["no io_uring (SWITCHYARD_NATIVE_URING=off)", { SWITCHYARD_NATIVE_URING: "off" }], ["Bun accepts (SWITCHYARD_NATIVE_ACCEPT=off)", { SWITCHYARD_NATIVE_ACCEPT: "off" }]] as const) {
+    test(`relay auto, ${how}: short exchanges stay in userspace, a busy connection moves to splice mid-stream`, async () => {
+      const echo = echoServer();
+      const p = await startProxy(["serve", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${echo.port}`], { env: { ...ENV, ...env } });
+      try {
+        await p.waitForLog("relay engine: splice configured=auto");
+        await autoHandsOverOnceBusy(p);
+      } finally {
+        await p.stop();
+        echo.stop();
+      }
+    });
+  }
 
   test("switchyard version says whether splice is usable, and why not", async () => {
     expect((await runBinary(["version"])).stdout).toContain("  splice: usable");

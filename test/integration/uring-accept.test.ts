@@ -13,7 +13,7 @@
 import { expect, test } from "bun:test";
 import { readdirSync, writeFileSync } from "node:fs";
 import { eventually, metricsJson, startProxy, tempDir, writeConfig, type RunningProxy } from "../helpers/proxy.ts";
-import { connect, echoServer, serve, type Client, type Server } from "../helpers/peers.ts";
+import { connect, echoServer, freePort, serve, type Client, type Server } from "../helpers/peers.ts";
 
 const ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 const adminPort = (p: RunningProxy) => Number(/admin API listening address=http:\/\/127\.0\.0\.1:(\d+)/.exec(p.stderr())![1]);
@@ -302,5 +302,39 @@ test("a route that sends a PROXY header keeps Bun's accept (JS writes the header
   } finally {
     await p.stop();
     recorder.stop();
+  }
+});
+
+test("relay auto (the default): a tcp listener is accepted natively (uring); one that reads a PROXY header is Bun's and moves to splice once busy", async () => {
+  const echo = echoServer();
+  const [plainPort, behindPort] = [freePort(), freePort()];
+  const file = writeConfig({ listeners: [
+    { name: "plain", listen: [`127.0.0.1:${plainPort}`], routes: [{ name: "r", upstreams: [`127.0.0.1:${echo.port}`] }] },
+    { name: "behind-lb", listen: [`127.0.0.1:${behindPort}`], acceptProxyProtocol: { from: ["127.0.0.1/32"] }, routes: [{ name: "r", upstreams: [`127.0.0.1:${echo.port}`] }] },
+  ] }, tempDir());
+  const p = await startProxy(["serve", "-c", file], { env: ENV });
+  try {
+    expect(p.stderr()).toContain("relay engine: splice configured=auto");
+    expect(p.stderr()).toContain("nativeAccept=uring");
+    expect(p.stderr()).toContain("native accept listener=plain");
+    expect(p.stderr()).toMatch(/native accept off listener=behind-lb .*acceptProxyProtocol/);
+    expect(await ask(plainPort)).toBe("who?");
+    // 1 MiB through the PROXY-header listener: past auto's 256 KiB it goes to splice.
+    const c = await connect(behindPort);
+    c.socket.write("PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n");
+    const chunk = new Uint8Array(64 * 1024).map((_, i) => (i * 13) & 255);
+    for (let i = 0; i < 16; i++) {
+      c.socket.write(chunk);
+      await eventually(() => c.received().length === (i + 1) * chunk.length, 10_000, `echo ${i}`);
+    }
+    c.socket.end();
+    await c.closed;
+    await eventually(() => p.accessLog().length === 2, 5000, "records");
+    const [plain, behind] = p.accessLog();
+    expect(plain).toMatchObject({ listener: "plain", relay: "uring", reason: "done" });
+    expect(behind).toMatchObject({ listener: "behind-lb", relay: "splice", reason: "done", client: "192.0.2.7:4000", bytesIn: 16 * chunk.length });
+  } finally {
+    await p.stop();
+    echo.stop();
   }
 });
