@@ -14,7 +14,9 @@ server: listens on 127.0.0.1:0, prints {"port": N}, serves one connection, then 
 client: connects to --port and prints the result.
 --tls: TLS (server: --cert/--key; client: --ca, --servername). --pg-client / --pg-server: a
 PostgreSQL SSLRequest and startup message come first (client side), or are read and skipped
-(server side), as a postgres listener sends them on.
+(server side), as a postgres listener sends them on. --proxy-client sends a PROXY protocol v1 line
+first (a load balancer in front of a listener with acceptProxyProtocol); --proxy-server reads the
+v1 line or v2 header a route with proxyProtocol sends, and checks its signature and length.
 """
 import argparse
 import hashlib
@@ -219,6 +221,25 @@ def my_server_prelude(conn):
     my_write(conn, seq + 1, b"\x00\x00\x00\x02\x00\x00\x00")
 
 
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_server_prelude(conn):
+    """Read the PROXY header (v1 line or v2 binary, HAProxy's proxy-protocol.txt) byte-exactly: nothing after it."""
+    first = read_exact(conn, 12)
+    if first == PROXY_V2_SIGNATURE:
+        _ver_cmd, _family, length = struct.unpack("!BBH", read_exact(conn, 4))
+        read_exact(conn, length)
+        return
+    if not first.startswith(b"PROXY "):
+        raise RuntimeError(f"no PROXY header: {first.hex()}")
+    line = first
+    while not line.endswith(b"\r\n"):
+        if len(line) > 107:
+            raise RuntimeError("PROXY v1 line longer than 107 bytes")
+        line += read_exact(conn, 1)
+
+
 def client_tls(args):
     ctx = ssl.create_default_context(cafile=args.ca)
     return ctx
@@ -249,6 +270,8 @@ def main():
     p.add_argument("--my-client", action="store_true")
     p.add_argument("--my-server", action="store_true")
     p.add_argument("--database", default="integrity")
+    p.add_argument("--proxy-client", action="store_true")
+    p.add_argument("--proxy-server", action="store_true")
     args = p.parse_args()
 
     if args.role == "server":
@@ -258,6 +281,8 @@ def main():
         print(json.dumps({"port": ls.getsockname()[1]}), flush=True)
         conn, _ = ls.accept()
         ls.close()
+        if args.proxy_server:
+            proxy_server_prelude(conn)
         if args.pg_server:
             (length,) = struct.unpack("!i", read_exact(conn, 4))
             read_exact(conn, length - 4)
@@ -270,6 +295,8 @@ def main():
         exchange(conn, args)
     else:
         sock = socket.create_connection(("127.0.0.1", args.port))
+        if args.proxy_client:
+            sock.sendall(b"PROXY TCP4 192.0.2.1 127.0.0.1 5555 80\r\n")
         if args.pg_client:
             sock = pg_client_prelude(sock, args)
         elif args.my_client:

@@ -60,9 +60,9 @@ export interface RelayPath {
   config(backendPort: number): unknown;
   env?: Record<string, string>;
   /** How the client speaks to the proxy. */
-  client: { tls?: PeerTls; postgres?: boolean; mysql?: boolean };
-  /** How the backend speaks: TLS with this certificate, after skipping a PostgreSQL startup message. */
-  backend: { tls?: { cert: string; key: string }; postgres?: boolean; mysql?: boolean };
+  client: { tls?: PeerTls; postgres?: boolean; mysql?: boolean; proxyHeader?: boolean };
+  /** How the backend speaks: TLS with this certificate, after skipping a PostgreSQL startup message or a PROXY header. */
+  backend: { tls?: { cert: string; key: string }; postgres?: boolean; mysql?: boolean; proxyHeader?: boolean };
   /** The path cannot carry a half-close (a TLS client cannot shut its write side and read on). */
   noHalfClose?: boolean;
 }
@@ -100,6 +100,7 @@ export async function runExchange(path: RelayPath, x: Exchange, timeoutMs = 90_0
   if (path.backend.tls) backendArgs.push("--tls", "--cert", path.backend.tls.cert, "--key", path.backend.tls.key);
   if (path.backend.postgres) backendArgs.push("--pg-server");
   if (path.backend.mysql) backendArgs.push("--my-server");
+  if (path.backend.proxyHeader) backendArgs.push("--proxy-server");
   const backend = Bun.spawn(backendArgs, { stdout: "pipe", stderr: "pipe" });
   let proxy: RunningProxy | null = null;
   let client: ReturnType<typeof Bun.spawn> | null = null;
@@ -121,6 +122,7 @@ export async function runExchange(path: RelayPath, x: Exchange, timeoutMs = 90_0
     if (path.client.tls) clientArgs.push("--tls", "--ca", path.client.tls.ca, "--servername", path.client.tls.servername);
     if (path.client.postgres) clientArgs.push("--pg-client");
     if (path.client.mysql) clientArgs.push("--my-client");
+    if (path.client.proxyHeader) clientArgs.push("--proxy-client");
     client = Bun.spawn(clientArgs, { stdout: "pipe", stderr: "pipe" });
     let clientResult: SideResult | null = null;
     await lines(client.stdout as ReadableStream<Uint8Array>, (l) => { clientResult = JSON.parse(l); });
@@ -152,6 +154,9 @@ export function relayPaths(pki: Pki): RelayPath[] {
   const tcp = (relay: string) => (port: number) => ({
     relay, listeners: [{ name: "tcp", listen: "127.0.0.1:0", routes: [{ upstreams: [`127.0.0.1:${port}`] }] }],
   });
+  const tcpWith = (relay: string, listener: Record<string, unknown>, route: Record<string, unknown>) => (port: number) => ({
+    relay, listeners: [{ name: "tcp", listen: "127.0.0.1:0", ...listener, routes: [{ ...route, upstreams: [`127.0.0.1:${port}`] }] }],
+  });
   const tls = (relay: string, route: Record<string, unknown>) => (port: number) => ({
     relay, listeners: [{ name: "tls", listen: "127.0.0.1:0", protocol: "tls", defaultCert: proxyCert,
       routes: [{ name: "r", ...route, upstreams: [`127.0.0.1:${port}`] }] }],
@@ -165,6 +170,10 @@ export function relayPaths(pki: Pki): RelayPath[] {
     { name: "tcp, auto (native accept: uring)", config: tcp("auto"), client: {}, backend: {} },
     { name: "tcp, auto with Bun accepting (userspace, then splice mid-stream)", config: tcp("auto"),
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SWITCHYARD_NATIVE_ACCEPT: "off" }, client: {}, backend: {} },
+    { name: "tcp, the route sends a PROXY v2 header (Bun accepts), auto", config: tcpWith("auto", {}, { proxyProtocol: "v2" }), client: {}, backend: { proxyHeader: true } },
+    { name: "tcp, the route sends a PROXY v1 header, uring at connect", config: tcpWith("uring", {}, { proxyProtocol: "v1" }), client: {}, backend: { proxyHeader: true } },
+    { name: "tcp, the listener reads a PROXY v1 header (acceptProxyProtocol), auto", config: tcpWith("auto", { acceptProxyProtocol: { from: ["127.0.0.1/32"] } }, {}),
+      client: { proxyHeader: true }, backend: {} },
     { name: "tls terminated, userspace relay", config: tls("userspace", { terminateTls: true }), client: { tls: edge }, backend: {}, noHalfClose: true },
     { name: "tls terminated, relay auto (stays in userspace)", config: tls("auto", { terminateTls: true }), client: { tls: edge }, backend: {}, noHalfClose: true },
     { name: "tls passthrough, userspace relay", config: tls("userspace", { terminateTls: false }), client: { tls: backendName }, backend: { tls: backendCert }, noHalfClose: true },
