@@ -75,22 +75,31 @@ export function cpuTicksOf(rootPid: number): number {
   return ticks;
 }
 
-export interface Memory { pids: number[]; rssKiB: number; pssKiB: number }
+/**
+ * anonKiB/fileKiB split rssKiB: anonymous memory (heaps, malloc) against file pages mapped in (code
+ * run for the first time, e.g. the JIT's optimizing compiler inside a Bun binary, ~2 MB once).
+ */
+export interface Memory { pids: number[]; rssKiB: number; pssKiB: number; anonKiB: number; fileKiB: number }
 
 /** VmRSS and Pss summed over a process and all its descendants (nginx master + workers...). */
 export function memoryOf(rootPid: number): Memory {
   const pids = [rootPid, ...descendants(rootPid)];
   let rssKiB = 0;
   let pssKiB = 0;
+  let anonKiB = 0;
+  let fileKiB = 0;
   for (const pid of pids) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const m = /VmRSS:\s+(\d+) kB/.exec(status);
       rssKiB += Number(m?.[1] ?? 0);
+      anonKiB += Number(/RssAnon:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+      fileKiB += Number(/RssFile:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
       const p = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
       pssKiB += Number(p?.[1] ?? 0);
     } catch { /* exited meanwhile */ }
   }
-  return { pids, rssKiB, pssKiB };
+  return { pids, rssKiB, pssKiB, anonKiB, fileKiB };
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

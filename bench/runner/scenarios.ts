@@ -272,6 +272,9 @@ const hold: Scenario = {
           rss_before_kib: before.rssKiB, rss_after_kib: after.rssKiB,
           pss_before_kib: before.pssKiB, pss_after_kib: after.pssKiB,
           pss_per_conn_b: Math.round(((after.pssKiB - before.pssKiB) * 1024) / held),
+          // The two parts of the value: anonymous memory (per connection) and file pages (code run first now).
+          anon_per_conn_b: Math.round(((after.anonKiB - before.anonKiB) * 1024) / held),
+          file_per_conn_b: Math.round(((after.fileKiB - before.fileKiB) * 1024) / held),
           setup_s: setup,
         },
         raw: reports,

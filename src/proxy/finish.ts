@@ -50,7 +50,7 @@ export function finish(conn: Conn): void {
   conn.flags |= FINISHED;
   conn.pendingUp = conn.pendingDown = null;
   const state = conn.listener.state;
-  state.live.delete(conn);
+  state.live.remove(conn.id);
   if (conn.gateTicket) release(conn.gateTicket);
   if (conn.intake?.waitToken) stopWaiting(conn);
   const reason = conn.reason ?? "done";

@@ -24,7 +24,7 @@
  * @module
  */
 import type { Socket, SocketHandler } from "bun";
-import { resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
+import { dialTargetText, resolveEndpoint, type DialTarget } from "../upstream/endpoint.ts";
 import { resolveWithTimeout, ResolveTimeout } from "../route/resolver.ts";
 import { cacheKey, resolveContext } from "../route/resolve-context.ts";
 import { Conn, LOGGED_BY_MODULE, DIALING, FINISHED, HANDSHAKING, NOT_OURS, RESPONDING, SNIFFING, UPSTREAM_HANDSHAKE } from "./conn.ts";
@@ -43,7 +43,6 @@ import { beginTermination, handshakeOutcome, type TlsServerHandlers } from "../t
 import { routeUpstreamTls, upstreamHandshake as upstreamTlsHandshake, upstreamTlsFor } from "../tls/upstream.ts";
 import { CLIENT_HANDLERS, UPSTREAM_HANDLERS, startRelay } from "../relay/userspace.ts";
 import { acceptedNatively, dialNatively } from "../relay/uring-accept.ts";
-import { formatSocketAddress } from "../net/address.ts";
 import type { RouteTls } from "../tls/route-tls.ts";
 import { awaitProxyHeader, awaitingProxyHeader, endedBeforeProxyHeader, fromTrustedProxy, proxyHeaderData, writeProxyHeader } from "./proxy-header-stage.ts";
 
@@ -338,7 +337,7 @@ function dial(conn: Conn, chosen: RouteRuntime): void {
   conn.upstreamText = chosen.config.upstreams[i]!.text;
   const known = chosen.targets[i];
   if (known) {
-    if (known.ok) connectUpstream(conn, known.target);
+    if (known.ok) connectUpstream(conn, known.target, chosen.targetTexts[i]);
     else abort(conn, known.reason, known.detail);
     return;
   }
@@ -349,13 +348,16 @@ function dial(conn: Conn, chosen: RouteRuntime): void {
   });
 }
 
-/** Connect (timed out by the sweeper); {@link connected} goes on from the upstream socket's open. */
-function connectUpstream(conn: Conn, target: DialTarget): void {
+/**
+ * Connect (timed out by the sweeper); {@link connected} goes on from the upstream socket's open.
+ * `text`: the target's text when the route made it already (RouteRuntime.targetTexts).
+ */
+function connectUpstream(conn: Conn, target: DialTarget, text?: string | null): void {
   if (conn.reason !== null) return; // the client left while we were deciding
   conn.intake?.first.clear(); // whatever the upstream must get is in conn.pendingUp now
   conn.flags = (conn.flags | DIALING) & ~HANDSHAKING; // the connect timeout takes over from the handshake timeout
   conn.lastActive = performance.now(); // the sweeper times the dial from here
-  conn.upstreamAddr = formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
+  conn.upstreamAddr = text ?? dialTargetText(target);
   if (acceptedNatively(conn)) return dialNatively(conn, target); // no Bun socket: the uring engine dials
   // Failures arrive in the handlers' connectError; the promise's rejection is the same event.
   const handlers = upstreamHandlersFor(conn.listener.module);

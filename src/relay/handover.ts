@@ -38,13 +38,15 @@ import { sockmapAdd, sockmapPoll } from "../native/sockmap.ts";
 import { uringAdd, uringPoll } from "../native/uring.ts";
 import type { RelayReason } from "../native/records.ts";
 import { KERNEL_AUTO_AFTER_BYTES, relayEngine, spliceRunning } from "./engine.ts";
+import { ConnTable } from "../proxy/conn-table.ts";
 
 const HALF_CLOSED = CLIENT_EOF | UPSTREAM_EOF | CLIENT_SHUT | UPSTREAM_SHUT;
 
 /** How often the completion queues are drained while pairs are live. */
 const POLL_MS = 10;
 
-const live = new Map<number, Conn>();
+/** Handed-over connections by id, until their record (a Map would cost 136 B per entry: src/proxy/conn-table.ts). */
+const live = new ConnTable<Conn>();
 let timer: ReturnType<typeof setInterval> | null = null;
 
 /**
@@ -123,7 +125,7 @@ export function handedOverConn(id: number): Conn | undefined {
 
 function handedOver(conn: Conn, engine: "sockmap" | "uring" | "splice"): true {
   conn.flags |= HANDED_OVER | RELAYED_BY[engine];
-  live.set(conn.id, conn);
+  live.add(conn);
   timer ??= setInterval(drain, POLL_MS);
   return true;
 }
@@ -160,7 +162,7 @@ const CONNECT_FAILURES: Record<string, string> = {
 /** A pair sockmap handed back mid-stream (`migrate`): the userspace relay carries on. */
 function carryOn(conn: Conn): void {
   log.debug("sockmap handed a pair back (a reader fell behind); userspace relays the rest", { id: conn.id });
-  live.delete(conn.id);
+  live.remove(conn.id);
   conn.flags &= ~HANDED_OVER;
   conn.client.resume();
   conn.upstream!.resume();
@@ -173,7 +175,7 @@ function completed(id: number, aToB: number, bToA: number, reason: RelayReason, 
   conn.bytesOut += bToA;
   conn.lastActive = performance.now();
   if (reason === "migrate") return carryOn(conn);
-  live.delete(id);
+  live.remove(id);
   let why = REASONS[reason];
   if (reason === "connect_failed" || reason === "connect_timeout") {
     const error = errno ? errnoName(-errno) : "no answer";

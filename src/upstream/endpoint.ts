@@ -5,7 +5,7 @@
  * time, and DNS names whose answers can change, are checked).
  * @module
  */
-import { parseSocketAddress } from "../net/address.ts";
+import { formatSocketAddress, parseSocketAddress } from "../net/address.ts";
 import { checkDialAddress } from "./ssrf.ts";
 
 export type DialTarget =
@@ -44,6 +44,11 @@ export function literalEndpoint(text: string, policy: EndpointPolicy): EndpointR
   }
   if (!a.literal) return null;
   return checked(a.host, a.port, policy.skipValidation || policy.fromOperator);
+}
+
+/** The address a target dials, as the access log's `upstreamAddr` says it: `ip:port`, `[v6]:port` or `unix:/path`. */
+export function dialTargetText(target: DialTarget): string {
+  return formatSocketAddress(target.kind === "inet" ? { kind: "inet", host: target.ip, port: target.port, literal: true } : target);
 }
 
 /** Any endpoint: literals as above, DNS names looked up and the answer checked. */
