@@ -1702,6 +1702,25 @@ fn startSplice() !*@import("splice.zig").Engine {
     return s;
 }
 
+/// A splice engine and a uring engine handing it its streams.
+const StreamEngines = struct {
+    s: *@import("splice.zig").Engine,
+    e: *Engine,
+    fn deinit(self: StreamEngines) void {
+        self.e.destroy();
+        self.s.destroy();
+    }
+};
+
+fn startStreamEngines() !StreamEngines {
+    const s = try startSplice();
+    errdefer s.destroy();
+    const e = try startEngine(.{ .handoff = testAdopt });
+    errdefer e.destroy();
+    try testing.expect(e.streamsToSplice(true));
+    return .{ .s = s, .e = e };
+}
+
 /// 8 MiB a->b then FIN, then 3 bytes b->a and FIN; checks every byte; the record from whichever
 /// engine finished the pair.
 fn oneWayStream(r: Rig) !void {
@@ -1718,11 +1737,10 @@ fn oneWayStream(r: Rig) !void {
 }
 
 test "streams: 8 MiB one way goes to splice after STREAM_MIN, every byte in order, splice's record counts all of it" {
-    const s = try startSplice();
-    defer s.destroy();
-    const e = try startEngine(.{ .handoff = testAdopt });
-    defer e.destroy();
-    try testing.expect(e.streamsToSplice(true));
+    const engines = try startStreamEngines();
+    defer engines.deinit();
+    const s = engines.s;
+    const e = engines.e;
     var r = try Rig.init();
     defer r.deinit();
     try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 51));
@@ -1741,11 +1759,10 @@ test "streams: 8 MiB one way goes to splice after STREAM_MIN, every byte in orde
 }
 
 test "streams: a slow reader's stream is handed over with its held buffers sent first, nothing lost" {
-    const s = try startSplice();
-    defer s.destroy();
-    const e = try startEngine(.{ .handoff = testAdopt });
-    defer e.destroy();
-    try testing.expect(e.streamsToSplice(true));
+    const engines = try startStreamEngines();
+    defer engines.deinit();
+    const s = engines.s;
+    const e = engines.e;
     var r = try Rig.init();
     defer r.deinit();
     rig.setBuf(r.b, linux.SO.RCVBUF, 16 * 1024);
@@ -1776,11 +1793,9 @@ test "streams: a slow reader's stream is handed over with its held buffers sent 
 }
 
 test "streams: request/response never hands over, however many bytes it moves" {
-    const s = try startSplice();
-    defer s.destroy();
-    const e = try startEngine(.{ .handoff = testAdopt });
-    defer e.destroy();
-    try testing.expect(e.streamsToSplice(true));
+    const engines = try startStreamEngines();
+    defer engines.deinit();
+    const e = engines.e;
     var r = try Rig.init();
     defer r.deinit();
     try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 53));
