@@ -37,7 +37,7 @@ if ! command -v sysbench >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sysbench >/dev/null
 fi
 for t in haproxy mariadb mariadb-install-db python3; do command -v "$t" >/dev/null || { echo "bench/mysql.sh: missing $t" >&2; exit 1; }; done
-python3 -c "import pymysql" 2>/dev/null || { echo "bench/mysql.sh: missing python3-pymysql" >&2; exit 1; }
+/usr/bin/python3 -c "import pymysql" 2>/dev/null || { echo "bench/mysql.sh: missing python3-pymysql" >&2; exit 1; }
 
 dir=$(mktemp -d /tmp/switchyard-bench-mysql.XXXXXX)
 base=$((20000 + RANDOM % 20000)); dbport=$base; syport=$((base + 1)); haport=$((base + 2)); decoy=$((base + 3)); uport=$((base + 4)); tport=$((base + 5)); usport=$((base + 6)); bport=$((base + 7))
@@ -163,8 +163,8 @@ for round in $(seq "$rounds"); do
   for s in "${order[@]}"; do
     port=$(port_of "$s"); pid=$(pid_of "$s")
     p0=$(proc_ticks "$pid"); h0=$(host_busy)
-    python3 "$dir/connects.py" "$port" "$connect_secs" >"$dir/c1" & c1=$!
-    python3 "$dir/connects.py" "$port" "$connect_secs" >"$dir/c2" & c2=$!
+    /usr/bin/python3 "$dir/connects.py" "$port" "$connect_secs" >"$dir/c1" & c1=$!
+    /usr/bin/python3 "$dir/connects.py" "$port" "$connect_secs" >"$dir/c2" & c2=$!
     wait "$c1" "$c2"
     p1=$(proc_ticks "$pid"); h1=$(host_busy)
     n=$(( $(cat "$dir/c1") + $(cat "$dir/c2") ))

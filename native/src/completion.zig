@@ -56,6 +56,11 @@ pub const Queue = struct {
         _ = @atomicRmw(i32, &self.active, .Add, 1, .monotonic);
     }
 
+    /// A pair taken over went on elsewhere (another engine owes its record now): it owes none here.
+    pub fn forget(self: *Queue) void {
+        _ = @atomicRmw(i32, &self.active, .Sub, 1, .monotonic);
+    }
+
     pub fn push(self: *Queue, r: Record) void {
         self.lock.lock();
         defer self.lock.unlock();

@@ -237,7 +237,7 @@ export fn sy_uring_probe_step() c_int {
 export fn sy_uring_start() c_int {
     if (uring_engine != null) return 0;
     // create() probes the kernel first and says why it refused.
-    uring_engine = uring.Engine.create(std.heap.c_allocator, .{}) catch |e| return switch (e) {
+    uring_engine = uring.Engine.create(std.heap.c_allocator, .{ .handoff = spliceAdopt }) catch |e| return switch (e) {
         error.Refused => uring.Engine.last_error,
         error.OutOfMemory => -@as(c_int, @intFromEnum(linux.E.NOMEM)),
         else => -@as(c_int, @intFromEnum(linux.E.AGAIN)),
@@ -250,6 +250,28 @@ export fn sy_uring_start() c_int {
 export fn sy_uring_add(fd_a: c_int, fd_b: c_int, idle_ms: c_int, id: i64) c_int {
     const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
     return e.add(fd_a, fd_b, idle_ms, @bitCast(id));
+}
+
+/// The uring engine's streams go to the splice engine (uring.zig, "Streams"): the splice engine
+/// takes the uring engine's own fds and the byte counts so far, and its record ends the connection.
+fn spliceAdopt(fd_a: i32, fd_b: i32, idle_ms: i64, id: u64, a_to_b: u64, b_to_a: u64) c_int {
+    const e = engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    return e.adopt(fd_a, fd_b, idle_ms, id, a_to_b, b_to_a);
+}
+
+/// relay auto: hand the uring engine's streams to splice from now on (1), or not (0). Both engines
+/// must have started (splice first). 0, or -ENOTCONN.
+export fn sy_uring_streams_to_splice(on: c_int) c_int {
+    const e = uring_engine orelse return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    if (on != 0 and engine == null) return -@as(c_int, @intFromEnum(linux.E.NOTCONN));
+    _ = e.streamsToSplice(on != 0);
+    return 0;
+}
+
+/// Streams the uring engine has handed to splice.
+export fn sy_uring_streams_handed() i64 {
+    const e = uring_engine orelse return 0;
+    return @bitCast(e.handedOff());
 }
 
 /// Completion records, the same 32-byte shape as sy_splice_poll's.

@@ -616,21 +616,31 @@ pub const Engine = struct {
             const rc2 = linux.fcntl(fds[i], linux.F.SETFL, fl | nb);
             if (linux.errno(rc2) != .SUCCESS) return negErrno(rc2);
         }
+        const rc = self.adopt(fds[0], fds[1], idle_ms, id, 0, 0);
+        ok = rc == 0;
+        return rc;
+    }
+
+    /// Take over a pair whose nonblocking fds become the engine's own (it closes them when the pair
+    /// completes), whose directions have delivered `a_to_b` and `b_to_a` bytes already (the record
+    /// counts on from there). The uring engine hands its streams over this way (uring.zig, "Streams").
+    /// 0, or -errno: then the fds are still the caller's.
+    pub fn adopt(self: *Engine, fd_a: i32, fd_b: i32, idle_ms: i64, id: u64, a_to_b: u64, b_to_a: u64) c_int {
+        if (@atomicLoad(bool, &self.stopping, .acquire)) return -@as(c_int, @intFromEnum(linux.E.SHUTDOWN));
         const w = &self.workers[@atomicRmw(u32, &self.next_worker, .Add, 1, .monotonic) % self.workers.len];
         const p = self.gpa.create(Pair) catch return -@as(c_int, @intFromEnum(linux.E.NOMEM));
         p.* = .{
             .id = id,
-            .fa = fds[0],
-            .fb = fds[1],
-            .ab = .{ .src = fds[0], .dst = fds[1] },
-            .ba = .{ .src = fds[1], .dst = fds[0] },
+            .fa = fd_a,
+            .fb = fd_b,
+            .ab = .{ .src = fd_a, .dst = fd_b, .total = a_to_b, .other_mark = b_to_a },
+            .ba = .{ .src = fd_b, .dst = fd_a, .total = b_to_a, .other_mark = a_to_b },
             .idle_ms = idle_ms,
             .last_ms = nowMs(),
             .worker = w,
         };
         p.ab.pair = p;
         p.ba.pair = p;
-        ok = true;
         self.queue.begin();
         w.lock.lock();
         p.link = w.incoming;

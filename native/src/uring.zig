@@ -42,6 +42,14 @@
 //!   then Bun's fds, sends RST) and completes the pair a_reset/b_reset. As in splice.zig an EOF is
 //!   checked for a reset whose error Bun already took (SO_ERROR, then TCP_CLOSE).
 //! - Idle timeout: a tick every TICK_MS sweeps the pairs; no byte moved for idle_ms completes one.
+//! - Streams (relay auto, streamsToSplice): a pair one of whose directions has delivered
+//!   STREAM_MIN bytes with nothing delivered the other way since is handed to the splice engine,
+//!   which moves bulk without copying it through user memory (bench/results/2026-12-04-uring-streams.md).
+//!   Its receives are cancelled and re-armed no more; once every held buffer is sent and nothing is
+//!   in flight, its own fds go to splice.adopt with the byte counts so far, and the pair leaves
+//!   this engine without a record (splice's record counts all of it). A FIN or error seen meanwhile
+//!   keeps the pair here (it is ending anyway); so does a refusal. Request/response never hands over:
+//!   each answer starts the count again.
 //! - Completion: operations still in flight are cancelled (by fd); once the last of them has
 //!   reported, the dups are closed and the record {id, bytes a->b, b->a, reason, errno} is queued
 //!   (completion.zig) for JS to drain by polling. Stopping the engine completes every live pair
@@ -73,6 +81,9 @@ pub const BUF_SIZE: u32 = 16 * 1024;
 /// Buffers in the pool (the most a buffer ring may hold): 512 MiB of address space, resident only
 /// where written.
 pub const BUF_COUNT: u32 = 32768;
+/// A direction that has delivered this many bytes with none delivered the other way is a stream:
+/// handed to splice where that is on (module comment, "Streams"). As splice's batching threshold.
+pub const STREAM_MIN: u64 = 1 << 20;
 /// Buffers a direction may hold (received, not sent yet) before its receive is cancelled.
 pub const HIGH: u32 = 16;
 /// A multishot receive is (re-)armed only below this many held buffers.
@@ -165,6 +176,11 @@ const Pair = struct {
     token: u64 = 0,
     /// The dial being made (its address and timeout), until the connect completes.
     dial: ?*Command = null,
+    /// Bytes delivered in one direction (`run_ab`: a->b) since the other last delivered any.
+    run: u64 = 0,
+    run_ab: bool = false,
+    /// Going to the splice engine: receives are not re-armed (module comment, "Streams").
+    handing_off: bool = false,
 
     fn other(p: *Pair, d: *Dir) *Dir {
         return if (d == &p.ab) &p.ba else &p.ab;
@@ -180,7 +196,12 @@ pub const Options = struct {
     /// Cap multishot receives in bytes where the kernel can (null: as probed); tests turn it off to
     /// exercise the cancel.
     recv_cap: ?bool = null,
+    /// Where streams go once streamsToSplice(true): the splice engine's adopt (lib.zig). It owns the
+    /// fds from a 0 return; on -errno they stay here.
+    handoff: ?*const HandoffFn = null,
 };
+
+pub const HandoffFn = fn (fd_a: i32, fd_b: i32, idle_ms: i64, id: u64, a_to_b: u64, b_to_a: u64) c_int;
 
 pub const Engine = struct {
     gpa: std.mem.Allocator,
@@ -239,6 +260,10 @@ pub const Engine = struct {
     ring_setup_flags: u32 = 0,
     /// Runs of buffers whose pages were given back (madvise calls made).
     reclaims: u64 = 0,
+    /// Streams go to `handoff` (set by another thread: atomic), and how many went.
+    handoff: ?*const HandoffFn = null,
+    streams_on: bool = false,
+    handed_off: u64 = 0,
 
     pub fn create(gpa: std.mem.Allocator, opts: Options) !*Engine {
         if (opts.buf_count == 0 or opts.buf_count > 32768 or !std.math.isPowerOfTwo(opts.buf_count)) return error.BadOptions;
@@ -251,7 +276,7 @@ pub const Engine = struct {
         errdefer gpa.destroy(self);
         var events = accept_mod.Events.init(gpa) catch return error.EventFd;
         errdefer events.deinit();
-        self.* = .{ .gpa = gpa, .queue = completion.Queue.init(gpa), .events = events, .buf_count = opts.buf_count, .recv_cap = opts.recv_cap orelse recv_cap_supported };
+        self.* = .{ .gpa = gpa, .queue = completion.Queue.init(gpa), .events = events, .buf_count = opts.buf_count, .recv_cap = opts.recv_cap orelse recv_cap_supported, .handoff = opts.handoff };
         const rc = linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
         if (linux.errno(rc) != .SUCCESS) return error.EventFd;
         self.evfd = @intCast(rc);
@@ -343,6 +368,18 @@ pub const Engine = struct {
 
     pub fn activeCount(self: *Engine) i32 {
         return self.queue.activeCount();
+    }
+
+    /// Hand streams to the splice engine from now on (relay auto), or not. false: no handoff was given.
+    pub fn streamsToSplice(self: *Engine, on: bool) bool {
+        if (self.handoff == null) return false;
+        @atomicStore(bool, &self.streams_on, on, .release);
+        return true;
+    }
+
+    /// Pairs handed to the splice engine so far.
+    pub fn handedOff(self: *Engine) u64 {
+        return @atomicLoad(u64, &self.handed_off, .monotonic);
     }
 
     /// Buffers received and not yet sent, over all directions.
@@ -584,6 +621,11 @@ pub const Engine = struct {
             return self.complete(p, if (d.which == .ab) .a_reset else .b_reset, 0);
         }
         d.eof = true;
+        if (p.handing_off) {
+            // Ending anyway: finish here rather than hand splice a half-closed pair.
+            p.handing_off = false;
+            self.maybeArm(p, p.other(d));
+        }
         if (!d.sending and d.held == 0) self.shutDst(p, d);
     }
 
@@ -596,6 +638,13 @@ pub const Engine = struct {
             self.consume(d, n);
             d.total += n;
             p.last_ms = self.now;
+            const ab = d.which == .ab;
+            if (p.run_ab != ab) {
+                p.run_ab = ab;
+                p.run = 0;
+            }
+            p.run += n;
+            if (p.run >= STREAM_MIN and !p.handing_off and @atomicLoad(bool, &self.streams_on, .acquire)) self.beginHandoff(p);
         } else switch (@as(linux.E, @enumFromInt(-c.res))) {
             .INTR, .AGAIN => {},
             .CONNRESET, .PIPE => return self.complete(p, if (d.which == .ab) .b_reset else .a_reset, 0),
@@ -624,7 +673,7 @@ pub const Engine = struct {
     /// Arm `d`'s receive if it may take more: multishot normally, one-shot while throttled; a
     /// direction with no buffer to receive into waits on the starved list.
     fn maybeArm(self: *Engine, p: *Pair, d: *Dir) void {
-        if (p.done or !p.relaying or d.eof or d.armed or d.starved) return;
+        if (p.done or !p.relaying or p.handing_off or d.eof or d.armed or d.starved) return;
         if (d.throttled) {
             if (d.held >= self.limit()) return;
         } else if (d.held >= LOW) return;
@@ -694,8 +743,46 @@ pub const Engine = struct {
         p.inflight += 1;
     }
 
-    /// A completed pair with nothing in flight: close its dups, queue its record, free it.
+    /// A stream (module comment, "Streams"): stop receiving; settle() hands it over once quiet.
+    fn beginHandoff(self: *Engine, p: *Pair) void {
+        if (p.ab.eof or p.ba.eof) return;
+        p.handing_off = true;
+        for ([2]*Dir{ &p.ab, &p.ba }) |d| {
+            self.unstarve(d);
+            if (d.armed and !d.cancelling) {
+                d.cancelling = true;
+                const sqe = self.getSqe();
+                sqe.prep_cancel(p.userData(d.recvOp()), 0);
+                sqe.user_data = p.userData(.cancel);
+                p.inflight += 1;
+            }
+        }
+    }
+
+    /// A pair handing off with nothing in flight and nothing held: its fds and counts to splice.
+    fn handOff(self: *Engine, p: *Pair) void {
+        const rc = self.handoff.?(p.fa, p.fb, p.idle_ms, p.id, p.ab.total, p.ba.total);
+        if (rc < 0) {
+            // Refused (splice stopping, out of memory): relay on here; the next STREAM_MIN tries again.
+            p.handing_off = false;
+            p.run = 0;
+            self.maybeArm(p, &p.ab);
+            self.maybeArm(p, &p.ba);
+            return;
+        }
+        if (p.prev) |pv| pv.next = p.next else self.live = p.next;
+        if (p.next) |nx| nx.prev = p.prev;
+        if (p.token != 0) _ = self.tokens.remove(p.token);
+        // After splice's begin (in adopt): the engines' active counts together never miss the pair.
+        self.queue.forget();
+        _ = @atomicRmw(u64, &self.handed_off, .Add, 1, .monotonic);
+        self.gpa.destroy(p);
+    }
+
+    /// A completed pair with nothing in flight: close its dups, queue its record, free it. A pair
+    /// handing off goes to splice instead once it is quiet.
     fn settle(self: *Engine, p: *Pair) void {
+        if (!p.done and p.handing_off and p.inflight == 0 and p.ab.held == 0 and p.ba.held == 0) return self.handOff(p);
         if (!p.done or p.inflight > 0) return;
         for ([2]*Dir{ &p.ab, &p.ba }) |d| {
             while (d.head != NONE) {
@@ -1594,6 +1681,169 @@ fn patternSum(total: usize) u64 {
 test "a pair costs the engine one small allocation" {
     // Per idle pair: this struct (malloc) and the 2 dups; buffers are shared and given back when idle.
     try testing.expect(@sizeOf(Pair) <= 256);
+}
+
+// ---- streams to splice ---------------------------------------------------------------------------
+
+/// The splice engine the handoff tests give streams to (HandoffFn has no context: lib.zig's is a global too).
+var test_splice: ?*@import("splice.zig").Engine = null;
+
+fn testAdopt(fd_a: i32, fd_b: i32, idle_ms: i64, id: u64, a_to_b: u64, b_to_a: u64) c_int {
+    return test_splice.?.adopt(fd_a, fd_b, idle_ms, id, a_to_b, b_to_a);
+}
+
+fn refuseAdopt(_: i32, _: i32, _: i64, _: u64, _: u64, _: u64) c_int {
+    return sys.errnoInt(.NOMEM);
+}
+
+fn startSplice() !*@import("splice.zig").Engine {
+    const s = try @import("splice.zig").Engine.create(testing.allocator, 1, 0);
+    test_splice = s;
+    return s;
+}
+
+/// A splice engine and a uring engine handing it its streams.
+const StreamEngines = struct {
+    s: *@import("splice.zig").Engine,
+    e: *Engine,
+    fn deinit(self: StreamEngines) void {
+        self.e.destroy();
+        self.s.destroy();
+    }
+};
+
+fn startStreamEngines() !StreamEngines {
+    const s = try startSplice();
+    errdefer s.destroy();
+    const e = try startEngine(.{ .handoff = testAdopt });
+    errdefer e.destroy();
+    try testing.expect(e.streamsToSplice(true));
+    return .{ .s = s, .e = e };
+}
+
+/// 8 MiB a->b then FIN, then 3 bytes b->a and FIN; checks every byte; the record from whichever
+/// engine finished the pair.
+fn oneWayStream(r: Rig) !void {
+    const total: usize = 8 << 20;
+    const w = try std.Thread.spawn(.{}, writerThread, .{ r.c, total });
+    const there = try readVerified(r.b);
+    w.join();
+    try testing.expectEqual(@as(u64, total), there.n);
+    try testing.expectEqual(@as(?u64, null), there.first_bad);
+    try writeAll(r.b, "bye");
+    _ = linux.shutdown(r.b, linux.SHUT.WR);
+    const back = try readToEof(r.c);
+    try testing.expectEqual(@as(u64, 3), back.n);
+}
+
+test "streams: 8 MiB one way goes to splice after STREAM_MIN, every byte in order, splice's record counts all of it" {
+    const engines = try startStreamEngines();
+    defer engines.deinit();
+    const s = engines.s;
+    const e = engines.e;
+    var r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 51));
+    try oneWayStream(r);
+    const rec = try waitRecord(s);
+    try testing.expectEqual(@as(u64, 51), rec.id);
+    try testing.expectEqual(@as(u64, 8 << 20), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 3), rec.b_to_a);
+    try testing.expectEqual(@intFromEnum(Reason.done), rec.reason);
+    try testing.expectEqual(@as(u64, 1), e.handedOff());
+    var none: [1]Record = undefined;
+    try testing.expectEqual(@as(usize, 0), e.poll(&none));
+    try testing.expectEqual(@as(i32, 0), e.activeCount());
+    try testing.expectEqual(@as(i32, 0), s.activeCount());
+    try testing.expectEqual(@as(i32, 0), e.heldBuffers());
+}
+
+test "streams: a slow reader's stream is handed over with its held buffers sent first, nothing lost" {
+    const engines = try startStreamEngines();
+    defer engines.deinit();
+    const s = engines.s;
+    const e = engines.e;
+    var r = try Rig.init();
+    defer r.deinit();
+    rig.setBuf(r.b, linux.SO.RCVBUF, 16 * 1024);
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 52));
+    const total: usize = 4 << 20;
+    const w = try std.Thread.spawn(.{}, writerThread, .{ r.c, total });
+    var buf: [4096]u8 = undefined;
+    var n: u64 = 0;
+    var bad: ?u64 = null;
+    while (true) {
+        const rc = linux.read(r.b, &buf, buf.len);
+        try testing.expectEqual(linux.E.SUCCESS, linux.errno(rc));
+        if (rc == 0) break;
+        for (buf[0..rc], 0..) |x, i| if (bad == null and x != rig.patternAt(n + i)) {
+            bad = n + i;
+        };
+        n += rc;
+        if (n % (256 * 1024) < 4096) sleepMs(1);
+    }
+    w.join();
+    try testing.expectEqual(@as(u64, total), n);
+    try testing.expectEqual(@as(?u64, null), bad);
+    _ = linux.shutdown(r.b, linux.SHUT.WR);
+    _ = try readToEof(r.c);
+    const rec = try waitRecord(s);
+    try testing.expectEqual(@as(u64, total), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 1), e.handedOff());
+}
+
+test "streams: request/response never hands over, however many bytes it moves" {
+    const engines = try startStreamEngines();
+    defer engines.deinit();
+    const e = engines.e;
+    var r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 53));
+    var msg: [16 * 1024]u8 = undefined;
+    @memset(&msg, 'q');
+    // 16 KiB requests, 16 KiB answers: 3 MiB each way, more than STREAM_MIN in all.
+    for (0..192) |_| {
+        try writeAll(r.c, &msg);
+        _ = try rig.readExact(r.b, msg.len);
+        try writeAll(r.b, &msg);
+        _ = try rig.readExact(r.c, msg.len);
+    }
+    _ = linux.shutdown(r.c, linux.SHUT.WR);
+    _ = linux.shutdown(r.b, linux.SHUT.WR);
+    _ = try readToEof(r.b);
+    _ = try readToEof(r.c);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 53), rec.id);
+    try testing.expectEqual(@as(u64, 192 * msg.len), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 0), e.handedOff());
+}
+
+test "streams: a refused handoff relays on in this engine, every byte intact" {
+    const e = try startEngine(.{ .handoff = refuseAdopt });
+    defer e.destroy();
+    try testing.expect(e.streamsToSplice(true));
+    var r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 54));
+    try oneWayStream(r);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 54), rec.id);
+    try testing.expectEqual(@as(u64, 8 << 20), rec.a_to_b);
+    try testing.expectEqual(@as(u64, 0), e.handedOff());
+}
+
+test "streams: off unless turned on" {
+    const e = try startEngine(.{ .handoff = refuseAdopt });
+    defer e.destroy();
+    var r = try Rig.init();
+    defer r.deinit();
+    try testing.expectEqual(@as(c_int, 0), e.add(r.p1, r.p2, 0, 55));
+    try oneWayStream(r);
+    const rec = try waitRecord(e);
+    try testing.expectEqual(@as(u64, 55), rec.id);
+    const plain = try startEngine(.{});
+    defer plain.destroy();
+    try testing.expect(!plain.streamsToSplice(true));
 }
 
 // ---- native accept --------------------------------------------------------------------------------

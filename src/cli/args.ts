@@ -72,7 +72,7 @@ Options (flags > environment > config file > defaults):
   --listen ADDR             listen address, repeatable: host:port, [v6]:port, unix:/path
   --backend HOST:PORT       with --listen: the upstream of a plain TCP proxy (env TCP_BACKEND_ENDPOINT)
   --workers N|auto          worker processes                                (default: 1 = one process; N > 1: a supervisor and N worker processes)
-  --relay ENGINE            auto | userspace | splice | sockmap | uring     (default: auto = uring accepts and relays plain tcp listeners, others splice once busy; sockmap only by name)
+  --relay ENGINE            auto | userspace | splice | sockmap | uring     (default: auto = uring accepts and relays plain tcp listeners, streams and others go to splice; sockmap only by name)
   --resolver FILE           resolver module (.ts or .js) deciding upstreams (env PROXY_RESOLVER)
   --admin ADDR              admin API address                               (default: none; embedded default 127.0.0.1:9901)
   --log-level LEVEL         debug | info | warn | error                     (default: info)

@@ -27,7 +27,7 @@
  */
 import type { Conn } from "../proxy/conn.ts";
 import { NEED_MORE, RELAY, START_TLS, type HandshakeStep, type UpstreamHandshake } from "../protocol/module.ts";
-import { buildAuthSwitchRequest, MYSQL_NATIVE_PASSWORD, parseAuthReply } from "./auth-packets.ts";
+import { buildAuthSwitchRequest, CACHING_SHA2_PASSWORD, MYSQL_NATIVE_PASSWORD, parseAuthReply } from "./auth-packets.ts";
 import { CLIENT_LONG_PASSWORD, CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL, has } from "./capabilities.ts";
 import { PROXY_CAPABILITIES } from "./greeting.ts";
 import { buildHandshakeResponse41, buildSslRequest } from "./handshake-response.ts";
@@ -145,10 +145,21 @@ function serverGreeting(conn: Conn, state: MysqlState, payload: Uint8Array): Han
 }
 
 /** The server is ready for the response: ask the client to answer its scramble. */
+/**
+ * PyMySQL (1.0.2, Debian 12's; asyncmy shares its code) takes everything after the plugin name of a
+ * caching_sha2_password AuthSwitchRequest as the scramble, the server's trailing NUL included, and
+ * so answers with a hash no server accepts (direct to a MySQL 8 that switches plugins it fails the
+ * same way). Sent the bare 20 bytes it hashes the right ones; libmysqlclient and libmariadb insist
+ * on the NUL (they check the length), so only a client that names itself PyMySQL gets it without.
+ */
+function takesNulAsScramble(state: MysqlState, plugin: string): boolean {
+  return plugin === CACHING_SHA2_PASSWORD && state.response?.attributes?.get("_client_name") === "pymysql";
+}
+
 function askClient(conn: Conn, state: MysqlState): HandshakeStep {
   const server = state.server!;
   const plugin = server.authPluginName === "" ? MYSQL_NATIVE_PASSWORD : server.authPluginName;
-  toClient(conn, toPackets(buildAuthSwitchRequest(plugin, server.scramble), state.clientSeq));
+  toClient(conn, toPackets(buildAuthSwitchRequest(plugin, server.scramble, !takesNulAsScramble(state, plugin)), state.clientSeq));
   state.phase = "client-answer";
   return NEED_MORE;
 }

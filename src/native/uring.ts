@@ -21,6 +21,8 @@ const SYMBOLS = {
   sy_uring_add: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
   sy_uring_poll: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   sy_uring_active: { args: [], returns: FFIType.i32 },
+  sy_uring_streams_to_splice: { args: [FFIType.i32], returns: FFIType.i32 },
+  sy_uring_streams_handed: { args: [], returns: FFIType.i64 },
 } as const;
 
 /** What the probe was trying when it failed (uring.ProbeStep). */
@@ -65,6 +67,23 @@ export function uringStart(): string | null {
   if (why) return why;
   const rc = uringLibrary()!.sy_uring_start();
   return rc < 0 ? `uring engine did not start: ${errnoName(rc)}` : null;
+}
+
+/**
+ * relay auto: the engine hands a pair to splice once one direction has moved 1 MiB with nothing
+ * coming back (native/src/uring.zig, "Streams"); its record then comes from splice's queue. Both
+ * engines must have started. Null, or why not.
+ */
+export function uringStreamsToSplice(): string | null {
+  const l = uringLibrary();
+  if (!l) return `native library not loaded: ${openWhy}`;
+  const rc = l.sy_uring_streams_to_splice(1);
+  return rc < 0 ? errnoName(rc) : null;
+}
+
+/** Streams the engine has handed to splice so far. */
+export function uringStreamsHanded(): number {
+  return lib ? Number(lib.sy_uring_streams_handed()) : 0;
 }
 
 /**

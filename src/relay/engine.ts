@@ -24,6 +24,10 @@
  * - every other connection (sniffing, TLS passthrough, protocols; native accept refused) starts in
  *   userspace and moves to splice once it has moved KERNEL_AUTO_AFTER_BYTES: splice moves bulk
  *   with the least CPU of the proxy, since uring copies each byte through its buffers.
+ * - a natively accepted pair that turns out to be a stream (one direction has moved 1 MiB with
+ *   nothing coming back) is handed by the uring engine to splice, its own fds and byte counts with
+ *   it (native/src/uring.zig, "Streams"): bulk then costs what it costs on splice, request/response
+ *   never moves (bench/results/2026-12-04-uring-streams.md).
  * Without io_uring (kernel, io_uring_disabled, SWITCHYARD_NATIVE_URING=off) auto is splice ─►
  * userspace as before, and the start log says why uring is not used.
  *
@@ -42,7 +46,7 @@ import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
 import { spliceStart } from "../native/index.ts";
 import { sockmapStart } from "../native/sockmap.ts";
-import { uringStart } from "../native/uring.ts";
+import { uringStart, uringStreamsToSplice } from "../native/uring.ts";
 
 export type Engine = "sockmap" | "uring" | "splice" | "userspace";
 
@@ -68,6 +72,7 @@ export function relayEngine(config: Config): Engine {
   const uringWhy = uringWanted ? uringStart() : null;
   uringReady = uringWanted && uringWhy === null;
   const nativeAccept = uringReady ? "uring" : `off (${uringWhy})`;
+  const streams = configured === "auto" && uringReady ? streamsToSplice(spliceReady) : undefined;
   const handover = configured === "auto" ? `after ${KERNEL_AUTO_AFTER_BYTES / 1024} KiB` : "at connect";
   const warn = (msg: string, fields: Record<string, unknown>) => (configured === "auto" ? log.info(msg, fields) : log.warn(msg, fields));
   if (configured === "sockmap" && sockmapWhy === null) {
@@ -85,7 +90,7 @@ export function relayEngine(config: Config): Engine {
   }
   if (spliceReady) {
     if (configured === "sockmap") warn("relay engine: splice (sockmap unavailable)", { configured, reason: sockmapWhy, handover });
-    else if (configured === "auto") log.info("relay engine: splice", { configured, threads: SPLICE_THREADS, handover, nativeAccept });
+    else if (configured === "auto") log.info("relay engine: splice", { configured, threads: SPLICE_THREADS, handover, nativeAccept, ...(streams && { streams }) });
     else log.info("relay engine: splice", { configured, threads: SPLICE_THREADS, handover });
     return (engine = "splice");
   }
@@ -93,6 +98,13 @@ export function relayEngine(config: Config): Engine {
   else if (configured === "auto") warn("relay engine: userspace (splice unavailable)", { configured, reason: spliceWhy, nativeAccept });
   else warn("relay engine: userspace (splice unavailable)", { configured, reason: spliceWhy });
   return (engine = "userspace");
+}
+
+/** relay auto: the uring engine's streams go to splice; what the start log says of them. */
+function streamsToSplice(spliceReady: boolean): string {
+  if (!spliceReady) return "uring (splice unavailable)";
+  const why = uringStreamsToSplice();
+  return why === null ? "splice after 1 MiB one way" : `uring (${why})`;
 }
 
 /**

@@ -138,7 +138,7 @@ function refused(conn: Conn, engine: string, rc: number): false {
 }
 
 function drain(): void {
-  splicePoll(completed);
+  splicePoll(completedBySplice);
   sockmapPoll(completed);
   uringPoll(completed);
   if (live.size === 0 && timer) {
@@ -166,6 +166,17 @@ function carryOn(conn: Conn): void {
   conn.flags &= ~HANDED_OVER;
   conn.client.resume();
   conn.upstream!.resume();
+}
+
+/**
+ * A splice record. The uring engine hands a natively accepted stream to splice (relay auto,
+ * native/src/uring.zig "Streams"): the access log's relay names the engine that finished it, as for
+ * a pair auto moved from userspace to splice.
+ */
+function completedBySplice(id: number, aToB: number, bToA: number, reason: RelayReason, errno: number): void {
+  const conn = live.get(id);
+  if (conn && conn.flags & RELAYED_BY_URING) conn.flags = (conn.flags & ~RELAYED_BY_URING) | RELAYED_BY_SPLICE;
+  completed(id, aToB, bToA, reason, errno);
 }
 
 function completed(id: number, aToB: number, bToA: number, reason: RelayReason, errno: number): void {

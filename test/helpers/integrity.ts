@@ -94,7 +94,7 @@ async function lines(stream: ReadableStream<Uint8Array>, onLine: (line: string) 
 /** Start the backend peer, the proxy, then the client; wait for both peers' verdicts. */
 export async function runExchange(path: RelayPath, x: Exchange, timeoutMs = 90_000): Promise<ExchangeResult> {
   const half = x.halfClose === true;
-  const backendArgs = ["python3", PEER, "server", "--seed", String(BACKEND_SEED), "--peer-seed", String(CLIENT_SEED),
+  const backendArgs = ["/usr/bin/python3", PEER, "server", "--seed", String(BACKEND_SEED), "--peer-seed", String(CLIENT_SEED),
     ...paceArgs(x.backend), "--expect", String(x.client.send)];
   if (half) backendArgs.push("--want-eof", "--answer-after-eof");
   if (path.backend.tls) backendArgs.push("--tls", "--cert", path.backend.tls.cert, "--key", path.backend.tls.key);
@@ -116,7 +116,7 @@ export async function runExchange(path: RelayPath, x: Exchange, timeoutMs = 90_0
     void backend.exited.then(() => port.reject(new Error("backend peer exited before listening")));
     const backendPort = await port.promise;
     proxy = await startProxy(["serve", "-c", writeConfig(path.config(backendPort))], { env: path.env, binary: process.env.SWITCHYARD_BINARY });
-    const clientArgs = ["python3", PEER, "client", "--port", String(proxy.port), "--seed", String(CLIENT_SEED),
+    const clientArgs = ["/usr/bin/python3", PEER, "client", "--port", String(proxy.port), "--seed", String(CLIENT_SEED),
       "--peer-seed", String(BACKEND_SEED), ...paceArgs(x.client), "--expect", String(x.backend.send)];
     if (half) clientArgs.push("--half-close", "--want-eof");
     if (path.client.tls) clientArgs.push("--tls", "--ca", path.client.tls.ca, "--servername", path.client.tls.servername);

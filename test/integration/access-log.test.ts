@@ -72,7 +72,7 @@ test("a client that hangs up while the server is still writing is client_closed,
   const p = await startProxy(["serve", "--relay", "userspace", "--listen", "127.0.0.1:0", "--backend", `127.0.0.1:${talker.port}`]);
   try {
     // close() right after the answer, as most clients do when they are done (a full close, not a half-close).
-    const client = Bun.spawn(["python3", "-c", `import socket; s = socket.create_connection(("127.0.0.1", ${p.port})); s.sendall(b"q"); print(s.recv(100).decode(), end=""); s.close()`], { stdout: "pipe", stderr: "pipe" });
+    const client = Bun.spawn(["/usr/bin/python3", "-c", `import socket; s = socket.create_connection(("127.0.0.1", ${p.port})); s.sendall(b"q"); print(s.recv(100).decode(), end=""); s.close()`], { stdout: "pipe", stderr: "pipe" });
     expect(await new Response(client.stdout).text()).toBe("answer\n");
     await client.exited;
     await eventually(() => p.accessLog().length === 1, 10_000, "a record");
@@ -105,7 +105,7 @@ test("a lone connection's line is written as soon as its close is handled, befor
     const [tcp, tls] = [...text().matchAll(/INFO +listening address=\S+:(\d+)/g)].map((m) => Number(m[1]));
     // A client that half-closes and reads until the proxy's FIN, which the proxy sends as it finishes
     // the connection (Bun's end() closes a client socket at once, without waiting for that FIN).
-    const client = Bun.spawn(["python3", "-c", `import socket
+    const client = Bun.spawn(["/usr/bin/python3", "-c", `import socket
 s = socket.create_connection(("127.0.0.1", ${tcp}))
 s.sendall(b"ping")
 assert s.recv(4) == b"ping"

@@ -80,7 +80,7 @@ describe("upstream failures", () => {
   test("backend never answers the connect: closed after connectTimeoutMs with reason connect_timeout", async () => {
     // A listener that never accepts, with its accept queue already full: further SYNs are dropped,
     // so a connect to it hangs, as to a host that does not answer.
-    const blackhole = Bun.spawn(["python3", "-c", [
+    const blackhole = Bun.spawn(["/usr/bin/python3", "-c", [
       "import socket, sys, time",
       "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
       "fill = []",

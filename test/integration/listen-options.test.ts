@@ -20,7 +20,7 @@ const portOf = (address: string) => address.slice(address.lastIndexOf(":") + 1);
 
 /** Every listening socket process `pid` holds on `address`'s port. */
 function optionsOf(pid: number, address: string): ListenOptions[] {
-  const r = Bun.spawnSync(["python3", OPTIONS, String(pid), portOf(address)], { stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync(["/usr/bin/python3", OPTIONS, String(pid), portOf(address)], { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`listen-options.py: ${r.stderr.toString()}`);
   const backlogs = backlogsOf(address);
   return (JSON.parse(r.stdout.toString()) as (Omit<ListenOptions, "deferAccept" | "backlog"> & { deferAccept: number })[])

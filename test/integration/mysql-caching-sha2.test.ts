@@ -34,7 +34,7 @@ function pymysql(user: string, password: string, tls: boolean, database = "eight
   const tlsArgs = tls
     ? `ssl={"ca": ${JSON.stringify(pki.ca)}, "check_hostname": False}`
     : `**({"ssl_disabled": True} if "ssl_disabled" in __import__("inspect").signature(pymysql.connections.Connection.__init__).parameters else {})`;
-  return run(["python3", "-c", `
+  return run(["/usr/bin/python3", "-c", `
 import pymysql
 try:
     c = pymysql.connect(host="127.0.0.1", port=${port}, user=${JSON.stringify(user)}, password=${JSON.stringify(password)}, database=${JSON.stringify(database)}, ${tlsArgs})
@@ -45,7 +45,7 @@ except pymysql.err.MySQLError as e:
 `]);
 }
 
-const available = Bun.spawnSync(["python3", "-c", "import pymysql, cryptography"]).exitCode === 0;
+const available = Bun.spawnSync(["/usr/bin/python3", "-c", "import pymysql, cryptography"]).exitCode === 0;
 
 describe.skipIf(!available)("caching_sha2_password relayed to a MySQL 8-like server", () => {
   beforeAll(async () => {

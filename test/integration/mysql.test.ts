@@ -64,10 +64,10 @@ try:
 except pymysql.err.MySQLError as e:
     print("ERR", e.args[0], e.args[1])
 `;
-  return run(["python3", "-c", script]);
+  return run(["/usr/bin/python3", "-c", script]);
 }
 
-const available = mariadbAvailable() && Bun.spawnSync(["python3", "-c", "import pymysql"]).exitCode === 0;
+const available = mariadbAvailable() && Bun.spawnSync(["/usr/bin/python3", "-c", "import pymysql"]).exitCode === 0;
 
 describe.skipIf(!available)("mysql listener with MariaDB, mariadb and PyMySQL", () => {
   beforeAll(async () => {
@@ -222,7 +222,7 @@ for i, v in cur.fetchall():
     ok = ok and v == chr(65 + i % 26) * 1048576
 print(n, ok)
 `;
-      expect(await run(["python3", "-c", script], 120_000)).toEqual({ code: 0, out: `${100 * 1048576} True` });
+      expect(await run(["/usr/bin/python3", "-c", script], 120_000)).toEqual({ code: 0, out: `${100 * 1048576} True` });
       // After authentication it is a plain relay: in plain text a kernel engine takes a stream this big.
       const big = (l: Record<string, unknown>) => Number(l.bytesOut) > 100 * 1048576 && l.tls === (tls ? "terminate" : "none");
       await eventually(() => proxy.accessLog().some(big), 10_000, "access log");

@@ -48,8 +48,8 @@ function answering(path: string, name: string) {
 test("least-cpu: new connections go to the upstream whose thread is idle, not the busy one", async () => {
   const dir = tempDir();
   // Two upstream "workers": the threads sampled are a process spinning a core and one sleeping.
-  const busy = Bun.spawn(["python3", "-c", "while True: pass"]);
-  const idle = Bun.spawn(["python3", "-c", "import time\nwhile True: time.sleep(1)"]);
+  const busy = Bun.spawn(["/usr/bin/python3", "-c", "while True: pass"]);
+  const idle = Bun.spawn(["/usr/bin/python3", "-c", "import time\nwhile True: time.sleep(1)"]);
   const servers = [answering(join(dir, "busy.sock"), "busy"), answering(join(dir, "idle.sock"), "idle")];
   try {
     const config = writeConfig({

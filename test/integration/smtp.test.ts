@@ -235,7 +235,7 @@ describe("raw dialogues", () => {
       't.sendall(b"MAIL FROM:<s@x.test>\\r\\n")',
       "sys.stdout.write(repr(buf) + '\\n' + repr(t.recv(1000)) + '\\n')",
     ].join("\n");
-    const proc = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(["/usr/bin/python3", "-c", script], { stdout: "pipe", stderr: "pipe" });
     const out = await new Response(proc.stdout).text();
     expect(await proc.exited).toBe(0);
     const [plain, inTls] = out.trim().split("\n");

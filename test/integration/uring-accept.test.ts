@@ -40,7 +40,7 @@ async function ask(port: number): Promise<string> {
  * before the answer can be read.
  */
 async function askAndEnd(port: number): Promise<string> {
-  const py = Bun.spawn(["python3", "-c", [
+  const py = Bun.spawn(["/usr/bin/python3", "-c", [
     "import socket, sys",
     `c = socket.create_connection(('127.0.0.1', ${port})); c.sendall(b'who?'); c.shutdown(socket.SHUT_WR)`,
     "out = b''",
@@ -146,7 +146,7 @@ test("a refused dial is upstream_refused, an unanswered one connect_timeout, as 
   // Port 1 (tcpmux), where nobody listens; and a listener whose accept queue is full, so the
   // kernel drops further SYNs (no answer): backlog 0 holds one connection, two fill it.
   const deadPort = 1;
-  const full = Bun.spawn(["python3", "-c", [
+  const full = Bun.spawn(["/usr/bin/python3", "-c", [
     "import socket, sys, time",
     "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
     "p = s.getsockname()[1]",
@@ -302,6 +302,91 @@ test("a route that sends a PROXY header keeps Bun's accept (JS writes the header
   } finally {
     await p.stop();
     recorder.stop();
+  }
+});
+
+/** Counts and hashes what it receives; at the client's FIN answers "<bytes> <sha256>" and ends. */
+function hashingSink(): Server {
+  return serve({
+    open(s: any) { s.data = { n: 0, hash: new Bun.CryptoHasher("sha256") }; },
+    data(s: any, d: Uint8Array) { s.data.n += d.length; s.data.hash.update(d); },
+    end(s: any) { s.write(`${s.data.n} ${s.data.hash.digest("hex")}`); s.end(); },
+  } as any);
+}
+
+/**
+ * `mib` MiB of a pattern one way through `port`, then FIN; the sink's answer must match what was
+ * sent (Python's socket: it reads on after its FIN, see askAndEnd).
+ */
+async function streamThrough(port: number, mib: number): Promise<void> {
+  const py = Bun.spawn(["/usr/bin/python3", "-c", [
+    "import hashlib, socket, sys",
+    "chunk = bytes((i * 31 + 7) & 255 for i in range(256 * 1024)); h = hashlib.sha256()",
+    `c = socket.create_connection(('127.0.0.1', ${port}))`,
+    `for _ in range(${mib * 4}):`,
+    "    c.sendall(chunk); h.update(chunk)",
+    "c.shutdown(socket.SHUT_WR)",
+    "out = b''",
+    "while True:",
+    "    d = c.recv(65536)",
+    "    if not d: break",
+    "    out += d",
+    `sys.stdout.write(out.decode() + '|' + str(${mib * 4} * len(chunk)) + ' ' + h.hexdigest())`,
+  ].join("\n")], { stdout: "pipe" });
+  const [answer, sent] = (await new Response(py.stdout).text()).split("|");
+  expect(answer).toBe(sent!);
+}
+
+/** 64 KiB exchanges with an echo server, `rounds` of them (request/response: bytes both ways). */
+async function pingPong(port: number, rounds: number): Promise<void> {
+  const c = await connect(port);
+  const chunk = new Uint8Array(64 * 1024).map((_, i) => (i * 13) & 255);
+  for (let i = 0; i < rounds; i++) {
+    c.socket.write(chunk);
+    await eventually(() => c.received().length === (i + 1) * chunk.length, 10_000, `echo ${i}`);
+  }
+  c.socket.end();
+  await c.closed;
+}
+
+test("relay auto: a natively accepted stream moves from uring to splice (1 MiB one way), request/response stays on uring", async () => {
+  const sink = hashingSink();
+  const echo = echoServer();
+  const [streamPort, echoPort] = [freePort(), freePort()];
+  const file = writeConfig({ listeners: [
+    { name: "stream", listen: [`127.0.0.1:${streamPort}`], routes: [{ name: "r", upstreams: [`127.0.0.1:${sink.port}`] }] },
+    { name: "rr", listen: [`127.0.0.1:${echoPort}`], routes: [{ name: "r", upstreams: [`127.0.0.1:${echo.port}`] }] },
+  ] }, tempDir());
+  const p = await startProxy(["serve", "-c", file], { env: ENV });
+  try {
+    expect(p.stderr()).toContain('streams="splice after 1 MiB one way"');
+    await streamThrough(streamPort, 8);
+    // 48 round trips of 64 KiB: 3 MiB each way, never 1 MiB one way without an answer.
+    await pingPong(echoPort, 48);
+    await eventually(() => p.accessLog().length === 2, 5000, "records");
+    const byListener = Object.fromEntries(p.accessLog().map((r) => [r.listener, r]));
+    expect(byListener.stream).toMatchObject({ relay: "splice", reason: "done", bytesIn: 8 << 20 });
+    expect(byListener.stream!.bytesOut).toBe(String(8 << 20).length + 65);
+    expect(byListener.rr).toMatchObject({ relay: "uring", reason: "done", bytesIn: 48 * 65536, bytesOut: 48 * 65536 });
+  } finally {
+    await p.stop();
+    sink.stop();
+    echo.stop();
+  }
+});
+
+test("relay uring (by name): a stream stays on the uring engine", async () => {
+  const sink = hashingSink();
+  const port = freePort();
+  const file = writeConfig({ relay: "uring", listeners: [{ name: "stream", listen: [`127.0.0.1:${port}`], routes: [{ name: "r", upstreams: [`127.0.0.1:${sink.port}`] }] }] }, tempDir());
+  const p = await startProxy(["serve", "-c", file], { env: ENV });
+  try {
+    await streamThrough(port, 4);
+    await eventually(() => p.accessLog().length === 1, 5000, "record");
+    expect(p.accessLog()[0]).toMatchObject({ relay: "uring", reason: "done", bytesIn: 4 << 20 });
+  } finally {
+    await p.stop();
+    sink.stop();
   }
 });
 
