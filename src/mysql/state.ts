@@ -45,7 +45,14 @@ export class MysqlState {
   seqDelta = 0;
   /** A whole ERR packet to end the client with (the server's own refusal, renumbered). */
   farewell: Uint8Array | null = null;
-  /** Bytes of a message not yet whole, from the server and from the client during authentication. */
-  readonly fromServer = new ByteQueue(MAX_AUTH_MESSAGE + 4, "mysql_auth_message_too_long");
-  readonly fromClient = new ByteQueue(MAX_AUTH_MESSAGE + 4, "mysql_auth_message_too_long");
+  /**
+   * Bytes of a message not yet whole, from the server and from the client during authentication.
+   * Not bounded here: the framer refuses a message longer than MAX_AUTH_MESSAGE as soon as its header
+   * is in (message_too_large), and whole messages are taken at once, so what waits is one incomplete
+   * message and at most the chunk that brought it. That chunk may be large and legitimate: over TLS
+   * the server's OK arrives with the first relayed bytes after it in one read (the relay's queue
+   * bounds those: upstream-auth.ts refuses with relay_overflow rather than drop any).
+   */
+  readonly fromServer = new ByteQueue(Number.POSITIVE_INFINITY, "unbounded (see above)");
+  readonly fromClient = new ByteQueue(Number.POSITIVE_INFINITY, "unbounded (see above)");
 }

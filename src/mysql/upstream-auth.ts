@@ -57,7 +57,7 @@ export const MYSQL_UPSTREAM_AUTH: UpstreamHandshake = {
 
   data(conn: Conn, chunk: Uint8Array): HandshakeStep {
     const state = stateOf(conn);
-    if (!state.fromServer.push(chunk)) return fail(state.fromServer.limitReason);
+    state.fromServer.push(chunk); // unbounded: the framer bounds a message (state.ts)
     for (;;) {
       const bytes = state.fromServer.bytes();
       const frame = frameMessage(bytes, 0, MAX_AUTH_MESSAGE);
@@ -75,8 +75,11 @@ export const MYSQL_UPSTREAM_AUTH: UpstreamHandshake = {
           return fail("upstream_bad_handshake", `server packet while ${state.phase}`);
       }
       if (step.kind === "relay") {
-        // The OK (and anything after it) is the relay's to deliver.
-        conn.downQueue().push(state.fromServer.drain()!);
+        // The OK (and anything after it) is the relay's to deliver, and counted as delivered (as toClient).
+        const rest = state.fromServer.drain()!;
+        const queue = conn.downQueue();
+        if (!queue.push(rest)) return fail(queue.limitReason, `${rest.length} bytes came with the server's OK`);
+        conn.bytesOut += rest.length;
         return step;
       }
       state.fromServer.consume(frame.size);
@@ -88,7 +91,7 @@ export const MYSQL_UPSTREAM_AUTH: UpstreamHandshake = {
 
   clientData(conn: Conn, chunk: Uint8Array): HandshakeStep {
     const state = stateOf(conn);
-    if (!state.fromClient.push(chunk)) return fail(state.fromClient.limitReason);
+    state.fromClient.push(chunk); // unbounded: the framer bounds a message (state.ts)
     for (;;) {
       const bytes = state.fromClient.bytes();
       const frame = frameMessage(bytes, 0, MAX_AUTH_MESSAGE);

@@ -179,6 +179,7 @@ def pg_client_prelude(sock, args):
 # MySQL's connection phase, the least a client and a server say before the relay (field layouts:
 # https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html).
 MY_CAPS = 0x1 | 0x8 | 0x200 | 0x8000 | 0x80000  # LONG_PASSWORD, CONNECT_WITH_DB, PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH
+MY_SSL = 0x800
 NATIVE = b"mysql_native_password"
 
 
@@ -193,11 +194,18 @@ def my_write(sock, seq, payload):
 
 
 def my_client_prelude(sock, args):
-    """Read the greeting, answer as a client naming user and database, answer the auth switch, read OK."""
+    """Read the greeting, (with --tls) send an SSLRequest and start TLS, answer as a client naming
+    user and database, answer the auth switch, read OK."""
     seq, greeting = my_read(sock)
     if greeting[0] != 10:
         raise RuntimeError(f"not a protocol 10 greeting: {greeting[:8].hex()}")
-    response = (struct.pack("<IIB", MY_CAPS, 1 << 24, 33) + bytes(23) + b"integrity\0" + bytes([20]) + bytes(20)
+    caps = MY_CAPS
+    if args.tls:
+        caps |= MY_SSL
+        seq += 1
+        my_write(sock, seq, struct.pack("<IIB", caps, 1 << 24, 33) + bytes(23))
+        sock = client_tls(args).wrap_socket(sock, server_hostname=args.servername)
+    response = (struct.pack("<IIB", caps, 1 << 24, 33) + bytes(23) + b"integrity\0" + bytes([20]) + bytes(20)
                 + args.database.encode() + b"\0" + NATIVE + b"\0")
     my_write(sock, seq + 1, response)
     while True:
@@ -207,18 +215,27 @@ def my_client_prelude(sock, args):
         elif packet[0] == 0x00:
             return sock
         else:
-            raise RuntimeError(f"unexpected packet in authentication: {packet[:16].hex()}")
+            raise RuntimeError(f"unexpected packet in authentication: {packet[:200]!r}")
 
 
-def my_server_prelude(conn):
-    """Greet as MariaDB would, read the client's response (whatever its auth), answer OK."""
+def my_server_prelude(conn, args):
+    """Greet as MariaDB would (with --tls offering CLIENT_SSL and requiring the SSLRequest), read the
+    client's response (whatever its auth), answer OK. Returns the socket the relay continues on."""
     scramble = bytes(range(1, 21))
+    caps = MY_CAPS | (MY_SSL if args.tls else 0)
     greeting = (b"\x0a" + b"5.7.99-integrity\0" + struct.pack("<I", 7) + scramble[:8] + b"\0"
-                + struct.pack("<HBHH", MY_CAPS & 0xFFFF, 33, 2, MY_CAPS >> 16) + bytes([21]) + bytes(10)
+                + struct.pack("<HBHH", caps & 0xFFFF, 33, 2, caps >> 16) + bytes([21]) + bytes(10)
                 + scramble[8:] + b"\0" + NATIVE + b"\0")
     my_write(conn, 0, greeting)
-    seq, _response = my_read(conn)
+    seq, response = my_read(conn)
+    if args.tls:
+        (client_caps,) = struct.unpack("<I", response[:4])
+        if len(response) != 32 or not client_caps & MY_SSL:
+            raise RuntimeError(f"expected an SSLRequest, got {len(response)} bytes")
+        conn = server_tls(args).wrap_socket(conn, server_side=True)
+        seq, response = my_read(conn)
     my_write(conn, seq + 1, b"\x00\x00\x00\x02\x00\x00\x00")
+    return conn
 
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -238,6 +255,12 @@ def proxy_server_prelude(conn):
         if len(line) > 107:
             raise RuntimeError("PROXY v1 line longer than 107 bytes")
         line += read_exact(conn, 1)
+
+
+def server_tls(args):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    return ctx
 
 
 def client_tls(args):
@@ -287,11 +310,9 @@ def main():
             (length,) = struct.unpack("!i", read_exact(conn, 4))
             read_exact(conn, length - 4)
         if args.my_server:
-            my_server_prelude(conn)
-        if args.tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(args.cert, args.key)
-            conn = ctx.wrap_socket(conn, server_side=True)
+            conn = my_server_prelude(conn, args)
+        elif args.tls:
+            conn = server_tls(args).wrap_socket(conn, server_side=True)
         exchange(conn, args)
     else:
         sock = socket.create_connection(("127.0.0.1", args.port))

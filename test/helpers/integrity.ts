@@ -202,5 +202,17 @@ export function relayPaths(pki: Pki): RelayPath[] {
     { name: "mysql after its relayed authentication, splice relay", client: { mysql: true }, backend: { mysql: true },
       config: (port) => ({ relay: "splice", listeners: [{ name: "my", listen: "127.0.0.1:0", protocol: "mysql",
         routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`] }] }] }) },
+    { name: "mysql, relay auto (userspace, then splice mid-stream)", client: { mysql: true }, backend: { mysql: true },
+      config: (port) => ({ relay: "auto", listeners: [{ name: "my", listen: "127.0.0.1:0", protocol: "mysql",
+        routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`] }] }] }) },
+    { name: "mysql with TLS terminated (SSLRequest to the proxy), plaintext upstream", client: { mysql: true, tls: edge }, backend: { mysql: true }, noHalfClose: true,
+      config: (port) => ({ listeners: [{ name: "my", listen: "127.0.0.1:0", protocol: "mysql", defaultCert: proxyCert,
+        routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`] }] }] }) },
+    { name: "mysql with TLS terminated, then upstreamTls to the server", client: { mysql: true, tls: edge }, backend: { mysql: true, tls: backendCert }, noHalfClose: true,
+      config: (port) => ({ listeners: [{ name: "my", listen: "127.0.0.1:0", protocol: "mysql", defaultCert: proxyCert,
+        routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`], upstreamTls: { serverName: "backend.test", ca: pki.ca } }] }] }) },
+    { name: "mysql in plain text to the proxy, upstreamTls to the server", client: { mysql: true }, backend: { mysql: true, tls: backendCert }, noHalfClose: true,
+      config: (port) => ({ listeners: [{ name: "my", listen: "127.0.0.1:0", protocol: "mysql",
+        routes: [{ name: "integrity", match: { database: "integrity" }, upstreams: [`127.0.0.1:${port}`], upstreamTls: { serverName: "backend.test", ca: pki.ca } }] }] }) },
   ];
 }

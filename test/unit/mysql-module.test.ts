@@ -277,6 +277,27 @@ describe("upstream handshake: the server's scramble relayed, the response rebuil
     }
   });
 
+  test("the OK and 512 KiB after it in one read (TLS delivers such reads): relayed whole, not refused as an oversized message, and counted", () => {
+    const f = routed();
+    MYSQL_UPSTREAM_AUTH.start(f.conn);
+    fromServer(f, [greeting]);
+    fromClient(f, [ANSWER]);
+    const before = f.conn.bytesOut;
+    const read = concat(nativeServer[1]!, new Uint8Array(512 * 1024).fill(7));
+    expect(fromServer(f, [read])).toEqual({ kind: "relay" });
+    expect(f.down.size).toBe(read.length);
+    expect(f.conn.bytesOut - before).toBe(read.length);
+  });
+
+  test("an authentication message over 64 KiB is still refused, as soon as its header is in", () => {
+    const f = routed();
+    MYSQL_UPSTREAM_AUTH.start(f.conn);
+    fromServer(f, [greeting]);
+    fromClient(f, [ANSWER]);
+    const header = new Uint8Array([0x01, 0x00, 0x02, 2]); // 128 KiB announced, sequence 2
+    expect(fromServer(f, [header])).toMatchObject({ kind: "fail", reason: "upstream_bad_handshake" });
+  });
+
   test("the server's ERR (a wrong password, captured) is the client's farewell, renumbered to 4; the reason names it", () => {
     for (const chunks of cuts(wrongServer[1]!)) {
       const f = routed();
