@@ -29,7 +29,7 @@ import { notifyReloading, sdNotify, startWatchdog } from "../control/sd-notify.t
 import { ReloadCoalescer } from "../control/reload-coalescer.ts";
 import { nativeStatus } from "../native/index.ts";
 import { socketsUnavailable } from "../native/sockets.ts";
-import { relayEngine } from "../relay/engine.ts";
+import { relayEngine, relaySample } from "../relay/engine.ts";
 import { SocketSet, type Inherited } from "../listen/socket-set.ts";
 import type { SocketSource } from "../listen/listeners.ts";
 import { systemdSockets } from "../listen/systemd.ts";
@@ -109,6 +109,7 @@ async function serveOneProcess(config: Config, load: () => Config, inherited: In
   }, () => service.start(config));
   const engine = relayEngine(config);
   service.metrics.relayEngine = engine;
+  service.metrics.sampleRelay = relaySample;
   runUntilStopped(config, inherited, admin, { relay: engine }, {
     reloads,
     stop: async (signal, handedOver) => {

@@ -88,6 +88,15 @@ export interface MetricsSnapshot {
   refused: [string, number][];
   /** Per-request metrics of http listeners (absent from a worker of an older version). */
   http?: HttpMetricsSnapshot;
+  /** Pairs each kernel engine carries now, and streams uring handed to splice (absent from older workers). */
+  relayPairs?: [string, number][];
+  streamsToSplice?: number;
+}
+
+/** What the relay engines of this process say now (src/relay/engine.ts relaySample). */
+export interface RelaySample {
+  pairs: [string, number][];
+  streamsToSplice: number;
 }
 
 /** Listener names and route keys (`listener\0route`) that have counters. */
@@ -113,6 +122,13 @@ export class Metrics {
   relayEngine = "userspace";
   /** Worker processes running (supervisor only; 0 in a single process). */
   workers = 0;
+  /**
+   * The relay engines' own counts, read when metrics are taken: set in a process that relays
+   * (src/cli/serve.ts, src/control/worker.ts); a sum of workers keeps what {@link add} brought instead.
+   */
+  sampleRelay: (() => RelaySample) | null = null;
+  readonly relayPairs = new Map<string, number>();
+  streamsToSplice = 0;
   /** TLS handshakes by `listener\0mode` (terminate, passthrough). */
   readonly tlsHandshakes = new Map<string, number>();
   /**
@@ -171,7 +187,15 @@ export class Metrics {
       tlsRefused: [...this.tlsRefused],
       refused: [...this.refused],
       http: this.http.snapshot(),
+      ...this.relayNow(),
     };
+  }
+
+  /** The engines' counts: sampled in a relaying process, summed in the supervisor's. */
+  private relayNow(): { relayPairs: [string, number][]; streamsToSplice: number } {
+    if (!this.sampleRelay) return { relayPairs: [...this.relayPairs], streamsToSplice: this.streamsToSplice };
+    const s = this.sampleRelay();
+    return { relayPairs: s.pairs, streamsToSplice: s.streamsToSplice };
   }
 
   /** Add a worker's snapshot (reloads are the supervisor's own count, not summed). */
@@ -186,6 +210,8 @@ export class Metrics {
     for (const [key, n] of s.tlsRefused) this.tlsRefused.set(key, (this.tlsRefused.get(key) ?? 0) + n);
     for (const [key, n] of s.refused) this.refused.set(key, (this.refused.get(key) ?? 0) + n);
     if (s.http) this.http.add(s.http);
+    for (const [engine, n] of s.relayPairs ?? []) this.relayPairs.set(engine, (this.relayPairs.get(engine) ?? 0) + n);
+    this.streamsToSplice += s.streamsToSplice ?? 0;
   }
 
   toJSON(): object {
@@ -200,6 +226,8 @@ export class Metrics {
       tlsRefused: Object.fromEntries([...this.tlsRefused].map(([k, v]) => [k.replace("\0", "/"), v])),
       refused: Object.fromEntries([...this.refused].map(([k, v]) => [k.replaceAll("\0", "/"), v])),
       http: this.http.snapshot(),
+      relayPairs: Object.fromEntries(this.relayNow().relayPairs),
+      streamsToSplice: this.relayNow().streamsToSplice,
     };
   }
 
@@ -248,6 +276,9 @@ export class Metrics {
         `switchyard_upstream_connect_seconds_sum{${l}} ${c.connectSum}`, `switchyard_upstream_connect_seconds_count{${l}} ${cumulative}`);
     }
     family("switchyard_relay_engine", "gauge", "The relay engine in use (1 for the engine named).", [[{ engine: this.relayEngine }, 1]]);
+    const relay = this.relayNow();
+    family("switchyard_relay_pairs", "gauge", "Connections a kernel relay engine carries now, by engine (uring: natively accepted ones among them).", relay.relayPairs.map(([engine, n]) => [{ engine }, n]));
+    family("switchyard_relay_streams_to_splice_total", "counter", "Connections the uring engine handed to splice as streams (relay auto: 1 MiB one way, nothing back).", [[{}, relay.streamsToSplice]]);
     if (this.workers > 0) family("switchyard_workers", "gauge", "Worker processes running.", [[{}, this.workers]]);
     const split = (map: Map<string, number>, label: string) => [...map].map(([k, n]) => {
       const [listener, value] = k.split("\0") as [string, string];

@@ -371,7 +371,9 @@ function withoutActive(s: MetricsSnapshot): MetricsSnapshot {
   const zero = <T extends { active: number }>(c: T): T => ({ ...c, active: 0 });
   // A departed worker's HTTP pool gauges (idle, active connections) are gone with it; its counters stay.
   const http = s.http && { ...s.http, pools: s.http.pools.map(([k, p]): [string, typeof p] => [k, { ...p, idle: 0, active: 0 }]) };
-  return { ...s, listeners: s.listeners.map(([k, c]) => [k, zero(c)]), routes: s.routes.map(([k, c]) => [k, zero(c)]), ...(http ? { http } : {}) };
+  // Its engines' pairs are gone with it too; the streams it handed to splice stay counted.
+  const relayPairs = s.relayPairs?.map(([engine]): [string, number] => [engine, 0]);
+  return { ...s, listeners: s.listeners.map(([k, c]) => [k, zero(c)]), routes: s.routes.map(([k, c]) => [k, zero(c)]), ...(http ? { http } : {}), ...(relayPairs ? { relayPairs } : {}) };
 }
 
 /**

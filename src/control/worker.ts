@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
-import { relayEngine } from "../relay/engine.ts";
+import { relayEngine, relaySample } from "../relay/engine.ts";
 import type { SocketSource } from "../listen/listeners.ts";
 import type { FromWorker, ToWorker } from "./ipc.ts";
 import { WORKER_ENV } from "./ipc.ts";
@@ -31,6 +31,7 @@ export async function runWorker(config: Config, load: () => Config, env: Record<
   const service = new Service(load, sockets);
   await service.start(config);
   service.metrics.relayEngine = relayEngine(config);
+  service.metrics.sampleRelay = relaySample;
   const send = (m: FromWorker) => process.send?.(m);
   onUnknownCancelKey((key, message) => send({ t: "cancel", key, message: Buffer.from(message).toString("hex") }));
 

@@ -22,11 +22,13 @@ const SYMBOLS = {
   sy_splice_add: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
   sy_splice_poll: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   sy_splice_probe: { args: [], returns: FFIType.i32 },
+  sy_splice_active: { args: [], returns: FFIType.i32 },
   // ---- sockmap relay, peek, CPU sampler (src/native/sockmap.ts, peek.ts, cpu.ts) ----
   sy_sockmap_start: { args: [], returns: FFIType.i32 },
   sy_sockmap_probe: { args: [], returns: FFIType.i32 },
   sy_sockmap_add: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
   sy_sockmap_poll: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  sy_sockmap_active: { args: [], returns: FFIType.i32 },
   sy_peek: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   sy_cpu_watch: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   sy_cpu_unwatch: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -116,4 +118,9 @@ export function spliceAdd(fdA: number, fdB: number, idleMs: number, id: number):
  */
 export function splicePoll(onRecord: OnRecord): number {
   return lib ? drainRecords(lib.symbols.sy_splice_poll, onRecord) : 0;
+}
+
+/** Pairs the splice engine carries now (handed over, no record yet). */
+export function spliceActive(): number {
+  return lib ? lib.symbols.sy_splice_active() : 0;
 }

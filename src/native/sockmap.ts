@@ -48,3 +48,9 @@ export function sockmapPoll(onRecord: OnRecord): number {
   const lib = nativeLib();
   return lib ? drainRecords(lib.symbols.sy_sockmap_poll, onRecord) : 0;
 }
+
+/** Pairs the sockmap engine carries now. */
+export function sockmapActive(): number {
+  const lib = nativeLib();
+  return lib ? lib.symbols.sy_sockmap_active() : 0;
+}

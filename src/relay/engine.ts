@@ -46,7 +46,10 @@ import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
 import { spliceStart } from "../native/index.ts";
 import { sockmapStart } from "../native/sockmap.ts";
-import { uringStart, uringStreamsToSplice } from "../native/uring.ts";
+import { spliceActive } from "../native/index.ts";
+import { sockmapActive } from "../native/sockmap.ts";
+import { uringActive, uringStart, uringStreamsHanded, uringStreamsToSplice } from "../native/uring.ts";
+import type { RelaySample } from "../control/metrics.ts";
 
 export type Engine = "sockmap" | "uring" | "splice" | "userspace";
 
@@ -113,6 +116,15 @@ function streamsToSplice(spliceReady: boolean): string {
  */
 export function uringRunning(): boolean {
   return uringReady;
+}
+
+/** The kernel engines' pairs now (those that run), and the streams uring handed to splice: for the metrics. */
+export function relaySample(): RelaySample {
+  const pairs: [string, number][] = [];
+  if (uringReady) pairs.push(["uring", uringActive()]);
+  if (spliceReady) pairs.push(["splice", spliceActive()]);
+  if (engine === "sockmap") pairs.push(["sockmap", sockmapActive()]);
+  return { pairs, streamsToSplice: uringStreamsHanded() };
 }
 
 /** Whether the splice engine runs (also as the fallback for pairs sockmap cannot take). */

@@ -23,6 +23,7 @@ const value = (f: Families, family: string, sample: string, labels: Record<strin
   f[family]?.samples.find((s) => s.name === sample && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 
 const CONNECTIONS = 40;
+const HELD = 6;
 const PAYLOAD = "x".repeat(100);
 
 for (const workers of [1, 2]) {
@@ -46,6 +47,20 @@ for (const workers of [1, 2]) {
           await c.closed;
         }));
       }
+      // Held open: the engines' pairs are a gauge, summed over workers (natively accepted: uring's).
+      const held = await Promise.all(Array.from({ length: HELD }, async () => {
+        const c = await connect(p!.port);
+        c.socket.write(PAYLOAD);
+        await eventually(() => c.receivedText() === PAYLOAD, 5000, "the echo");
+        return c;
+      }));
+      const during = await scrape(admin);
+      expect(during.switchyard_relay_pairs!.type).toBe("gauge");
+      expect(value(during, "switchyard_relay_pairs", "switchyard_relay_pairs", { engine: "uring" })).toBe(HELD);
+      for (const c of held) {
+        c.socket.end();
+        await c.closed;
+      }
       expect((await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" })).status).toBe(200);
       const labels = { listener: "edge", route: "r" };
       let f: Families = {};
@@ -54,14 +69,17 @@ for (const workers of [1, 2]) {
       while (value(f, "switchyard_connections_active", "switchyard_connections_active", labels) !== 0 && Date.now() < deadline);
 
       expect(f.switchyard_connections!.type).toBe("counter"); // the parser names a counter family without _total
-      expect(value(f, "switchyard_connections", "switchyard_connections_total", labels)).toBe(CONNECTIONS);
-      expect(value(f, "switchyard_bytes_in", "switchyard_bytes_in_total", labels)).toBe(CONNECTIONS * PAYLOAD.length);
-      expect(value(f, "switchyard_bytes_out", "switchyard_bytes_out_total", labels)).toBe(CONNECTIONS * PAYLOAD.length);
+      const all = CONNECTIONS + HELD;
+      expect(value(f, "switchyard_connections", "switchyard_connections_total", labels)).toBe(all);
+      expect(value(f, "switchyard_bytes_in", "switchyard_bytes_in_total", labels)).toBe(all * PAYLOAD.length);
+      expect(value(f, "switchyard_bytes_out", "switchyard_bytes_out_total", labels)).toBe(all * PAYLOAD.length);
       const closed = f.switchyard_connections_closed!.samples.filter((s) => s.name === "switchyard_connections_closed_total" && s.labels.route === "r");
-      expect(closed.reduce((n, s) => n + s.value, 0)).toBe(CONNECTIONS);
+      expect(closed.reduce((n, s) => n + s.value, 0)).toBe(all);
       expect(f.switchyard_upstream_connect_seconds!.type).toBe("histogram");
-      expect(value(f, "switchyard_upstream_connect_seconds", "switchyard_upstream_connect_seconds_count", labels)).toBe(CONNECTIONS);
-      expect(value(f, "switchyard_upstream_connect_seconds", "switchyard_upstream_connect_seconds_bucket", { ...labels, le: "+Inf" })).toBe(CONNECTIONS);
+      expect(value(f, "switchyard_upstream_connect_seconds", "switchyard_upstream_connect_seconds_count", labels)).toBe(all);
+      expect(value(f, "switchyard_upstream_connect_seconds", "switchyard_upstream_connect_seconds_bucket", { ...labels, le: "+Inf" })).toBe(all);
+      expect(value(f, "switchyard_relay_pairs", "switchyard_relay_pairs", { engine: "uring" })).toBe(0);
+      expect(f.switchyard_relay_streams_to_splice!.type).toBe("counter");
       expect(f.switchyard_relay_engine!.samples[0]!.value).toBe(1);
       expect(value(f, "switchyard_reloads", "switchyard_reloads_total", { result: "ok" })).toBe(1);
       if (workers > 1) expect(value(f, "switchyard_workers", "switchyard_workers", {})).toBe(workers);

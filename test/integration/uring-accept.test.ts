@@ -353,7 +353,7 @@ test("relay auto: a natively accepted stream moves from uring to splice (1 MiB o
   const sink = hashingSink();
   const echo = echoServer();
   const [streamPort, echoPort] = [freePort(), freePort()];
-  const file = writeConfig({ listeners: [
+  const file = writeConfig({ admin: { listen: "127.0.0.1:0" }, listeners: [
     { name: "stream", listen: [`127.0.0.1:${streamPort}`], routes: [{ name: "r", upstreams: [`127.0.0.1:${sink.port}`] }] },
     { name: "rr", listen: [`127.0.0.1:${echoPort}`], routes: [{ name: "r", upstreams: [`127.0.0.1:${echo.port}`] }] },
   ] }, tempDir());
@@ -368,6 +368,18 @@ test("relay auto: a natively accepted stream moves from uring to splice (1 MiB o
     expect(byListener.stream).toMatchObject({ relay: "splice", reason: "done", bytesIn: 8 << 20 });
     expect(byListener.stream!.bytesOut).toBe(String(8 << 20).length + 65);
     expect(byListener.rr).toMatchObject({ relay: "uring", reason: "done", bytesIn: 48 * 65536, bytesOut: 48 * 65536 });
+    // The metrics: one stream handed over; a connection held open is a uring pair, none is splice's.
+    const held = await connect(echoPort);
+    held.socket.write("still here");
+    await eventually(() => held.receivedText() === "still here", 5000, "the held echo");
+    const m = await metricsJson(adminPort(p));
+    expect(m.streamsToSplice).toBe(1);
+    expect(m.relayPairs).toEqual({ uring: 1, splice: 0 });
+    const text = await (await fetch(`http://127.0.0.1:${adminPort(p)}/metrics`)).text();
+    expect(text).toContain('switchyard_relay_pairs{engine="uring"} 1');
+    expect(text).toContain("switchyard_relay_streams_to_splice_total 1");
+    held.socket.end();
+    await held.closed;
   } finally {
     await p.stop();
     sink.stop();
