@@ -113,6 +113,8 @@ const FAMILIES = {
   switchyard_accept_paused_total: "counter",
   switchyard_upstream_connect_seconds: "histogram",
   switchyard_relay_engine: "gauge",
+  switchyard_relay_pairs: "gauge",
+  switchyard_relay_streams_to_splice_total: "counter",
   switchyard_reloads_total: "counter",
   switchyard_tls_handshakes_total: "counter",
   switchyard_refused_total: "counter",
@@ -202,7 +204,23 @@ describe("Prometheus text", () => {
   test("with no traffic: every family still has HELP and TYPE, and uptime is a sample", () => {
     const e = parseExposition(new Metrics().toPrometheus());
     expect(Object.fromEntries([...e.families].map(([n, f]) => [n, f.type]))).toEqual(FAMILIES);
-    expect(e.samples.map((s) => s.name)).toEqual(["switchyard_relay_engine", "switchyard_reloads_total", "switchyard_reloads_total", "switchyard_uptime_seconds"]);
+    expect(e.samples.map((s) => s.name)).toEqual(["switchyard_relay_engine", "switchyard_relay_streams_to_splice_total", "switchyard_reloads_total", "switchyard_reloads_total", "switchyard_uptime_seconds"]);
+  });
+
+  test("the relay engines' pairs and streams: sampled where a process relays, summed over workers' snapshots", () => {
+    const worker = (uring: number, splice: number, streams: number) => {
+      const m = new Metrics();
+      m.sampleRelay = () => ({ pairs: [["uring", uring], ["splice", splice]], streamsToSplice: streams });
+      return m.snapshot();
+    };
+    const sum = new Metrics();
+    sum.add(worker(3, 1, 2));
+    sum.add(worker(4, 0, 5));
+    const e = parseExposition(sum.toPrometheus());
+    expect(valueOf(e, "switchyard_relay_pairs", { engine: "uring" })).toBe(7);
+    expect(valueOf(e, "switchyard_relay_pairs", { engine: "splice" })).toBe(1);
+    expect(valueOf(e, "switchyard_relay_streams_to_splice_total", {})).toBe(7);
+    expect(sum.toJSON()).toMatchObject({ relayPairs: { uring: 7, splice: 1 }, streamsToSplice: 7 });
   });
 
   test("samples match the counters, per listener and route", () => {
@@ -233,8 +251,9 @@ describe("Prometheus text", () => {
     expect(valueOf(e, "switchyard_connections_total", webLabels)).toBe(1);
     expect(valueOf(e, "switchyard_connections_closed_total", { ...webLabels, reason: "idle_timeout" })).toBe(1);
     // One sample per route in each per-route family, one per (route, reason) in closes, reloads (ok, failed), uptime.
-    // Plus per route the connect-time histogram (13 buckets, +Inf, _sum, _count) and the relay engine gauge.
-    expect(e.samples.length).toBe(4 * 2 + 3 + 2 + 1 + 2 * 16 + 1);
+    // Plus per route the connect-time histogram (13 buckets, +Inf, _sum, _count), the relay engine gauge
+    // and the streams-to-splice counter (no engine pairs: nothing sampled them).
+    expect(e.samples.length).toBe(4 * 2 + 3 + 2 + 1 + 2 * 16 + 1 + 1);
   });
 
   test("label values with quotes, backslashes and newlines are escaped and read back intact", () => {
