@@ -110,12 +110,13 @@ export function readme(r: Results, jsonName: string, others: string[]): string {
     })), "");
   }
 
-  for (const sc of ["rr-1k", "redis-get"]) {
+  for (const sc of ["rr-1k", "redis-get", "rate"]) {
+    const unit = sc === "rate" ? "conn" : "req";
     const rrRuns = r.runs.filter((x) => x.scenario === sc && x.ok && typeof x.detail.host_ticks_per_100k === "number");
     if (!rrRuns.length) continue;
-    out.push(`## CPU per request (${sc})`, "");
-    out.push("Clock ticks (1/100 s) per 100k requests: the proxy's process tree (utime + stime of every process and thread under it) and the whole host (/proc/stat busy time, load generator and backend included). " +
-      (sc === "rr-1k" ? "Warmup included in both (requests = measured rate × run time)." : "Over the measured redis-benchmark run only (a fixed request count).") + " Median of the rounds.", "");
+    out.push(`## CPU per ${sc === "rate" ? "connection" : "request"} (${sc})`, "");
+    out.push(`Clock ticks (1/100 s) per 100k ${sc === "rate" ? "connections (each: connect, 1 KB echoed, close)" : "requests"}: the proxy's process tree (utime + stime of every process and thread under it) and the whole host (/proc/stat busy time, load generator and backend included). ` +
+      (sc === "redis-get" ? "Over the measured redis-benchmark run only (a fixed request count)." : "Warmup included in both (units = measured rate × run time).") + " Median of the rounds.", "");
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
     const bySystem = new Map<string, { proxy: number[]; host: number[]; syscalls: number[] }>();
     for (const x of rrRuns) {
@@ -125,7 +126,7 @@ export function readme(r: Results, jsonName: string, others: string[]): string {
       e.host.push(x.detail.host_ticks_per_100k as number);
       bySystem.set(x.system, e);
     }
-    out.push(table(["system", "proxy ticks / 100k req", "host ticks / 100k req", "proxy syscalls / req (--syscalls)", "rounds (proxy)"], [...bySystem].map(([sys, e]) => [
+    out.push(table(["system", `proxy ticks / 100k ${unit}`, `host ticks / 100k ${unit}`, `proxy syscalls / ${unit} (--syscalls)`, "rounds (proxy)"], [...bySystem].map(([sys, e]) => [
       `\`${sys}\``, e.proxy.length ? median(e.proxy).toFixed(1) : "-", median(e.host).toFixed(1), e.syscalls.length ? median(e.syscalls).toFixed(2) : "-",
       e.proxy.map((n) => n.toFixed(1)).join(" · ") || "-",
     ])), "");

@@ -84,25 +84,32 @@ const rr: Scenario = {
   id: "rr-1k", title: "1 KB request/response, 50 connections", unit: "req/s", higherIsBetter: true,
   backend: "echo", direct: true,
   async run(ctx, s, t) {
-    // CPU per request: the proxy's own (its process tree's ticks) and the whole host's (/proc/stat,
-    // so work moved into softirq or kworkers is not hidden). Both deltas cover loadgen's warmup, so
-    // the requests are the measured rate times warmup + duration, as in bulk.
-    const proxyBefore = t.pid === null ? 0 : cpuTicksOf(t.pid);
-    const hostBefore = hostCpuSeconds();
-    const perf = syscallCounter(ctx, s, t);
-    const rep = await loadgen(ctx, s, ["rr", "--target", t.address, "--connections", "50", "--size", "1024"]);
-    const counted = await perf?.stop();
-    const host = hostCpuSeconds() - hostBefore;
-    const proxy = t.pid === null ? null : cpuTicksOf(t.pid) - proxyBefore;
-    const m = fromLoadgen(rep, rep.rps);
-    const requests = Math.max(1, rep.rps * (s.duration + s.warmup));
-    const per100k = 1e5 / requests;
-    m.detail.proxy_ticks_per_100k = proxy === null ? null : Math.round(proxy * per100k * 10) / 10;
-    m.detail.host_ticks_per_100k = Math.round(host * 100 * per100k * 10) / 10;
-    perRequest(m.detail, counted, requests);
-    return m;
+    return costed(ctx, s, t, ["rr", "--target", t.address, "--connections", "50", "--size", "1024"], (rep) => rep.rps);
   },
 };
+
+/**
+ * One loadgen run with its cost per unit (a request, or a connection: `rateOf` picks loadgen's
+ * figure): the proxy's CPU (its process tree's ticks) and the whole host's (/proc/stat, so work moved
+ * into softirq or kworkers is not hidden), and with --syscalls its system calls. Both deltas cover
+ * loadgen's warmup, so the units are the measured rate times warmup + duration, as in bulk.
+ */
+async function costed(ctx: Ctx, s: Settings, t: Instance, args: string[], rateOf: (rep: LoadgenReport) => number): Promise<Measure> {
+  const proxyBefore = t.pid === null ? 0 : cpuTicksOf(t.pid);
+  const hostBefore = hostCpuSeconds();
+  const perf = syscallCounter(ctx, s, t);
+  const rep = await loadgen(ctx, s, args);
+  const counted = await perf?.stop();
+  const host = hostCpuSeconds() - hostBefore;
+  const proxy = t.pid === null ? null : cpuTicksOf(t.pid) - proxyBefore;
+  const m = fromLoadgen(rep, rateOf(rep));
+  const units = Math.max(1, rateOf(rep) * (s.duration + s.warmup));
+  const per100k = 1e5 / units;
+  m.detail.proxy_ticks_per_100k = proxy === null ? null : Math.round(proxy * per100k * 10) / 10;
+  m.detail.host_ticks_per_100k = Math.round(host * 100 * per100k * 10) / 10;
+  perRequest(m.detail, counted, units);
+  return m;
+}
 
 /** perf stat on the proxy for this run when --syscalls asked for it (null otherwise, or for direct). */
 function syscallCounter(ctx: Ctx, s: Settings, t: Instance) {
@@ -164,8 +171,7 @@ const rate: Scenario = {
   id: "rate", title: "new connections per second (connect, 1 KB echo, close), 50 at a time", unit: "conn/s",
   higherIsBetter: true, backend: "echo", direct: true,
   async run(ctx, s, t) {
-    const rep = await loadgen(ctx, s, ["rate", "--target", t.address, "--connections", "50", "--size", "1024"]);
-    return fromLoadgen(rep, rep.connections_per_s);
+    return costed(ctx, s, t, ["rate", "--target", t.address, "--connections", "50", "--size", "1024"], (rep) => rep.connections_per_s);
   },
 };
 
