@@ -71,7 +71,7 @@ async function underSystemd(workers: number) {
     const after = load.ok();
     await eventually(() => load.ok() >= after + 20, 20_000, "connections served by the new process");
     const { failures } = await load.stop();
-    expect(failures).toEqual([]);
+    expect(failures, `the proxy's log:\n${err}`).toEqual([]);
 
     process.kill(mainpid, "SIGTERM");
     await eventually(() => notes().includes("STOPPING=1"), 30_000, "STOPPING=1 from the new main process");
