@@ -66,6 +66,10 @@ onAcceptEvents({
     accept(l.runtime, nativeClient(token, ip, port, l.port, fd));
   },
   connected: nativeConnected,
+  failed(kind, error) {
+    const what = kind === "bell" ? "the uring engine's event bell stopped: nothing more is accepted natively" : `handling a ${kind} event failed`;
+    log.error(`native accept: ${what}`, { error: (error as Error)?.stack ?? String(error) });
+  },
 });
 
 /** A stand-in for Bun's server in BoundListener: the engine accepts, there is nothing of Bun's to stop. */

@@ -39,6 +39,8 @@ export interface AcceptEvents {
   accepted(token: number, listener: number, ip: string, port: number, fd: number): void;
   /** The dial of connection `id` connected in `micros` µs on socket `fd`; the engine relays it from now on. */
   connected(id: number, micros: number, fd: number): void;
+  /** One of the two threw (the bell goes on; an accepted client was reset), or the bell stopped. */
+  failed(kind: "accepted" | "connected" | "bell", error: unknown): void;
 }
 
 let receiver: AcceptEvents | null = null;
@@ -63,6 +65,7 @@ function acceptLibrary(): Lib | null {
     // Without the bell no accepted client would ever be answered: nothing more may be accepted.
     why = `the uring engine's bell stopped: ${(e as Error)?.message ?? e}`;
     lib = null;
+    receiver?.failed("bell", e);
   });
   return (lib = opened.symbols);
 }
@@ -90,16 +93,30 @@ function drainEvents(l: Lib): void {
       const key = Number(u64[i * 5]);
       const kind = u32[i * 10 + 2]!;
       const arg = u32[i * 10 + 3]!;
+      // One event's failure must not end the loop: the bell would never be read again, and every
+      // client accepted after it would wait unanswered.
       if (kind === KIND_CONNECTED) {
-        receiver?.connected(key, arg, i32[i * 10 + 9]!);
+        try {
+          receiver?.connected(key, arg, i32[i * 10 + 9]!);
+        } catch (e) {
+          receiver?.failed("connected", e);
+        }
       } else if (kind === KIND_ACCEPTED) {
         const family = u16[i * 20 + 9]!;
         const port = u16[i * 20 + 8]!;
         const at = i * EVENT_BYTES + 20;
         const ip = family === 4 ? ipv4Text(at)
           : family === 6 ? formatIp({ family: 6, bytes: bytes.slice(at, at + 16) }) : "unix";
-        if (receiver) receiver.accepted(key, arg, ip, port, i32[i * 10 + 9]!);
-        else l.sy_uring_refuse(key, 0);
+        if (!receiver) {
+          l.sy_uring_refuse(key, 0);
+          continue;
+        }
+        try {
+          receiver.accepted(key, arg, ip, port, i32[i * 10 + 9]!);
+        } catch (e) {
+          l.sy_uring_refuse(key, 1); // no-op if the pipeline got as far as a dial: then its record comes
+          receiver.failed("accepted", e);
+        }
       }
     }
     if (n < BATCH) return;
