@@ -215,6 +215,7 @@ export class Metrics {
   }
 
   toJSON(): object {
+    const relay = this.relayNow();
     return {
       relay: this.relayEngine,
       workers: this.workers,
@@ -226,8 +227,8 @@ export class Metrics {
       tlsRefused: Object.fromEntries([...this.tlsRefused].map(([k, v]) => [k.replace("\0", "/"), v])),
       refused: Object.fromEntries([...this.refused].map(([k, v]) => [k.replaceAll("\0", "/"), v])),
       http: this.http.snapshot(),
-      relayPairs: Object.fromEntries(this.relayNow().relayPairs),
-      streamsToSplice: this.relayNow().streamsToSplice,
+      relayPairs: Object.fromEntries(relay.relayPairs),
+      streamsToSplice: relay.streamsToSplice,
     };
   }
 

@@ -44,10 +44,8 @@
  */
 import type { Config } from "../config/types.ts";
 import { log } from "../log/logger.ts";
-import { spliceStart } from "../native/index.ts";
-import { sockmapStart } from "../native/sockmap.ts";
-import { spliceActive } from "../native/index.ts";
-import { sockmapActive } from "../native/sockmap.ts";
+import { spliceActive, spliceStart } from "../native/index.ts";
+import { sockmapActive, sockmapStart } from "../native/sockmap.ts";
 import { uringActive, uringStart, uringStreamsHanded, uringStreamsToSplice } from "../native/uring.ts";
 import type { RelaySample } from "../control/metrics.ts";
 

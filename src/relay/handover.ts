@@ -175,13 +175,19 @@ function carryOn(conn: Conn): void {
  */
 function completedBySplice(id: number, aToB: number, bToA: number, reason: RelayReason, errno: number): void {
   const conn = live.get(id);
-  if (conn && conn.flags & RELAYED_BY_URING) conn.flags = (conn.flags & ~RELAYED_BY_URING) | RELAYED_BY_SPLICE;
-  completed(id, aToB, bToA, reason, errno);
+  if (!conn) return;
+  if (conn.flags & RELAYED_BY_URING) conn.flags = (conn.flags & ~RELAYED_BY_URING) | RELAYED_BY_SPLICE;
+  settle(conn, aToB, bToA, reason, errno);
 }
 
 function completed(id: number, aToB: number, bToA: number, reason: RelayReason, errno: number): void {
   const conn = live.get(id);
-  if (!conn) return;
+  if (conn) settle(conn, aToB, bToA, reason, errno);
+}
+
+/** A pair's record: its counts, then the end of the connection (or, for `migrate`, userspace goes on). */
+function settle(conn: Conn, aToB: number, bToA: number, reason: RelayReason, errno: number): void {
+  const id = conn.id;
   conn.bytesIn += aToB;
   conn.bytesOut += bToA;
   conn.lastActive = performance.now();
